@@ -1,0 +1,35 @@
+"""GET /v1/account: check a key and see what it may do."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from perf_metrics.auth import CustomerKeyDep
+
+router = APIRouter(tags=["account"])
+
+
+class AccountResponse(BaseModel):
+    account_id: str = Field(description="The account the key belongs to.")
+    name: str = Field(description="The account's display name.")
+    tier: str = Field(description="Billing tier: free, pro or enterprise.")
+    environment: str = Field(description="The key's environment: live or test.")
+    key_id: str = Field(description="Id of the key that made this request.")
+    rate_limit_per_minute: int = Field(
+        description="Requests a minute allowed on /v1/metrics/* for this account (by tier)."
+    )
+
+
+@router.get("/v1/account", response_model=AccountResponse, summary="The calling key's account")
+async def get_account(key: CustomerKeyDep) -> AccountResponse:
+    """Which account and environment a customer key reads, and its rate limit."""
+    assert key.account_id and key.account_name and key.tier and key.environment
+    return AccountResponse(
+        account_id=key.account_id,
+        name=key.account_name,
+        tier=key.tier,
+        environment=key.environment,
+        key_id=key.key_id,
+        rate_limit_per_minute=key.rate_limit_per_minute or 0,
+    )

@@ -1,0 +1,202 @@
+"""Accounts and keys: the admin operations behind the CLI (SPEC §3, §8)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from perf_metrics.auth import generate_key, hash_key, new_key_id
+from perf_metrics.db import accounts, api_keys
+from perf_metrics.settings import TIER_LIMITS
+
+ACCOUNT_ID = re.compile(r"^acct_[A-Za-z0-9_]{1,59}$")
+TASK_TYPES = ("extraction", "classification", "summarization", "reasoning", "code", "writing")
+
+
+class AdminError(ValueError):
+    """A refused admin operation; the CLI prints it and exits non-zero."""
+
+
+def new_account_id() -> str:
+    return "acct_" + secrets.token_hex(8)
+
+
+def _check_unit(name: str, value: float | None) -> None:
+    if value is not None and not 0 <= value <= 1:
+        raise AdminError(f"{name} must be between 0 and 1")
+
+
+async def create_account(
+    conn: AsyncConnection, *, name: str, tier: str, account_id: str | None = None
+) -> dict[str, Any]:
+    account_id = account_id or new_account_id()
+    if not ACCOUNT_ID.match(account_id):
+        raise AdminError("account id must look like acct_[A-Za-z0-9_]{1,59}")
+    if tier not in TIER_LIMITS:
+        raise AdminError(f"tier must be one of {', '.join(TIER_LIMITS)}")
+    if not name.strip():
+        raise AdminError("name must not be empty")
+    exists = await conn.scalar(select(accounts.c.id).where(accounts.c.id == account_id))
+    if exists:
+        raise AdminError(f"account {account_id} already exists")
+    now = datetime.now(UTC)
+    await conn.execute(
+        insert(accounts).values(
+            id=account_id,
+            name=name,
+            tier=tier,
+            cost_vs_quality_ratio=0.5,
+            latency_sensitivity=0.5,
+            preferred_models=[],
+            task_overrides={},
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return await get_account(conn, account_id)
+
+
+async def get_account(conn: AsyncConnection, account_id: str) -> dict[str, Any]:
+    row = (
+        (await conn.execute(select(accounts).where(accounts.c.id == account_id)))
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        raise AdminError(f"no account {account_id}")
+    return {
+        "account_id": row["id"],
+        "name": row["name"],
+        "tier": row["tier"],
+        "settings": {
+            "cost_vs_quality_ratio": row["cost_vs_quality_ratio"],
+            "latency_sensitivity": row["latency_sensitivity"],
+            "preferred_models": list(row["preferred_models"]),
+            "task_overrides": dict(row["task_overrides"]),
+        },
+        "created_at": row["created_at"].isoformat(),
+        "updated_at": row["updated_at"].isoformat(),
+    }
+
+
+async def update_account(
+    conn: AsyncConnection,
+    account_id: str,
+    *,
+    tier: str | None = None,
+    cost_vs_quality_ratio: float | None = None,
+    latency_sensitivity: float | None = None,
+    preferred_models: list[str] | None = None,
+    task_overrides: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    await get_account(conn, account_id)  # raises when missing
+    values: dict[str, Any] = {}
+    if tier is not None:
+        if tier not in TIER_LIMITS:
+            raise AdminError(f"tier must be one of {', '.join(TIER_LIMITS)}")
+        values["tier"] = tier
+    _check_unit("cost_vs_quality_ratio", cost_vs_quality_ratio)
+    _check_unit("latency_sensitivity", latency_sensitivity)
+    if cost_vs_quality_ratio is not None:
+        values["cost_vs_quality_ratio"] = cost_vs_quality_ratio
+    if latency_sensitivity is not None:
+        values["latency_sensitivity"] = latency_sensitivity
+    if preferred_models is not None:
+        if any(not m or len(m) > 100 for m in preferred_models):
+            raise AdminError("preferred models must be 1-100 characters each")
+        values["preferred_models"] = preferred_models
+    if task_overrides is not None:
+        for task, model in task_overrides.items():
+            if task not in TASK_TYPES:
+                raise AdminError(f"unknown task type {task!r}; one of {', '.join(TASK_TYPES)}")
+            if not model or len(model) > 100:
+                raise AdminError("override models must be 1-100 characters")
+        values["task_overrides"] = task_overrides
+    if values:
+        values["updated_at"] = datetime.now(UTC)
+        await conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+    return await get_account(conn, account_id)
+
+
+async def create_key(
+    conn: AsyncConnection,
+    *,
+    account_id: str | None,
+    environment: str = "live",
+    ingest: bool = False,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Create a key; the only time the secret is ever returned."""
+    if ingest:
+        prefix, kind, env, account_id = "sk_ingest_", "ingest", None, None
+    else:
+        if account_id is None:
+            raise AdminError("a customer key needs --account")
+        await get_account(conn, account_id)
+        if environment not in ("live", "test"):
+            raise AdminError("environment must be live or test")
+        prefix, kind, env = f"pk_{environment}_", "customer", environment
+    key = generate_key(prefix)
+    key_id = new_key_id()
+    await conn.execute(
+        insert(api_keys).values(
+            id=key_id,
+            account_id=account_id,
+            kind=kind,
+            environment=env,
+            name=name,
+            key_hash=hash_key(key),
+            display_prefix=key[: len(prefix) + 4],
+            last4=key[-4:],
+            created_at=datetime.now(UTC),
+        )
+    )
+    return {
+        "key": key,
+        "key_id": key_id,
+        "kind": kind,
+        "account_id": account_id,
+        "environment": env,
+        "name": name,
+    }
+
+
+def _key_view(row: Any) -> dict[str, Any]:
+    return {
+        "key_id": row.id,
+        "kind": row.kind,
+        "account_id": row.account_id,
+        "environment": row.environment,
+        "name": row.name,
+        "display": f"{row.display_prefix}...{row.last4}",
+        "created_at": row.created_at.isoformat(),
+        "last_used_at": row.last_used_at.isoformat() if row.last_used_at else None,
+        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+    }
+
+
+async def list_keys(conn: AsyncConnection, *, account_id: str | None) -> list[dict[str, Any]]:
+    query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
+    if account_id is None:
+        query = query.where(api_keys.c.kind == "ingest")
+    else:
+        await get_account(conn, account_id)
+        query = query.where(api_keys.c.account_id == account_id)
+    return [_key_view(row) for row in (await conn.execute(query)).all()]
+
+
+async def revoke_key(conn: AsyncConnection, key_id: str) -> dict[str, Any]:
+    row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).one_or_none()
+    if row is None:
+        raise AdminError(f"no key {key_id}")
+    if row.revoked_at is None:
+        await conn.execute(
+            update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=datetime.now(UTC))
+        )
+        row = (await conn.execute(select(api_keys).where(api_keys.c.id == key_id))).one()
+    return _key_view(row)

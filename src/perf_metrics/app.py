@@ -1,0 +1,44 @@
+"""The ASGI application: `create_app(settings)`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from perf_metrics import __version__, account_routes, health
+from perf_metrics.db import create_engine
+from perf_metrics.errors import RequestIdMiddleware, install_error_handlers
+from perf_metrics.settings import Settings, get_settings
+
+API_DESCRIPTION = """
+The Metrics API of the Perf LLM router: cost, latency, reliability and routing quality of
+every call your account made. Authenticate with `Authorization: Bearer pk_live_...`.
+Every error has the shape `{"error": {"type", "code", "message", "param", "request_id"}}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = create_engine(settings)
+        try:
+            yield
+        finally:
+            await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Perf Metrics API",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health.router)
+    app.include_router(account_routes.router)
+    return app

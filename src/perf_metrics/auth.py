@@ -1,0 +1,172 @@
+"""API keys: format, generation, hashing, and the bearer dependencies (SPEC §3).
+
+A key is `<prefix><43 random base62 chars><6 checksum chars>`: 256 bits from `secrets`, and
+a CRC-32 checksum so that a mistyped key is rejected without a database lookup. Only the
+SHA-256 of the whole key is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from perf_metrics.db import ConnectionDep, accounts, api_keys
+from perf_metrics.errors import AuthenticationError, PermissionDenied
+from perf_metrics.settings import TIER_LIMITS
+
+KeyKind = Literal["customer", "ingest"]
+Environment = Literal["live", "test"]
+
+PREFIXES: dict[str, tuple[KeyKind, Environment | None]] = {
+    "pk_live_": ("customer", "live"),
+    "pk_test_": ("customer", "test"),
+    "sk_ingest_": ("ingest", None),
+}
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SECRET_LEN = 43  # ceil(256 / log2(62))
+_CHECK_LEN = 6  # 62**6 > 2**32
+KEY_PATTERN = re.compile(r"^(pk_live_|pk_test_|sk_ingest_)([0-9A-Za-z]{49})$")
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _base62(number: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        number, digit = divmod(number, 62)
+        chars.append(_ALPHABET[digit])
+    return "".join(reversed(chars))
+
+
+def _checksum(prefix: str, secret: str) -> str:
+    return _base62(zlib.crc32(f"{prefix}{secret}".encode()), _CHECK_LEN)
+
+
+def generate_key(prefix: str) -> str:
+    if prefix not in PREFIXES:
+        raise ValueError(f"unknown key prefix {prefix!r}")
+    secret = _base62(secrets.randbits(256), _SECRET_LEN)
+    return f"{prefix}{secret}{_checksum(prefix, secret)}"
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def is_well_formed(key: str) -> bool:
+    """Format and checksum only; no database involved."""
+    match = KEY_PATTERN.match(key)
+    if match is None:
+        return False
+    prefix, body = match.groups()
+    return secrets.compare_digest(_checksum(prefix, body[:_SECRET_LEN]), body[_SECRET_LEN:])
+
+
+def new_key_id() -> str:
+    return "key_" + _base62(secrets.randbits(96), 17)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key and, for customer keys, its account."""
+
+    key_id: str
+    kind: KeyKind
+    environment: Environment | None
+    account_id: str | None
+    account_name: str | None
+    tier: str | None
+
+    @property
+    def rate_limit_per_minute(self) -> int | None:
+        return TIER_LIMITS.get(self.tier) if self.tier else None
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if header is None:
+        raise AuthenticationError(
+            "No API key provided. Send 'Authorization: Bearer <key>'.", code="missing_api_key"
+        )
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token or token != token.strip() or " " in token:
+        raise AuthenticationError(
+            "Malformed Authorization header. Send 'Authorization: Bearer <key>'."
+        )
+    return token
+
+
+async def authenticate(conn: AsyncConnection, token: str) -> Principal:
+    if not is_well_formed(token):
+        raise AuthenticationError("Invalid API key.")
+    row = (
+        await conn.execute(
+            select(
+                api_keys.c.id,
+                api_keys.c.kind,
+                api_keys.c.environment,
+                api_keys.c.account_id,
+                api_keys.c.revoked_at,
+                api_keys.c.last_used_at,
+                accounts.c.name,
+                accounts.c.tier,
+            )
+            .select_from(api_keys.outerjoin(accounts, accounts.c.id == api_keys.c.account_id))
+            .where(api_keys.c.key_hash == hash_key(token))
+        )
+    ).one_or_none()
+    if row is None or row.revoked_at is not None:
+        raise AuthenticationError("Invalid API key.")
+    now = datetime.now(UTC)
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        # At most one write a minute per key; the guard keeps concurrent requests from piling up.
+        await conn.execute(
+            update(api_keys)
+            .where(api_keys.c.id == row.id)
+            .where(
+                (api_keys.c.last_used_at.is_(None))
+                | (api_keys.c.last_used_at < now - LAST_USED_RESOLUTION)
+            )
+            .values(last_used_at=now)
+        )
+    return Principal(
+        key_id=row.id,
+        kind=row.kind,
+        environment=row.environment,
+        account_id=row.account_id,
+        account_name=row.name,
+        tier=row.tier,
+    )
+
+
+async def _principal(request: Request, conn: ConnectionDep) -> Principal:
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    principal = await authenticate(conn, bearer_token(request))
+    request.state.principal = principal
+    return principal
+
+
+async def _customer_key(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    if principal.kind != "customer":
+        raise PermissionDenied("This route needs a customer key (pk_live_ or pk_test_).")
+    return principal
+
+
+async def _ingest_key(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    if principal.kind != "ingest":
+        raise PermissionDenied("This route needs an ingest key (sk_ingest_).")
+    return principal
+
+
+CustomerKeyDep = Annotated[Principal, Depends(_customer_key)]
+IngestKeyDep = Annotated[Principal, Depends(_ingest_key)]

@@ -1,0 +1,238 @@
+"""The `perf-metrics` command (SPEC §8): JSON on stdout, errors on stderr, non-zero on error."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from perf_metrics import accounts as admin
+from perf_metrics.errors import is_database_unavailable
+from perf_metrics.settings import Settings, get_settings
+
+
+class CliError(Exception):
+    """Printed to stderr as `error: ...`; exit status 1."""
+
+
+def emit(payload: Any) -> None:
+    sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.flush()
+
+
+def _where(settings: Settings) -> str:
+    url = make_url(settings.database_url)
+    host = url.host or url.query.get("host") or "localhost"
+    return f"{host}:{url.port or 5432}/{url.database}"
+
+
+def run_in_transaction(
+    settings: Settings, work: Callable[[AsyncConnection], Awaitable[Any]]
+) -> Any:
+    from perf_metrics.db import create_engine
+
+    async def go() -> Any:
+        engine = create_engine(settings, pool_size=1, max_overflow=0)
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+# --- subcommands -----------------------------------------------------------------------
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:
+    from perf_metrics.migrate import head_revision, upgrade
+
+    upgrade(settings.database_url)
+    emit({"migrated_to": head_revision()})
+
+
+def cmd_accounts_create(args: argparse.Namespace, settings: Settings) -> None:
+    emit(
+        run_in_transaction(
+            settings,
+            lambda c: admin.create_account(
+                c, name=args.name, tier=args.tier, account_id=args.account_id
+            ),
+        )
+    )
+
+
+def _task_overrides(pairs: list[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    overrides = {}
+    for pair in pairs:
+        task, sep, model = pair.partition("=")
+        if not sep:
+            raise CliError(f"--task-override takes TASK=MODEL, got {pair!r}")
+        overrides[task.strip()] = model.strip()
+    return overrides
+
+
+def cmd_accounts_update(args: argparse.Namespace, settings: Settings) -> None:
+    preferred = None
+    if args.preferred_models is not None:
+        preferred = [m.strip() for m in args.preferred_models.split(",") if m.strip()]
+    overrides = _task_overrides(args.task_override)
+    emit(
+        run_in_transaction(
+            settings,
+            lambda c: admin.update_account(
+                c,
+                args.account_id,
+                tier=args.tier,
+                cost_vs_quality_ratio=args.cost_vs_quality,
+                latency_sensitivity=args.latency_sensitivity,
+                preferred_models=preferred,
+                task_overrides=overrides,
+            ),
+        )
+    )
+
+
+def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> None:
+    if args.ingest and args.account:
+        raise CliError("an ingest key is platform-wide: give --ingest or --account, not both")
+    if not args.ingest and not args.account:
+        raise CliError("give --account ID for a customer key, or --ingest")
+    emit(
+        run_in_transaction(
+            settings,
+            lambda c: admin.create_key(
+                c,
+                account_id=args.account,
+                environment=args.environment,
+                ingest=args.ingest,
+                name=args.name,
+            ),
+        )
+    )
+
+
+def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> None:
+    if not args.account and not args.ingest:
+        raise CliError("give --account ID, or --ingest for ingest keys")
+    emit(run_in_transaction(settings, lambda c: admin.list_keys(c, account_id=args.account)))
+
+
+def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> None:
+    emit(run_in_transaction(settings, lambda c: admin.revoke_key(c, args.key_id)))
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "perf_metrics.main:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )
+
+
+# --- parser ----------------------------------------------------------------------------
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number between 0 and 1") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="perf-metrics", description="Admin and serving commands for perf-metrics."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    acc = sub.add_parser("accounts", help="create or update accounts").add_subparsers(
+        dest="action", required=True
+    )
+    p = acc.add_parser("create", help="create an account")
+    p.add_argument("--name", required=True)
+    p.add_argument("--tier", required=True, choices=["free", "pro", "enterprise"])
+    p.add_argument("--account-id")
+    p.set_defaults(func=cmd_accounts_create)
+    p = acc.add_parser("update", help="change an account's tier or settings")
+    p.add_argument("account_id")
+    p.add_argument("--tier", choices=["free", "pro", "enterprise"])
+    p.add_argument("--cost-vs-quality", type=_unit_float)
+    p.add_argument("--latency-sensitivity", type=_unit_float)
+    p.add_argument("--preferred-models", help="comma-separated; empty string clears")
+    p.add_argument("--task-override", action="append", metavar="TASK=MODEL")
+    p.set_defaults(func=cmd_accounts_update)
+
+    keys = sub.add_parser("keys", help="create, list or revoke API keys").add_subparsers(
+        dest="action", required=True
+    )
+    p = keys.add_parser("create", help="create a key (printed once)")
+    p.add_argument("--account")
+    p.add_argument("--environment", choices=["live", "test"], default="live")
+    p.add_argument("--ingest", action="store_true", help="a platform-wide ingest key")
+    p.add_argument("--name")
+    p.set_defaults(func=cmd_keys_create)
+    p = keys.add_parser("list", help="list an account's keys (never the secrets)")
+    p.add_argument("--account")
+    p.add_argument("--ingest", action="store_true", help="list ingest keys")
+    p.set_defaults(func=cmd_keys_list)
+    p = keys.add_parser("revoke", help="revoke a key, effective on the next request")
+    p.add_argument("key_id")
+    p.set_defaults(func=cmd_keys_revoke)
+
+    p = sub.add_parser("serve", help="serve the API with uvicorn")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except ValueError as exc:
+        print(f"error: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    try:
+        args.func(args, settings)
+    except (CliError, admin.AdminError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if is_database_unavailable(exc) or "connect" in type(exc).__name__.lower():
+            print(
+                f"error: cannot reach the database at {_where(settings)} "
+                f"({type(exc).__name__}). Is Postgres running, and is DATABASE_URL right?",
+                file=sys.stderr,
+            )
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

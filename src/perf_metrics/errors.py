@@ -1,0 +1,282 @@
+"""One error family, one JSON envelope (SPEC §6), installed once by `create_app`.
+
+Every non-2xx response of every route has the shape
+`{"error": {"type", "code", "message", "param", "request_id"}}` and carries `X-Request-ID`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("perf_metrics.errors")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
+
+
+class PerfError(Exception):
+    """An error the API answers on purpose. Raise it anywhere below the edge."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class InvalidParameter(PerfError):
+    code = "invalid_parameter"
+
+
+class InvalidJSON(PerfError):
+    code = "invalid_json"
+
+
+class InvalidCallRecord(PerfError):
+    code = "invalid_call_record"
+
+
+class NotFound(PerfError):
+    status = 404
+    code = "not_found"
+
+
+class PayloadTooLarge(PerfError):
+    status = 413
+    code = "payload_too_large"
+
+
+class AuthenticationError(PerfError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+    def __init__(self, message: str, *, code: str = "invalid_api_key") -> None:
+        super().__init__(message, code=code, headers={"WWW-Authenticate": "Bearer"})
+
+
+class PermissionDenied(PerfError):
+    status = 403
+    type = "permission_error"
+    code = "insufficient_scope"
+
+
+class RateLimited(PerfError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class ServiceUnavailable(PerfError):
+    status = 503
+    type = "api_error"
+    code = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def request_id_of(scope: Scope) -> str:
+    state = scope.setdefault("state", {})
+    rid = state.get("request_id")
+    if rid is None:
+        rid = state["request_id"] = new_request_id()
+    return str(rid)
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (keeping a sane incoming X-Request-ID) and echoes it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        state = scope.setdefault("state", {})
+        state["request_id"] = (
+            incoming if incoming and _SANE_REQUEST_ID.match(incoming) else new_request_id()
+        )
+        header = (b"x-request-id", state["request_id"].encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
+                headers.append(header)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def error_response(
+    scope: Scope,
+    status: int,
+    type_: str,
+    code: str,
+    message: str,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    rid = request_id_of(scope)
+    body: dict[str, Any] = {
+        "type": type_,
+        "code": code,
+        "message": message,
+        "param": param,
+        "request_id": rid,
+    }
+    if extra:
+        body.update(extra)
+    all_headers = {REQUEST_ID_HEADER: rid, **(headers or {})}
+    return Response(
+        orjson.dumps({"error": body}),
+        status_code=status,
+        media_type="application/json",
+        headers=all_headers,
+    )
+
+
+def _param_name(loc: tuple[Any, ...]) -> str | None:
+    # ("query", "days") -> "days"; ("body", "calls", 3, "model") -> "calls.3.model"
+    parts = (
+        [str(p) for p in loc[1:]] if loc and loc[0] in {"query", "path", "header", "body"} else []
+    )
+    return ".".join(parts) or None
+
+
+async def _perf_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PerfError)
+    return error_response(
+        request.scope,
+        exc.status,
+        exc.type,
+        exc.code,
+        exc.message,
+        exc.param,
+        exc.headers,
+        exc.extra,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    param = _param_name(tuple(first.get("loc", ())))
+    # pydantic's message describes the rule; we never echo the input back.
+    detail = str(first.get("msg", "invalid value"))
+    message = f"Invalid value for '{param}': {detail}." if param else f"Invalid request: {detail}."
+    return error_response(
+        request.scope, 400, "invalid_request_error", "invalid_parameter", message, param
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return error_response(
+            request.scope, 404, "invalid_request_error", "not_found", "No such route."
+        )
+    if exc.status_code == 405:
+        headers = dict(exc.headers or {})
+        return error_response(
+            request.scope,
+            405,
+            "invalid_request_error",
+            "method_not_allowed",
+            f"Method {request.method} is not allowed on this route.",
+            headers=headers,
+        )
+    return error_response(
+        request.scope,
+        exc.status_code,
+        "invalid_request_error" if exc.status_code < 500 else "api_error",
+        "http_error",
+        str(exc.detail),
+    )
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Connection refused or lost, pool exhausted, statement timeout."""
+    if isinstance(
+        exc, PoolTimeoutError | OperationalError | InterfaceError | OSError | TimeoutError
+    ):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = getattr(exc.orig, "sqlstate", None) or getattr(
+            getattr(exc.orig, "__cause__", None), "sqlstate", None
+        )
+        # 57014 query_canceled (statement_timeout), 57P0x admin shutdown/cannot connect now,
+        # 08xxx connection exceptions, 53300 too many connections.
+        if orig and (orig == "57014" or orig.startswith(("57P", "08", "53"))):
+            return True
+    return False
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    if is_database_unavailable(exc):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return error_response(
+            request.scope,
+            503,
+            "api_error",
+            "service_unavailable",
+            "The service is temporarily unavailable. Retry shortly.",
+            headers={"Retry-After": "5"},
+        )
+    log.exception("unhandled error", extra={"request_id": request_id_of(request.scope)})
+    return error_response(
+        request.scope, 500, "api_error", "internal_error", "An internal error occurred."
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(PerfError, _perf_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Database failures go through ExceptionMiddleware (a 503 is an answer, not a crash);
+    # everything else reaches the catch-all 500.
+    for exc_class in (SQLAlchemyError, OSError, TimeoutError):
+        app.add_exception_handler(exc_class, _unhandled)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,40 @@
+"""Liveness and readiness. Neither needs a key; neither is rate limited."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from perf_metrics.errors import ServiceUnavailable, is_database_unavailable
+from perf_metrics.migrate import current_revision, head_revision
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers (no database involved)")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: the database answers and its schema is at the latest migration",
+    responses={503: {"description": "Database unreachable, or migrations not at head."}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    engine: AsyncEngine = request.app.state.engine
+    try:
+        async with engine.connect() as conn:
+            revision = await current_revision(conn)
+    except Exception as exc:
+        if is_database_unavailable(exc):
+            raise ServiceUnavailable("The database is unreachable.") from None
+        raise
+    head = head_revision()
+    if revision != head:
+        raise ServiceUnavailable(
+            f"The database schema is at {revision or 'nothing'}; expected {head}. "
+            "Run `perf-metrics migrate`."
+        )
+    return JSONResponse({"status": "ready", "database": "ok", "migration": revision})

@@ -1,0 +1,131 @@
+"""A migrated database per test session; every test starts from empty tables.
+
+Tests commit for real (ingest is concurrent and idempotent, which a rolled-back outer
+transaction would hide), so isolation is by truncating the data tables before each test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from perf_metrics import accounts as admin
+from perf_metrics.app import create_app
+from perf_metrics.db import create_engine
+from perf_metrics.migrate import upgrade
+from perf_metrics.settings import Settings
+from tests.pg import scratch_database
+
+KEEP_TABLES = {"alembic_version", "model_prices"}
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with scratch_database() as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, rate_limit_enabled=False)
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+async def clean_tables(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        names = (
+            await conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+            )
+        ).scalars()
+        data_tables = [n for n in names if n not in KEEP_TABLES]
+        if data_tables:
+            await conn.execute(text(f"TRUNCATE {', '.join(data_tables)} CASCADE"))
+
+
+@pytest.fixture
+def app_settings(settings: Settings) -> Settings:
+    """Override in a test module to change settings for its app."""
+    return settings
+
+
+@pytest.fixture
+async def app(app_settings: Settings) -> AsyncIterator[FastAPI]:
+    app = create_app(app_settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    # As under uvicorn, an unhandled exception becomes the 500 response, not a test crash.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+class Admin:
+    """Accounts and keys made through the same code the CLI uses."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def account(
+        self, tier: str = "pro", account_id: str | None = None, **settings: Any
+    ) -> str:
+        async with self.engine.begin() as conn:
+            acct = await admin.create_account(
+                conn, name="Test Co", tier=tier, account_id=account_id
+            )
+            if settings:
+                await admin.update_account(conn, acct["account_id"], **settings)
+        return str(acct["account_id"])
+
+    async def key(self, account_id: str | None = None, environment: str = "live") -> dict[str, Any]:
+        async with self.engine.begin() as conn:
+            return await admin.create_key(
+                conn, account_id=account_id, environment=environment, ingest=account_id is None
+            )
+
+    async def revoke(self, key_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await admin.revoke_key(conn, key_id)
+
+
+@pytest.fixture
+def admin_ops(engine: AsyncEngine) -> Admin:
+    return Admin(engine)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def assert_envelope(
+    response: httpx.Response, status: int, code: str, param: str | None = None
+) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert {"type", "code", "message", "param", "request_id"} <= set(error)
+    assert error["code"] == code
+    if param is not None:
+        assert error["param"] == param
+    assert error["request_id"].startswith("req_") or error["request_id"]
+    assert response.headers["x-request-id"] == error["request_id"]
+    return dict(error)

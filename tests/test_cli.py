@@ -1,0 +1,127 @@
+"""The perf-metrics command, run as a user runs it: a subprocess with DATABASE_URL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import assert_envelope, bearer
+
+
+@pytest.fixture
+def cli(database_url: str):
+    env = {**os.environ, "DATABASE_URL": database_url.replace("+asyncpg", "")}
+
+    def run(
+        *args: str, ok: bool = True, url: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        run_env = {**env, "DATABASE_URL": url} if url else env
+        proc = subprocess.run(
+            [sys.executable, "-m", "perf_metrics.cli", *args],
+            env=run_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if ok:
+            assert proc.returncode == 0, proc.stderr
+        return proc
+
+    return run
+
+
+async def test_account_key_revoke_story(cli, client) -> None:
+    assert json.loads(cli("migrate").stdout)["migrated_to"]
+    acct = json.loads(cli("accounts", "create", "--name", "Acme", "--tier", "pro").stdout)
+    assert acct["account_id"].startswith("acct_")
+    assert acct["tier"] == "pro"
+    created = json.loads(cli("keys", "create", "--account", acct["account_id"]).stdout)
+    assert created["key"].startswith("pk_live_")
+    assert created["key_id"].startswith("key_")
+
+    response = await client.get("/v1/account", headers=bearer(created["key"]))
+    assert response.status_code == 200
+    assert response.json()["account_id"] == acct["account_id"]
+
+    listed = json.loads(cli("keys", "list", "--account", acct["account_id"]).stdout)
+    assert [k["key_id"] for k in listed] == [created["key_id"]]
+    assert created["key"] not in json.dumps(listed)
+
+    revoked = json.loads(cli("keys", "revoke", created["key_id"]).stdout)
+    assert revoked["revoked_at"] is not None
+    response = await client.get("/v1/account", headers=bearer(created["key"]))
+    assert_envelope(response, 401, "invalid_api_key")
+
+
+def test_account_update_and_test_and_ingest_keys(cli) -> None:
+    cli("accounts", "create", "--name", "Beta", "--tier", "free", "--account-id", "acct_beta")
+    updated = json.loads(
+        cli(
+            "accounts",
+            "update",
+            "acct_beta",
+            "--tier",
+            "enterprise",
+            "--cost-vs-quality",
+            "0.7",
+            "--latency-sensitivity",
+            "0.2",
+            "--preferred-models",
+            "gpt-4o-mini,claude-haiku-4-5",
+            "--task-override",
+            "reasoning=claude-sonnet-4-5",
+        ).stdout
+    )
+    assert updated["tier"] == "enterprise"
+    assert updated["settings"] == {
+        "cost_vs_quality_ratio": 0.7,
+        "latency_sensitivity": 0.2,
+        "preferred_models": ["gpt-4o-mini", "claude-haiku-4-5"],
+        "task_overrides": {"reasoning": "claude-sonnet-4-5"},
+    }
+    test_key = json.loads(
+        cli("keys", "create", "--account", "acct_beta", "--environment", "test").stdout
+    )
+    assert test_key["key"].startswith("pk_test_")
+    ingest = json.loads(cli("keys", "create", "--ingest", "--name", "router").stdout)
+    assert ingest["key"].startswith("sk_ingest_")
+    assert ingest["account_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("accounts", "create", "--name", "X", "--tier", "gold"), "invalid choice"),
+        (("accounts", "create", "--name", "X", "--tier", "pro", "--account-id", "bad id"), "acct_"),
+        (("accounts", "update", "acct_missing", "--tier", "pro"), "no account"),
+        (("accounts", "update", "acct_x", "--cost-vs-quality", "2"), "between 0 and 1"),
+        (("keys", "create", "--account", "acct_missing"), "no account"),
+        (("keys", "create"), "--account"),
+        (("keys", "revoke", "key_missing"), "no key"),
+    ],
+)
+def test_errors_go_to_stderr_with_nonzero_exit(cli, args, needle) -> None:
+    proc = cli(*args, ok=False)
+    assert proc.returncode != 0
+    assert proc.stdout == ""
+    assert needle in proc.stderr
+
+
+def test_unreachable_database_is_a_clear_message(cli) -> None:
+    proc = cli(
+        "accounts",
+        "create",
+        "--name",
+        "X",
+        "--tier",
+        "pro",
+        ok=False,
+        url="postgresql://postgres@127.0.0.1:1/nothing",
+    )
+    assert proc.returncode == 2
+    assert "cannot reach the database at 127.0.0.1:1/nothing" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,52 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from perf_metrics.app import create_app
+from perf_metrics.migrate import head_revision
+from perf_metrics.settings import Settings
+from tests.conftest import assert_envelope
+
+
+async def test_healthz_needs_no_database(client) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_reports_the_head_migration(client) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["migration"] == head_revision()
+
+
+async def test_readyz_is_503_when_the_database_is_unreachable() -> None:
+    import httpx
+
+    settings = Settings(
+        database_url="postgresql://postgres@127.0.0.1:1/none", db_connect_timeout_s=1
+    )
+    app: FastAPI = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.get("/readyz")
+            assert_envelope(response, 503, "service_unavailable")
+            assert response.headers["retry-after"].isdigit()
+            assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_readyz_is_503_when_migrations_are_behind(client, engine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = 'old'"))
+    try:
+        response = await client.get("/readyz")
+        assert_envelope(response, 503, "service_unavailable")
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE alembic_version SET version_num = :v"), {"v": head_revision()}
+            )
