@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from perf_metrics import __version__, account_routes, health
+from perf_metrics.calls import router as calls_router
 from perf_metrics.db import create_engine
 from perf_metrics.errors import RequestIdMiddleware, install_error_handlers
 from perf_metrics.settings import Settings, get_settings
@@ -41,4 +42,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(account_routes.router)
+    app.include_router(calls_router.router)
     return app

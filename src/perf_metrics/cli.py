@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perf_metrics import accounts as admin
@@ -30,6 +31,19 @@ def _where(settings: Settings) -> str:
     url = make_url(settings.database_url)
     host = url.host or url.query.get("host") or "localhost"
     return f"{host}:{url.port or 5432}/{url.database}"
+
+
+def _database_problem(exc: BaseException, settings: Settings) -> str:
+    where = _where(settings)
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        detail = str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
+        if is_database_unavailable(exc):
+            return f"cannot reach the database at {where} ({detail}). Is Postgres running?"
+        return f"database error at {where}: {detail}"
+    return (
+        f"cannot reach the database at {where} ({type(exc).__name__}). "
+        "Is Postgres running, and is DATABASE_URL right?"
+    )
 
 
 def run_in_transaction(
@@ -222,15 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, admin.AdminError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:
-        if is_database_unavailable(exc) or "connect" in type(exc).__name__.lower():
-            print(
-                f"error: cannot reach the database at {_where(settings)} "
-                f"({type(exc).__name__}). Is Postgres running, and is DATABASE_URL right?",
-                file=sys.stderr,
-            )
-            return 2
-        raise
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"error: {_database_problem(exc, settings)}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -21,7 +21,6 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     Numeric,
-    SmallInteger,
     Table,
     Text,
 )
@@ -116,73 +115,69 @@ calls = Table(
     Column("ingested_at", DateTime(timezone=True), nullable=False),
 )
 
-# --- Rollups (see docs/rollups.md). Maintained by the ingest write path, in its transaction.
+# --- Rollups (docs/rollups.md). Maintained by the ingest write path, in its transaction.
+# Only the columns the read path names are declared; the migrations own the full DDL.
 
-account_daily = Table(
+
+def _account_day(name: str, *columns: Column[Any]) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("account_id", Text, primary_key=True),
+        Column("environment", Text, primary_key=True),
+        Column("day", Date, primary_key=True),
+        *columns,
+    )
+
+
+account_daily = _account_day(
     "rollup_account_daily",
-    metadata,
-    Column("account_id", Text, primary_key=True),
-    Column("environment", Text, primary_key=True),
-    Column("day", Date, primary_key=True),
-    Column("calls", BigInteger, nullable=False),
-    Column("successes", BigInteger, nullable=False),
-    Column("routed_right", BigInteger, nullable=False),
-    Column("fallbacks", BigInteger, nullable=False),
-    Column("retried", BigInteger, nullable=False),
-    Column("ceiling_hits", BigInteger, nullable=False),
-    Column("cost_usd", Numeric, nullable=False),
-    Column("latency_sum", BigInteger, nullable=False),
-    Column("input_tokens", Numeric, nullable=False),
-    Column("output_tokens", Numeric, nullable=False),
-    Column("quality_sum", Float, nullable=False),
-    Column("quality_n", BigInteger, nullable=False),
-    Column("complexity_sum", Float, nullable=False),
-    Column("complexity_n", BigInteger, nullable=False),
-    Column("message_sum", BigInteger, nullable=False),
-    Column("message_n", BigInteger, nullable=False),
-    Column("hour_calls", ARRAY(BigInteger), nullable=False),  # 24 counts, UTC hour of day
+    *(
+        Column(n, BigInteger)
+        for n in (
+            "calls",
+            "successes",
+            "routed_right",
+            "fallbacks",
+            "retried",
+            "ceiling_hits",
+            "latency_sum",
+            "input_tokens",
+            "output_tokens",
+            "quality_n",
+            "complexity_n",
+            "message_sum",
+            "message_n",
+        )
+    ),
+    Column("cost_usd", Numeric),
+    Column("quality_sum", Numeric),
+    Column("complexity_sum", Numeric),
+    Column("hour_calls", ARRAY(BigInteger)),
 )
-
-model_daily = Table(
+model_daily = _account_day(
     "rollup_model_daily",
-    metadata,
-    Column("account_id", Text, primary_key=True),
-    Column("environment", Text, primary_key=True),
-    Column("day", Date, primary_key=True),
     Column("task_type", Text, primary_key=True),
     Column("model", Text, primary_key=True),
-    Column("calls", BigInteger, nullable=False),
-    Column("successes", BigInteger, nullable=False),
-    Column("cost_usd", Numeric, nullable=False),
-    Column("latency_sum", BigInteger, nullable=False),
-    Column("quality_sum", Float, nullable=False),
-    Column("quality_n", BigInteger, nullable=False),
+    *(Column(n, BigInteger) for n in ("calls", "successes", "latency_sum", "quality_n")),
+    Column("cost_usd", Numeric),
+    Column("quality_sum", Numeric),
 )
-
-failure_daily = Table(
+failure_daily = _account_day(
     "rollup_failure_daily",
-    metadata,
-    Column("account_id", Text, primary_key=True),
-    Column("environment", Text, primary_key=True),
-    Column("day", Date, primary_key=True),
     Column("task_type", Text, primary_key=True),
     Column("first_model", Text, primary_key=True),
     Column("failure_mode", Text, primary_key=True),  # '' for calls without a failure
-    Column("calls", BigInteger, nullable=False),
-    Column("retry_recovered", BigInteger, nullable=False),
-    Column("fallback_recovered", BigInteger, nullable=False),
-    Column("unrecoverable", BigInteger, nullable=False),
+    *(
+        Column(n, BigInteger)
+        for n in ("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
+    ),
 )
-
-trigger_daily = Table(
+trigger_daily = _account_day(
     "rollup_trigger_daily",
-    metadata,
-    Column("account_id", Text, primary_key=True),
-    Column("environment", Text, primary_key=True),
-    Column("day", Date, primary_key=True),
     Column("failure_mode", Text, primary_key=True),
     Column("failure_trigger", Text, primary_key=True),
-    Column("calls", BigInteger, nullable=False),
+    Column("calls", BigInteger),
 )
 
 
@@ -193,20 +188,24 @@ def _provider_table(name: str) -> Table:
         Column("environment", Text, primary_key=True),
         Column("bucket", DateTime(timezone=True), primary_key=True),
         Column("provider", Text, primary_key=True),
-        Column("fc_calls", BigInteger, nullable=False),  # first-choice calls
-        Column("fc_provider_failures", BigInteger, nullable=False),
-        Column("fc_rate_limited", BigInteger, nullable=False),
-        Column("served_calls", BigInteger, nullable=False),
-        Column("latency_sum", BigInteger, nullable=False),
-        Column("hist_lo", SmallInteger, nullable=False),  # bin index of hist[1]
-        Column("hist", ARRAY(Integer), nullable=False),  # latency histogram, see histogram.py
+        *(
+            Column(n, BigInteger)
+            for n in (
+                "fc_calls",
+                "fc_provider_failures",
+                "fc_rate_limited",
+                "served_calls",
+                "latency_sum",
+            )
+        ),
+        Column("hist", ARRAY(Integer)),  # subscripts are latency bins (histogram.py)
     )
 
 
 provider_5m = _provider_table("rollup_provider_5m")
 provider_hourly = _provider_table("rollup_provider_hourly")
 
-# A per-account change counter: ETags and caches key on it.
+# A change counter per account and environment: ETags key on it.
 account_versions = Table(
     "account_data_versions",
     metadata,
@@ -238,10 +237,13 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
 
 
 async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """One connection per request, in a transaction committed when the handler returns."""
+    """One connection per request; its open transaction is committed when the handler returns
+    (rolled back on error). A handler may also commit earlier and go on (ingest does)."""
     engine: AsyncEngine = request.app.state.engine
-    async with engine.begin() as conn:
+    async with engine.connect() as conn:
         yield conn
+        if conn.in_transaction():
+            await conn.commit()
 
 
 ConnectionDep = Annotated[AsyncConnection, Depends(get_connection)]

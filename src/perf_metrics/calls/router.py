@@ -1,0 +1,88 @@
+"""POST /v1/calls: how the router writes the call log (SPEC §7)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from perf_metrics.auth import IngestKeyDep
+from perf_metrics.calls.schema import parse_json_body, parse_ndjson_lines
+from perf_metrics.calls.store import store_batch
+from perf_metrics.db import ConnectionDep
+from perf_metrics.errors import PayloadTooLarge, PerfError
+from perf_metrics.settings import Settings
+
+router = APIRouter(tags=["ingest"])
+
+JSON_TYPES = {"application/json"}
+NDJSON_TYPES = {"application/x-ndjson", "application/jsonl", "application/ndjson"}
+
+
+class UnsupportedMediaType(PerfError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class IngestResponse(BaseModel):
+    received: int = Field(description="Records in the batch.")
+    inserted: int = Field(description="Records newly stored.")
+    duplicates: int = Field(
+        description="Records skipped because their call_id was already stored for that account "
+        "(or appeared earlier in the same batch): received - inserted."
+    )
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) as soon as it passes `limit` bytes: never all of it in memory."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/v1/calls",
+    response_model=IngestResponse,
+    summary="Ingest a batch of call records",
+    responses={
+        400: {"description": "Invalid JSON, invalid records (up to 100 errors), unknown account"},
+        401: {"description": "Missing or invalid ingest key"},
+        403: {"description": "Not an ingest key"},
+        413: {"description": "More than 10,000 records or 10 MB"},
+        415: {"description": "Content-Type is neither application/json nor application/x-ndjson"},
+    },
+)
+async def ingest_calls(request: Request, key: IngestKeyDep, conn: ConnectionDep) -> IngestResponse:
+    """Store a batch of calls: `{"calls": [...]}` as `application/json`, or one record per line
+    as `application/x-ndjson`. All or nothing: one invalid record rejects the batch. A call_id
+    already stored for its account is skipped, never overwritten. The answer comes after commit.
+    """
+    settings: Settings = request.app.state.settings
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in JSON_TYPES | NDJSON_TYPES:
+        raise UnsupportedMediaType(
+            'Send application/json ({"calls": [...]}) or application/x-ndjson.',
+            param="Content-Type",
+        )
+    body = await read_limited_body(request, settings.max_ingest_bytes)
+    too_many = PayloadTooLarge(f"A batch holds at most {settings.max_ingest_records} records.")
+    if media in NDJSON_TYPES:
+        lines = body.split(b"\n")
+        if sum(1 for line in lines if line.strip()) > settings.max_ingest_records:
+            raise too_many
+        rows = parse_ndjson_lines(lines)
+    else:
+        rows = parse_json_body(body)
+        if len(rows) > settings.max_ingest_records:
+            raise too_many
+    # End the auth transaction, then write the batch in its own (committed before answering).
+    await conn.commit()
+    inserted = await store_batch(conn, rows)
+    return IngestResponse(received=len(rows), inserted=inserted, duplicates=len(rows) - inserted)

@@ -1,0 +1,287 @@
+"""The call record (SPEC §2): field types and ranges by pydantic, consistency rules in Python.
+
+`parse_batch` turns a JSON body or NDJSON lines into validated rows ready for COPY, or raises
+`InvalidCallRecord` listing up to 100 `{index, field, message}` errors. Nothing is written
+before the whole batch is valid.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from perf_metrics.errors import InvalidCallRecord, InvalidJSON
+
+MAX_ERRORS = 100
+FUTURE_TOLERANCE = timedelta(minutes=5)
+INT32 = 2**31 - 1
+INT64 = 2**63 - 1
+# NUMERIC(20, 12) holds up to 10^8; a single LLM call costing more is a unit mistake.
+MAX_COST_USD = 1_000_000.0
+
+TaskType = Literal["extraction", "classification", "summarization", "reasoning", "code", "writing"]
+FailureMode = Literal[
+    "format_violation",
+    "refusal",
+    "hallucination",
+    "incomplete",
+    "reasoning_error",
+    "provider_error",
+    "timeout",
+    "rate_limited",
+]
+PROVIDER_SIDE_MODES = ("provider_error", "timeout", "rate_limited")
+CallId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+Model = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Provider = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+Unit = Annotated[float, Field(ge=0, le=1)]
+MetaKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MetaValue = Annotated[str, StringConstraints(max_length=256)]
+
+
+class CallRecord(BaseModel):
+    """One call as the router logs it. Types are strict: `"5"` is not 5, `5.0` is not an int."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    call_id: CallId
+    account_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    environment: Literal["live", "test"] = "live"
+    api_key_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    created_at: datetime
+    task_type: TaskType
+    complexity_score: Unit | None = None
+    model: Model
+    provider: Provider
+    initial_model: Model | None = None
+    initial_provider: Provider | None = None
+    input_tokens: Annotated[int, Field(ge=0, le=INT64)]
+    output_tokens: Annotated[int, Field(ge=0, le=INT64)]
+    cost_usd: Annotated[float, Field(ge=0, le=MAX_COST_USD)]
+    latency_ms: Annotated[int, Field(ge=0, le=INT32)]
+    status: Literal["success", "error"]
+    failure_mode: FailureMode | None = None
+    failure_trigger: Annotated[str, StringConstraints(max_length=100)] | None = None
+    recovery: Literal["retry", "fallback"] | None = None
+    retry_count: Annotated[int, Field(ge=0, le=INT32)] = 0
+    fallback_used: bool = False
+    quality_score: Unit | None = None
+    message_count: Annotated[int, Field(ge=1, le=INT32)] | None = None
+    max_cost_per_call: Annotated[float, Field(ge=0, le=MAX_COST_USD)] | None = None
+    cost_ceiling_hit: bool = False
+    user_id: Annotated[str, StringConstraints(max_length=128)] | None = None
+    metadata: Annotated[dict[MetaKey, MetaValue], Field(max_length=16)] | None = None
+
+
+class CallBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    calls: list[CallRecord]
+
+
+# Column order of the rows handed to COPY (and of `calls` in the migration, minus ingested_at).
+COLUMNS = (
+    "account_id",
+    "call_id",
+    "environment",
+    "api_key_id",
+    "created_at",
+    "task_type",
+    "complexity_score",
+    "model",
+    "provider",
+    "initial_model",
+    "initial_provider",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "latency_ms",
+    "status",
+    "failure_mode",
+    "failure_trigger",
+    "recovery",
+    "retry_count",
+    "fallback_used",
+    "quality_score",
+    "message_count",
+    "max_cost_per_call",
+    "cost_ceiling_hit",
+    "user_id",
+    "metadata",
+)
+_STRING_FIELDS = (
+    "call_id",
+    "account_id",
+    "api_key_id",
+    "model",
+    "provider",
+    "initial_model",
+    "initial_provider",
+    "failure_trigger",
+    "user_id",
+)
+
+
+def consistency_errors(r: CallRecord, now: datetime) -> list[tuple[str, str]]:
+    """The SPEC §2 rules across fields, each error naming the rule it breaks."""
+    errors: list[tuple[str, str]] = []
+    for name in _STRING_FIELDS:
+        value = getattr(r, name)
+        if value is not None and "\x00" in value:
+            errors.append((name, "strings must not contain NUL characters"))
+    if r.metadata and any("\x00" in k or "\x00" in v for k, v in r.metadata.items()):
+        errors.append(("metadata", "strings must not contain NUL characters"))
+    if r.created_at.tzinfo is None:
+        errors.append(("created_at", "must be an RFC 3339 timestamp with a UTC offset"))
+    elif r.created_at > now + FUTURE_TOLERANCE:
+        errors.append(("created_at", "must be at most 5 minutes in the future"))
+    if r.status == "error":
+        if r.failure_mode is None:
+            errors.append(("failure_mode", "status error requires a failure_mode"))
+        if r.recovery is not None:
+            errors.append(("recovery", "status error requires recovery null"))
+    if r.failure_mode is None:
+        if r.recovery is not None:
+            errors.append(("recovery", "failure_mode null requires recovery null"))
+        if r.retry_count != 0:
+            errors.append(("retry_count", "failure_mode null requires retry_count 0"))
+        if r.fallback_used:
+            errors.append(("fallback_used", "failure_mode null requires fallback_used false"))
+    elif r.status == "success" and r.recovery is None:
+        errors.append(("recovery", "failure_mode set with status success requires a recovery"))
+    if r.recovery == "retry" and r.retry_count < 1:
+        errors.append(("retry_count", "recovery retry requires retry_count >= 1"))
+    if r.recovery == "fallback" and not r.fallback_used:
+        errors.append(("fallback_used", "recovery fallback requires fallback_used true"))
+    if r.fallback_used and (r.initial_model is None or r.initial_model == r.model):
+        errors.append(
+            ("initial_model", "fallback_used requires initial_model different from model")
+        )
+    return errors
+
+
+def to_row(r: CallRecord) -> tuple[Any, ...]:
+    return (
+        r.account_id,
+        r.call_id,
+        r.environment,
+        r.api_key_id,
+        r.created_at.astimezone(UTC),
+        r.task_type,
+        r.complexity_score,
+        r.model,
+        r.provider,
+        r.initial_model,
+        r.initial_provider,
+        r.input_tokens,
+        r.output_tokens,
+        # repr() is the shortest string that round-trips: the number the client wrote.
+        Decimal(repr(r.cost_usd)),
+        r.latency_ms,
+        r.status,
+        r.failure_mode,
+        r.failure_trigger,
+        r.recovery,
+        r.retry_count,
+        r.fallback_used,
+        r.quality_score,
+        r.message_count,
+        None if r.max_cost_per_call is None else Decimal(repr(r.max_cost_per_call)),
+        r.cost_ceiling_hit,
+        r.user_id,
+        r.metadata,
+    )
+
+
+class ErrorList:
+    """Collects `{index, field, message}` errors, at most MAX_ERRORS of them."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.total = 0
+
+    def add(self, index: int, field: str | None, message: str) -> None:
+        self.total += 1
+        if len(self.items) < MAX_ERRORS:
+            self.items.append({"index": index, "field": field, "message": message})
+
+    def add_validation(self, index: int, exc: ValidationError, prefix: int = 0) -> None:
+        for err in exc.errors(include_input=False, include_url=False):
+            loc = err["loc"][prefix:]
+            field = ".".join(str(p) for p in loc) or None
+            self.add(index, field, _message(err))
+
+    def raise_if_any(self) -> None:
+        if self.total:
+            more = f" (showing the first {MAX_ERRORS})" if self.total > MAX_ERRORS else ""
+            raise InvalidCallRecord(
+                f"{self.total} invalid field(s) in the batch{more}; nothing was stored.",
+                param="calls",
+                extra={"errors": self.items},
+            )
+
+
+def _message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown field"
+    if err["type"] == "missing":
+        return "required field is missing"
+    return str(err["msg"])
+
+
+def _valid_rows(indexed: list[tuple[int, CallRecord]], errors: ErrorList) -> list[tuple[Any, ...]]:
+    now = datetime.now(UTC)
+    rows = []
+    for index, record in indexed:
+        problems = consistency_errors(record, now)
+        for field, message in problems:
+            errors.add(index, field, message)
+        if not problems:
+            rows.append(to_row(record))
+    return rows
+
+
+def parse_json_body(body: bytes) -> list[tuple[Any, ...]]:
+    """`{"calls": [...]}` -> rows; raises InvalidJSON / InvalidCallRecord."""
+    errors = ErrorList()
+    try:
+        batch = CallBatch.model_validate_json(body)
+    except ValidationError as exc:
+        structural = [e for e in exc.errors() if e["type"] in ("json_invalid", "json_type")]
+        if structural:
+            raise InvalidJSON("The body is not valid JSON.") from None
+        top = [e for e in exc.errors() if len(e["loc"]) < 2 or e["loc"][0] != "calls"]
+        if top:
+            raise InvalidCallRecord(
+                'The body must be an object {"calls": [...]} with no other keys.', param="calls"
+            ) from None
+        for err in exc.errors(include_input=False, include_url=False):
+            index = err["loc"][1]
+            field = ".".join(str(p) for p in err["loc"][2:]) or None
+            errors.add(int(index), field, _message(err))
+        errors.raise_if_any()
+        raise AssertionError("unreachable") from None
+    rows = _valid_rows(list(enumerate(batch.calls)), errors)
+    errors.raise_if_any()
+    return rows
+
+
+def parse_ndjson_lines(lines: list[bytes], *, first_index: int = 0) -> list[tuple[Any, ...]]:
+    """One JSON object per line (blank lines skipped) -> rows; index = line position."""
+    errors = ErrorList()
+    indexed: list[tuple[int, CallRecord]] = []
+    for offset, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            indexed.append((first_index + offset, CallRecord.model_validate_json(line)))
+        except ValidationError as exc:
+            if any(e["type"] in ("json_invalid", "json_type") for e in exc.errors()):
+                errors.add(first_index + offset, None, "not a JSON object")
+            else:
+                errors.add_validation(first_index + offset, exc)
+    rows = _valid_rows(indexed, errors)
+    errors.raise_if_any()
+    return rows

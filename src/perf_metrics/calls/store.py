@@ -1,0 +1,306 @@
+"""The write path: raw call rows and every rollup, in one transaction.
+
+A batch is COPYed into a per-connection temporary table, then one statement inserts the new
+calls (ON CONFLICT DO NOTHING: a stored call_id is skipped, never overwritten) and folds exactly
+the inserted rows into each rollup. A duplicate or a rejected batch never touches a rollup, and
+the caller's transaction makes the whole batch visible at once, or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from perf_metrics.calls.schema import COLUMNS
+from perf_metrics.db import accounts
+from perf_metrics.errors import InvalidCallRecord
+
+log = logging.getLogger("perf_metrics.ingest")
+
+STAGE_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS calls_stage
+  (LIKE calls INCLUDING DEFAULTS EXCLUDING CONSTRAINTS) ON COMMIT DELETE ROWS
+"""
+
+_COLS = ", ".join(COLUMNS)
+
+# One statement: insert what is new, then fold only the inserted rows into every rollup.
+# Rows are taken in key order so that concurrent batches lock in the same order.
+INSERT_AND_ROLL_UP = f"""
+WITH ins AS (
+  INSERT INTO calls ({_COLS})
+  SELECT {_COLS} FROM calls_stage ORDER BY account_id, call_id
+  ON CONFLICT (account_id, call_id) DO NOTHING
+  RETURNING *
+),
+c AS (
+  SELECT ins.*,
+         (created_at AT TIME ZONE 'UTC')::date AS day,
+         coalesce(initial_model, model) AS first_model,
+         coalesce(initial_provider, provider) AS first_provider,
+         failure_mode IN ('provider_error', 'timeout', 'rate_limited') AS provider_side
+  FROM ins
+),
+-- per account, environment, day: totals and hour-of-day counts
+hours AS (
+  SELECT account_id, environment, day,
+         extract(hour FROM created_at AT TIME ZONE 'UTC')::int AS h, count(*) AS n
+  FROM c GROUP BY 1, 2, 3, 4
+),
+hour_arrays AS (
+  SELECT d.account_id, d.environment, d.day,
+         array_agg(coalesce(hours.n, 0) ORDER BY g) AS hour_calls
+  FROM (SELECT DISTINCT account_id, environment, day FROM c) d
+  CROSS JOIN generate_series(0, 23) g
+  LEFT JOIN hours ON hours.account_id = d.account_id AND hours.environment = d.environment
+                 AND hours.day = d.day AND hours.h = g
+  GROUP BY 1, 2, 3
+),
+r_account AS (
+  INSERT INTO rollup_account_daily AS r
+    (account_id, environment, day, calls, successes, routed_right, fallbacks, retried,
+     ceiling_hits, cost_usd, latency_sum, input_tokens, output_tokens, quality_sum, quality_n,
+     complexity_sum, complexity_n, message_sum, message_n, hour_calls)
+  SELECT t.*, ha.hour_calls FROM (
+    SELECT account_id, environment, day,
+           count(*),
+           count(*) FILTER (WHERE status = 'success'),
+           count(*) FILTER (WHERE failure_mode IS NULL
+                              AND (quality_score IS NULL OR quality_score >= 0.7)),
+           count(*) FILTER (WHERE fallback_used),
+           count(*) FILTER (WHERE retry_count > 0),
+           count(*) FILTER (WHERE cost_ceiling_hit),
+           sum(cost_usd),
+           sum(latency_ms),
+           sum(input_tokens),
+           sum(output_tokens),
+           coalesce(sum(quality_score::numeric), 0),
+           count(quality_score),
+           coalesce(sum(complexity_score::numeric), 0),
+           count(complexity_score),
+           coalesce(sum(message_count), 0),
+           count(message_count)
+    FROM c GROUP BY 1, 2, 3
+  ) t JOIN hour_arrays ha USING (account_id, environment, day)
+  ORDER BY 1, 2, 3
+  ON CONFLICT (account_id, environment, day) DO UPDATE SET
+    calls = r.calls + excluded.calls,
+    successes = r.successes + excluded.successes,
+    routed_right = r.routed_right + excluded.routed_right,
+    fallbacks = r.fallbacks + excluded.fallbacks,
+    retried = r.retried + excluded.retried,
+    ceiling_hits = r.ceiling_hits + excluded.ceiling_hits,
+    cost_usd = r.cost_usd + excluded.cost_usd,
+    latency_sum = r.latency_sum + excluded.latency_sum,
+    input_tokens = r.input_tokens + excluded.input_tokens,
+    output_tokens = r.output_tokens + excluded.output_tokens,
+    quality_sum = r.quality_sum + excluded.quality_sum,
+    quality_n = r.quality_n + excluded.quality_n,
+    complexity_sum = r.complexity_sum + excluded.complexity_sum,
+    complexity_n = r.complexity_n + excluded.complexity_n,
+    message_sum = r.message_sum + excluded.message_sum,
+    message_n = r.message_n + excluded.message_n,
+    hour_calls = counts_add(r.hour_calls, excluded.hour_calls)
+  RETURNING 1
+),
+-- per day x task x served model
+r_model AS (
+  INSERT INTO rollup_model_daily AS r
+    (account_id, environment, day, task_type, model, calls, successes, cost_usd, latency_sum,
+     quality_sum, quality_n)
+  SELECT account_id, environment, day, task_type, model,
+         count(*), count(*) FILTER (WHERE status = 'success'), sum(cost_usd), sum(latency_ms),
+         coalesce(sum(quality_score::numeric), 0), count(quality_score)
+  FROM c GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+  ON CONFLICT (account_id, environment, day, task_type, model) DO UPDATE SET
+    calls = r.calls + excluded.calls,
+    successes = r.successes + excluded.successes,
+    cost_usd = r.cost_usd + excluded.cost_usd,
+    latency_sum = r.latency_sum + excluded.latency_sum,
+    quality_sum = r.quality_sum + excluded.quality_sum,
+    quality_n = r.quality_n + excluded.quality_n
+  RETURNING 1
+),
+-- per day x task x first-choice model x failure mode ('' = none)
+r_failure AS (
+  INSERT INTO rollup_failure_daily AS r
+    (account_id, environment, day, task_type, first_model, failure_mode, calls,
+     retry_recovered, fallback_recovered, unrecoverable)
+  SELECT account_id, environment, day, task_type, first_model, coalesce(failure_mode, ''),
+         count(*),
+         count(*) FILTER (WHERE recovery = 'retry'),
+         count(*) FILTER (WHERE recovery = 'fallback'),
+         count(*) FILTER (WHERE status = 'error')
+  FROM c GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+  ON CONFLICT (account_id, environment, day, task_type, first_model, failure_mode)
+  DO UPDATE SET
+    calls = r.calls + excluded.calls,
+    retry_recovered = r.retry_recovered + excluded.retry_recovered,
+    fallback_recovered = r.fallback_recovered + excluded.fallback_recovered,
+    unrecoverable = r.unrecoverable + excluded.unrecoverable
+  RETURNING 1
+),
+r_trigger AS (
+  INSERT INTO rollup_trigger_daily AS r
+    (account_id, environment, day, failure_mode, failure_trigger, calls)
+  SELECT account_id, environment, day, failure_mode, failure_trigger, count(*)
+  FROM c WHERE failure_mode IS NOT NULL AND failure_trigger IS NOT NULL
+  GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+  ON CONFLICT (account_id, environment, day, failure_mode, failure_trigger)
+  DO UPDATE SET calls = r.calls + excluded.calls
+  RETURNING 1
+),
+-- platform-wide provider health: first-choice errors and served latency, per 5 minutes
+p AS (
+  SELECT environment, date_bin('5 minutes', created_at, TIMESTAMPTZ '2000-01-01 00:00Z') AS b5,
+         first_provider, provider, provider_side, failure_mode, latency_ms
+  FROM c
+),
+p_fc AS (
+  SELECT environment, b5, first_provider AS provider, count(*) AS fc_calls,
+         count(*) FILTER (WHERE provider_side) AS fc_provider_failures,
+         count(*) FILTER (WHERE failure_mode = 'rate_limited') AS fc_rate_limited
+  FROM p GROUP BY 1, 2, 3
+),
+p_bins AS (
+  SELECT environment, b5, provider, latency_bin(latency_ms) AS bin, count(*) AS n,
+         sum(latency_ms) AS latency_sum
+  FROM p GROUP BY 1, 2, 3, 4
+),
+p_served AS (
+  SELECT environment, b5, provider, sum(n)::bigint AS served_calls,
+         sum(latency_sum)::bigint AS latency_sum,
+         hist_from_bins(array_agg(bin), array_agg(n)) AS hist
+  FROM p_bins GROUP BY 1, 2, 3
+),
+p_rows AS (
+  SELECT environment, b5, provider,
+         coalesce(f.fc_calls, 0) AS fc_calls,
+         coalesce(f.fc_provider_failures, 0) AS fc_provider_failures,
+         coalesce(f.fc_rate_limited, 0) AS fc_rate_limited,
+         coalesce(s.served_calls, 0) AS served_calls,
+         coalesce(s.latency_sum, 0) AS latency_sum,
+         coalesce(s.hist, '{{}}'::integer[]) AS hist
+  FROM p_fc f FULL JOIN p_served s USING (environment, b5, provider)
+),
+r_p5 AS (
+  INSERT INTO rollup_provider_5m AS r
+    (environment, bucket, provider, fc_calls, fc_provider_failures, fc_rate_limited,
+     served_calls, latency_sum, hist)
+  SELECT * FROM p_rows ORDER BY 1, 2, 3
+  ON CONFLICT (environment, bucket, provider) DO UPDATE SET
+    fc_calls = r.fc_calls + excluded.fc_calls,
+    fc_provider_failures = r.fc_provider_failures + excluded.fc_provider_failures,
+    fc_rate_limited = r.fc_rate_limited + excluded.fc_rate_limited,
+    served_calls = r.served_calls + excluded.served_calls,
+    latency_sum = r.latency_sum + excluded.latency_sum,
+    hist = hist_add(r.hist, excluded.hist)
+  RETURNING 1
+),
+r_ph AS (
+  INSERT INTO rollup_provider_hourly AS r
+    (environment, bucket, provider, fc_calls, fc_provider_failures, fc_rate_limited,
+     served_calls, latency_sum, hist)
+  SELECT environment, date_trunc('hour', b5, 'UTC'), provider,
+         sum(fc_calls), sum(fc_provider_failures), sum(fc_rate_limited), sum(served_calls),
+         sum(latency_sum), hist_sum(hist)
+  FROM p_rows GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+  ON CONFLICT (environment, bucket, provider) DO UPDATE SET
+    fc_calls = r.fc_calls + excluded.fc_calls,
+    fc_provider_failures = r.fc_provider_failures + excluded.fc_provider_failures,
+    fc_rate_limited = r.fc_rate_limited + excluded.fc_rate_limited,
+    served_calls = r.served_calls + excluded.served_calls,
+    latency_sum = r.latency_sum + excluded.latency_sum,
+    hist = hist_add(r.hist, excluded.hist)
+  RETURNING 1
+),
+r_version AS (
+  INSERT INTO account_data_versions AS r (account_id, environment, version, updated_at)
+  SELECT DISTINCT account_id, environment, 1, now() FROM c ORDER BY 1, 2
+  ON CONFLICT (account_id, environment) DO UPDATE SET
+    version = r.version + 1, updated_at = excluded.updated_at
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM ins) AS inserted,
+       (SELECT count(*) FROM r_account) + (SELECT count(*) FROM r_model)
+       + (SELECT count(*) FROM r_failure) + (SELECT count(*) FROM r_trigger)
+       + (SELECT count(*) FROM r_p5) + (SELECT count(*) FROM r_ph)
+       + (SELECT count(*) FROM r_version) AS rollup_rows
+"""
+
+_DEADLOCK_RETRIES = 3
+
+
+def dedupe(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """First occurrence of each (account_id, call_id) wins; sorted by that key for locking."""
+    seen: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for row in rows:
+        seen.setdefault((row[0], row[1]), row)
+    return [seen[k] for k in sorted(seen)]
+
+
+async def unknown_accounts(conn: AsyncConnection, account_ids: set[str]) -> list[str]:
+    found = await conn.scalars(select(accounts.c.id).where(accounts.c.id.in_(account_ids)))
+    return sorted(account_ids - set(found))
+
+
+async def _driver(conn: AsyncConnection) -> Any:
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
+async def insert_calls(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Insert rows (already validated) in the caller's transaction; returns how many were new.
+
+    Raises InvalidCallRecord when an account does not exist; nothing is written then.
+    """
+    if not rows:
+        return 0
+    # Through SQLAlchemy first: that BEGINs the transaction the raw COPY below runs in.
+    unknown = await unknown_accounts(conn, {r[0] for r in rows})
+    if unknown:
+        raise InvalidCallRecord(
+            f"Unknown account_id: {', '.join(unknown[:20])}"
+            + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
+            + ". Nothing was stored.",
+            param="account_id",
+            extra={"unknown_account_ids": unknown[:100]},
+        )
+    raw = await _driver(conn)
+    await raw.execute(STAGE_DDL)
+    await raw.copy_records_to_table("calls_stage", records=dedupe(rows), columns=COLUMNS)
+    inserted: int = await raw.fetchval(INSERT_AND_ROLL_UP)
+    await raw.execute("TRUNCATE calls_stage")
+    return inserted
+
+
+async def store_batch(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Insert a batch and commit it; retried whole when Postgres breaks a deadlock.
+
+    The connection must not be inside a transaction with other pending work: this commits.
+    """
+    for attempt in range(_DEADLOCK_RETRIES + 1):
+        try:
+            inserted = await insert_calls(conn, rows)
+            await conn.commit()
+            return inserted
+        except DBAPIError as exc:
+            await conn.rollback()
+            sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(
+                getattr(exc.orig, "__cause__", None), "sqlstate", None
+            )
+            if sqlstate in ("40P01", "40001") and attempt < _DEADLOCK_RETRIES:
+                log.warning("ingest batch retried after %s (attempt %d)", sqlstate, attempt + 1)
+                await asyncio.sleep(0.05 * (attempt + 1))
+                continue
+            raise
+        except BaseException:
+            await conn.rollback()
+            raise
+    raise AssertionError("unreachable")
