@@ -11,6 +11,7 @@ from perf_metrics import __version__, account_routes, health
 from perf_metrics.calls import router as calls_router
 from perf_metrics.db import create_engine
 from perf_metrics.errors import RequestIdMiddleware, install_error_handlers
+from perf_metrics.metrics import router as metrics_router
 from perf_metrics.settings import Settings, get_settings
 
 API_DESCRIPTION = """
@@ -43,4 +44,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(account_routes.router)
     app.include_router(calls_router.router)
+    app.include_router(metrics_router.router)
     return app

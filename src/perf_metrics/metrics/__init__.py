@@ -1,0 +1,1 @@
+"""The six metrics endpoints: router (edge) -> service -> queries (rollups) -> Postgres."""

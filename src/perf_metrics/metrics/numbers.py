@@ -1,0 +1,60 @@
+"""Rounding (SPEC §4, docs/metrics.md): half-up, once, on exact values.
+
+Money arrives as exact Decimals (NUMERIC sums), rates as integer counts; both are kept exact
+(Decimal / Fraction) until the single rounding here.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Context, Decimal
+from fractions import Fraction
+
+_CTX = Context(prec=60)
+Number = Decimal | Fraction | int
+
+
+def _decimal(value: Number) -> Decimal:
+    if isinstance(value, Fraction):
+        return _CTX.divide(Decimal(value.numerator), Decimal(value.denominator))
+    return Decimal(value)
+
+
+def rnd(value: Number | None, places: int) -> float | None:
+    if value is None:
+        return None
+    quantum = Decimal(1).scaleb(-places)
+    return float(_decimal(value).quantize(quantum, rounding=ROUND_HALF_UP, context=_CTX))
+
+
+def rnd_int(value: Number | None) -> int | None:
+    if value is None:
+        return None
+    return int(_decimal(value).quantize(Decimal(1), rounding=ROUND_HALF_UP, context=_CTX))
+
+
+def ratio(numerator: Number, denominator: Number) -> Fraction | None:
+    """An exact ratio; None over zero (SPEC §4: an average or rate over zero calls is null)."""
+    if not denominator:
+        return None
+    return Fraction(numerator) / Fraction(denominator)
+
+
+def money(value: Number) -> float:
+    return rnd(value, 2) or 0.0
+
+
+def per_call_money(total: Number, calls: int) -> float | None:
+    return rnd(ratio(total, calls), 5)
+
+
+def rate(numerator: int, denominator: int) -> float | None:
+    return rnd(ratio(numerator, denominator), 3)
+
+
+def mean_ms(total: int, count: int) -> int | None:
+    return rnd_int(ratio(total, count))
+
+
+def largest_first(counts: dict[str, int]) -> list[str]:
+    """Keys by count descending, ties by name ascending (SPEC §4)."""
+    return sorted(counts, key=lambda k: (-counts[k], k))

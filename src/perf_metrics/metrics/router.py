@@ -1,0 +1,190 @@
+"""GET /v1/metrics/*: parameters at the edge, the service below, JSON with an ETag out."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from perf_metrics.auth import CustomerKeyDep, Principal
+from perf_metrics.db import ConnectionDep
+from perf_metrics.errors import ServiceUnavailable
+from perf_metrics.metrics import schemas, service
+from perf_metrics.metrics.windows import TASK_TYPES, Params, day_window, hour_window
+
+router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: If-None-Match matched the current ETag."},
+    400: {"description": "A parameter is invalid (error.param names it)."},
+    401: {"description": "Missing, malformed, unknown or revoked key."},
+    403: {"description": "Not a customer key."},
+    429: {"description": "Rate limit exceeded; see Retry-After."},
+    503: {"description": "Database unavailable or too slow; see Retry-After."},
+}
+CACHE_CONTROL = "private, max-age=60"
+
+Days = Query(None, ge=1, le=90, description="Whole UTC days in the window (1-90).")
+EndDate = Query(None, description="Last day of the window, YYYY-MM-DD (UTC); default today.")
+
+
+def _now(request: Request) -> datetime:
+    clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None)
+    return clock() if clock else datetime.now(UTC)
+
+
+def _respond(request: Request, body: dict[str, Any]) -> Response:
+    payload = orjson.dumps(body)
+    etag = '"' + hashlib.blake2b(payload, digest_size=16).hexdigest() + '"'
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
+    if etag in _if_none_match(request):
+        return Response(status_code=304, headers=headers)
+    return Response(payload, media_type="application/json", headers=headers)
+
+
+def _if_none_match(request: Request) -> set[str]:
+    raw = request.headers.get("if-none-match")
+    if not raw:
+        return set()
+    return {tag.strip().removeprefix("W/") for tag in raw.split(",")}
+
+
+def _scope(key: Principal) -> service.Scope:
+    assert key.account_id is not None and key.environment is not None
+    return service.Scope(key.account_id, key.environment)
+
+
+async def _answer(request: Request, work: Awaitable[dict[str, Any]]) -> Response:
+    try:
+        body = await work
+    except TimeoutError:
+        raise ServiceUnavailable("The query took too long; retry shortly.") from None
+    return _respond(request, body)
+
+
+def _doc(model: type[BaseModel]) -> dict[str, Any]:
+    return {"response_model": model, "responses": ERRORS}
+
+
+@router.get(
+    "/overview",
+    summary="High-level summary of the account's calls",
+    **_doc(schemas.OverviewResponse),
+)
+async def overview(
+    request: Request,
+    key: CustomerKeyDep,
+    conn: ConnectionDep,
+    days: int | None = Days,
+    end_date: str | None = EndDate,
+) -> Response:
+    """Totals, success and routing rates, per-model and per-task shares over `days` whole UTC
+    days (default 7) ending `end_date`."""
+    params = Params(request.query_params, ("days", "end_date"))
+    window = day_window(params, 7, _now(request).date())
+    return await _answer(request, service.get_overview(conn, _scope(key), window))
+
+
+@router.get(
+    "/customer",
+    summary="Account usage, month-to-date cost, projection, behaviour",
+    **_doc(schemas.CustomerResponse),
+)
+async def customer(
+    request: Request,
+    key: CustomerKeyDep,
+    conn: ConnectionDep,
+    days: int | None = Days,
+    end_date: str | None = EndDate,
+) -> Response:
+    """Usage over the window (default 30 days), calendar-month cost figures relative to
+    `end_date`, savings against gpt-4o list prices, preferences and behaviour."""
+    params = Params(request.query_params, ("days", "end_date"))
+    window = day_window(params, 30, _now(request).date())
+    return await _answer(request, service.get_customer(conn, _scope(key), window))
+
+
+@router.get(
+    "/performance",
+    summary="Per task type, per model: success, cost, latency, quality",
+    **_doc(schemas.PerformanceResponse),
+)
+async def performance(
+    request: Request,
+    key: CustomerKeyDep,
+    conn: ConnectionDep,
+    days: int | None = Days,
+    end_date: str | None = EndDate,
+    task_type: str | None = Query(None, description="Only this task type."),
+) -> Response:
+    """Per task type and served model over the window (default 7 days), the optimal model per
+    task and recommendations to switch."""
+    params = Params(request.query_params, ("days", "end_date", "task_type"))
+    task = params.choice("task_type", TASK_TYPES)
+    window = day_window(params, 7, _now(request).date())
+    return await _answer(request, service.get_performance(conn, _scope(key), window, task))
+
+
+@router.get(
+    "/failures",
+    summary="Failure modes, recovery, per-model failure rates",
+    **_doc(schemas.FailuresResponse),
+)
+async def failures(
+    request: Request,
+    key: CustomerKeyDep,
+    conn: ConnectionDep,
+    days: int | None = Days,
+    end_date: str | None = EndDate,
+) -> Response:
+    """Failures over the window (default 7 days): by mode, by first-choice model, and
+    mitigations derived from the data."""
+    params = Params(request.query_params, ("days", "end_date"))
+    window = day_window(params, 7, _now(request).date())
+    return await _answer(request, service.get_failures(conn, _scope(key), window))
+
+
+@router.get(
+    "/providers",
+    summary="Provider health: uptime, latency percentiles, errors",
+    **_doc(schemas.ProvidersResponse),
+)
+async def providers(
+    request: Request,
+    key: CustomerKeyDep,
+    conn: ConnectionDep,
+    hours: int | None = Query(None, ge=1, le=168, description="Hours in the window (1-168)."),
+    end_time: str | None = Query(
+        None, description="RFC 3339 end of the window (exclusive), truncated to 5 minutes."
+    ),
+) -> Response:
+    """Platform-wide provider health over `[end_time - hours, end_time)` for the key's
+    environment (all accounts)."""
+    params = Params(request.query_params, ("hours", "end_time"))
+    window = hour_window(params, _now(request))
+    assert key.environment is not None
+    return await _answer(request, service.get_providers(conn, key.environment, window))
+
+
+@router.get(
+    "/daily", summary="One row per day, for charts and reports", **_doc(schemas.DailyResponse)
+)
+async def daily(
+    request: Request,
+    key: CustomerKeyDep,
+    conn: ConnectionDep,
+    days: int | None = Days,
+    end_date: str | None = EndDate,
+) -> Response:
+    """One entry per UTC day of the window (default 30), empty days included, and trends over
+    the complete days."""
+    params = Params(request.query_params, ("days", "end_date"))
+    today = _now(request).date()
+    window = day_window(params, 30, today)
+    return await _answer(request, service.get_daily(conn, _scope(key), window, today))

@@ -1,0 +1,296 @@
+"""Response models: the published shapes (reference/metrics-api-reference.txt), each field's
+formula in a sentence. The service builds plain dicts for speed; tests validate every answer
+against these models, and the OpenAPI schema is generated from them."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DayPeriod(_Model):
+    start_date: str = Field(description="First instant of the window, YYYY-MM-DDT00:00:00Z.")
+    end_date: str = Field(description="Last second of the window, YYYY-MM-DDT23:59:59Z.")
+
+
+class OverviewPeriod(DayPeriod):
+    days: int = Field(description="Number of whole UTC days in the window.")
+
+
+class OverviewSummary(_Model):
+    total_calls: int = Field(description="Calls in the window.")
+    total_cost_usd: float = Field(description="Sum of cost_usd, 2 decimals.")
+    avg_cost_per_call: float | None = Field(description="total cost / calls, 5 decimals.")
+    avg_latency_ms: int | None = Field(description="Mean latency_ms, whole ms.")
+    success_rate: float | None = Field(description="Calls with status success / calls.")
+
+
+class Routing(_Model):
+    accuracy: float | None = Field(
+        description="Calls routed right / calls; routed right = no failure_mode and "
+        "(quality_score null or >= 0.7)."
+    )
+    fallback_rate: float | None = Field(description="Calls with fallback_used / calls.")
+    retry_rate: float | None = Field(description="Calls with retry_count > 0 / calls.")
+
+
+class OverviewModel(_Model):
+    calls: int = Field(description="Calls served by this model.")
+    percentage: float | None = Field(description="This model's share of calls (0..1).")
+    avg_cost: float | None = Field(description="Mean cost_usd of its calls, 5 decimals.")
+    avg_latency_ms: int | None = Field(description="Mean latency of its calls.")
+
+
+class OverviewResponse(_Model):
+    period: OverviewPeriod
+    summary: OverviewSummary
+    routing: Routing
+    models: dict[str, OverviewModel] = Field(
+        description="Per served model, most calls first (ties by name)."
+    )
+    task_distribution: dict[str, float | None] = Field(
+        description="Per task type, its share of calls, largest first."
+    )
+
+
+class Usage(_Model):
+    total_calls: int = Field(description="Calls in the window.")
+    total_tokens: int = Field(description="Sum of input_tokens + output_tokens.")
+    total_cost_usd: float = Field(description="Sum of cost_usd, 2 decimals.")
+    avg_calls_per_day: float = Field(description="Calls / days in the window, 1 decimal.")
+
+
+class VsGpt4o(_Model):
+    cost_if_gpt4o: float = Field(
+        description="Sum of tokens priced at gpt-4o's list price (price table), 2 decimals."
+    )
+    savings_usd: float = Field(description="cost_if_gpt4o - total cost.")
+    savings_percentage: float | None = Field(
+        description="100 x savings / cost_if_gpt4o, 1 decimal; null when cost_if_gpt4o is 0."
+    )
+
+
+class CostAnalysis(_Model):
+    current_month: float = Field(description="Cost from the 1st of end_date's month through it.")
+    previous_month: float = Field(description="Cost of the whole previous calendar month.")
+    change_percentage: float | None = Field(
+        description="100 x (current_month - P) / P, P = previous month's days "
+        "1..min(today's day, its length); null when P is 0."
+    )
+    projected_month_end: float = Field(
+        description="This month's cost before today + (cost of the 7 days before today / 7) x "
+        "days left in the month counting today."
+    )
+    vs_gpt4o_only: VsGpt4o
+
+
+class QualityPreferences(_Model):
+    cost_vs_quality_ratio: float = Field(description="Account setting, 0..1.")
+    latency_sensitivity: float = Field(description="Account setting, 0..1.")
+    preferred_models: list[str] = Field(
+        description="Account setting, or if empty the two models with most calls."
+    )
+
+
+class TaskProfile(_Model):
+    dominant_tasks: list[str] = Field(
+        description="Task types with >= 20% of calls, largest first (else the largest one)."
+    )
+    complexity_avg: float | None = Field(description="Mean complexity_score, 3 decimals.")
+    task_overrides: dict[str, str] = Field(description="Account setting: task type -> model.")
+
+
+class BehaviorInsights(_Model):
+    peak_hours: list[int] = Field(
+        description="UTC hours (ascending) whose call count is >= 1.25 x calls / 24."
+    )
+    avg_conversation_length: float | None = Field(description="Mean message_count, 1 decimal.")
+    retry_rate: float | None = Field(description="Calls with retry_count > 0 / calls.")
+    cost_ceiling_hit_rate: float | None = Field(description="Calls with cost_ceiling_hit / calls.")
+
+
+class CustomerResponse(_Model):
+    account_id: str
+    period: DayPeriod
+    usage: Usage
+    cost_analysis: CostAnalysis
+    quality_preferences: QualityPreferences
+    task_profile: TaskProfile
+    behavior_insights: BehaviorInsights
+
+
+class PerformanceModel(_Model):
+    calls: int = Field(description="Calls of this task served by this model.")
+    success_rate: float | None = Field(description="Successes / calls.")
+    avg_cost_usd: float | None = Field(description="Mean cost_usd, 5 decimals.")
+    avg_latency_ms: int | None = Field(description="Mean latency, whole ms.")
+    quality_score: float | None = Field(description="Mean of non-null quality scores.")
+
+
+class TaskPerformance(_Model):
+    total_calls: int = Field(description="Calls of this task type.")
+    models: dict[str, PerformanceModel] = Field(description="Per served model, most calls first.")
+    optimal_model: str | None = Field(
+        description="Among models with >= 20 scored calls, those within 0.02 of the best "
+        "effective quality (quality x success rate): the cheapest; null when none is eligible."
+    )
+    optimal_reason: str = Field(description="What decided: quality, cost, or both.")
+
+
+class Recommendation(_Model):
+    task_type: str
+    current_model: str = Field(description="The model with most calls for this task.")
+    recommended_model: str = Field(description="The task's optimal model.")
+    potential_savings_usd: float = Field(
+        description="max(0, (avg cost of current - avg cost of recommended) x calls of current)."
+    )
+    quality_improvement: float | None = Field(
+        description="quality_score of recommended - quality_score of current."
+    )
+
+
+class PerformanceResponse(_Model):
+    period: DayPeriod
+    by_task_type: dict[str, TaskPerformance] = Field(description="Per task type, largest first.")
+    recommendations: list[Recommendation] = Field(description="Largest savings first.")
+
+
+class FailureSummary(_Model):
+    total_failures: int = Field(description="Calls with a failure_mode.")
+    failure_rate: float | None = Field(description="total_failures / calls.")
+    retries_succeeded: int = Field(description="Failed calls rescued by a retry.")
+    fallback_succeeded: int = Field(description="Failed calls rescued by a fallback.")
+    unrecoverable: int = Field(description="Calls whose final status is error.")
+
+
+class FailureMode(_Model):
+    count: int = Field(description="Calls that failed this way.")
+    percentage: float | None = Field(description="count / total_failures (0..1).")
+    affected_models: list[str] = Field(
+        description="First-choice models with >= 10% of this mode's failures, at most 5."
+    )
+    common_triggers: list[str] = Field(description="The 3 most frequent failure_trigger values.")
+
+
+class FailureModel(_Model):
+    total_calls: int = Field(description="Calls with this first-choice model.")
+    failures: int = Field(description="Of which had a failure_mode.")
+    failure_rate: float | None = Field(description="failures / total_calls.")
+    top_failure_modes: list[str] = Field(description="Its two most frequent failure modes.")
+
+
+class Mitigation(_Model):
+    issue: str
+    recommendation: str
+    expected_improvement: str
+
+
+class FailuresResponse(_Model):
+    period: DayPeriod
+    summary: FailureSummary
+    by_failure_mode: dict[str, FailureMode] = Field(description="Per failure mode, most first.")
+    by_model: dict[str, FailureModel] = Field(
+        description="Per first-choice model, most failures first."
+    )
+    mitigation_recommendations: list[Mitigation]
+
+
+class HourPeriod(_Model):
+    start_time: str = Field(description="end_time - hours.")
+    end_time: str = Field(description="end_time truncated down to 5 minutes (UTC).")
+    hours: int
+
+
+class Incident(_Model):
+    started_at: str = Field(description="Start of the first 5-minute interval of the run.")
+    ended_at: str | None = Field(
+        description="End of the last interval; null while the run reaches the window's end."
+    )
+    peak_error_rate: float = Field(description="Highest interval error rate in the run.")
+    affected_calls: int = Field(description="First-choice calls that failed provider-side.")
+
+
+class ProviderHealth(_Model):
+    status: str = Field(
+        description="From the last three 5-minute intervals: error rate >= 0.25 outage, "
+        ">= 0.05 degraded, else operational; unknown without first-choice traffic."
+    )
+    uptime: float | None = Field(
+        description="Share of 5-minute intervals with first-choice traffic whose error rate "
+        "was below 0.5."
+    )
+    avg_latency_ms: int | None = Field(description="Mean latency of calls it served.")
+    p95_latency_ms: int | None = Field(description="Nearest-rank p95 (histogram, within 2%).")
+    p99_latency_ms: int | None = Field(description="Nearest-rank p99 (histogram, within 2%).")
+    error_rate: float | None = Field(
+        description="First-choice calls failing provider-side / first-choice calls."
+    )
+    rate_limit_hits: int = Field(description="First-choice calls failing with rate_limited.")
+    incidents: list[Incident] = Field(
+        description="Runs of 5-minute intervals with >= 10 first-choice calls and error rate "
+        ">= 0.25, oldest first."
+    )
+
+
+class VsPrevious(_Model):
+    latency_change: float | None = Field(description="Relative change of mean latency.")
+    error_change: float | None = Field(description="Relative change of error_rate.")
+
+
+class ProviderTrend(_Model):
+    latency_trend: str = Field(description="improving (<= -5%), degrading (>= +5%), or stable.")
+    error_trend: str = Field(description="improving (<= -5%), degrading (>= +5%), or stable.")
+    vs_previous_period: VsPrevious
+
+
+class ProviderRecommendation(_Model):
+    provider: str
+    message: str
+    action: str
+
+
+class ProvidersResponse(_Model):
+    period: HourPeriod
+    providers: dict[str, ProviderHealth] = Field(
+        description="Per provider seen in the window (first choice or served), most served first."
+    )
+    trends: dict[str, ProviderTrend]
+    recommendations: list[ProviderRecommendation]
+
+
+class DailyPeriod(_Model):
+    start_date: str = Field(description="YYYY-MM-DD")
+    end_date: str = Field(description="YYYY-MM-DD")
+
+
+class Day(_Model):
+    date: str
+    total_calls: int
+    total_cost_usd: float
+    avg_latency_ms: int | None
+    success_rate: float | None
+    model_distribution: dict[str, int] = Field(description="Served model -> calls.")
+    task_distribution: dict[str, int] = Field(description="Task type -> calls.")
+
+
+class DailyTrends(_Model):
+    calls_trend: str = Field(
+        description="From avg_daily_growth: increasing > 0.01, decreasing < -0.01, else stable."
+    )
+    cost_trend: str = Field(description="The same measure on daily cost.")
+    quality_trend: str = Field(
+        description="Slope of daily mean quality: improving > 0.001/day, declining < -0.001."
+    )
+    avg_daily_growth: float | None = Field(
+        description="Least-squares slope of daily calls / mean daily calls, over complete days "
+        "(today excluded); null under 2 days or a mean of 0."
+    )
+
+
+class DailyResponse(_Model):
+    period: DailyPeriod
+    daily_data: list[Day] = Field(description="One entry per day, oldest first, empty days too.")
+    trends: DailyTrends
