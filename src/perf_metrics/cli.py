@@ -145,6 +145,50 @@ def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> None:
     emit(run_in_transaction(settings, lambda c: admin.revoke_key(c, args.key_id)))
 
 
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> None:
+    import os
+
+    from tqdm import tqdm
+
+    from perf_metrics.calls.load import BadLine, load_jsonl, open_input
+    from perf_metrics.db import create_engine
+
+    stream = open_input(args.file)
+    size = os.fstat(stream.fileno()).st_size if args.file != "-" else None
+    progress = tqdm(
+        total=size,
+        unit="B",
+        unit_scale=True,
+        desc="ingest",
+        file=sys.stderr,
+        disable=None if size and size > 5_000_000 else True,  # large files on a terminal
+    )
+
+    async def go() -> Any:
+        engine = create_engine(settings, pool_size=1, max_overflow=0)
+        try:
+            return await load_jsonl(engine, stream, progress)
+        finally:
+            await engine.dispose()
+
+    try:
+        result = asyncio.run(go())
+    except BadLine as exc:
+        progress.close()
+        for error in exc.errors[:20]:
+            field = f" {error['field']}:" if error["field"] else ""
+            print(f"line {error['line']}:{field} {error['message']}", file=sys.stderr)
+        raise CliError(
+            f"{exc.total} invalid field(s) in the batch starting near line {exc.errors[0]['line']};"
+            " that batch was not written (earlier batches were)."
+        ) from None
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    progress.close()
+    emit(result.as_json())
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
@@ -215,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = keys.add_parser("revoke", help="revoke a key, effective on the next request")
     p.add_argument("key_id")
     p.set_defaults(func=cmd_keys_revoke)
+
+    p = sub.add_parser("ingest", help="load a JSONL file of call records (- for stdin)")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("serve", help="serve the API with uvicorn")
     p.add_argument("--host", default="127.0.0.1")

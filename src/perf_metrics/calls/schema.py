@@ -11,12 +11,21 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 
 from perf_metrics.errors import InvalidCallRecord, InvalidJSON
 
 MAX_ERRORS = 100
 FUTURE_TOLERANCE = timedelta(minutes=5)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # older is a unit mistake (and overflows at year 1)
 INT32 = 2**31 - 1
 INT64 = 2**63 - 1
 # NUMERIC(20, 12) holds up to 10^8; a single LLM call costing more is a unit mistake.
@@ -124,17 +133,27 @@ _STRING_FIELDS = (
 )
 
 
-def consistency_errors(r: CallRecord, now: datetime) -> list[tuple[str, str]]:
-    """The SPEC §2 rules across fields, each error naming the rule it breaks."""
+def consistency_errors(r: CallRecord, now: datetime, may_have_nul: bool) -> list[tuple[str, str]]:
+    """The SPEC §2 rules across fields, each error naming the rule it breaks.
+
+    JSON can only carry a NUL inside a string as the escape `\\u0000`, so callers scan the raw
+    bytes once and pass `may_have_nul=False` when it is absent.
+    """
     errors: list[tuple[str, str]] = []
-    for name in _STRING_FIELDS:
+    for name in _STRING_FIELDS if may_have_nul else ():
         value = getattr(r, name)
         if value is not None and "\x00" in value:
             errors.append((name, "strings must not contain NUL characters"))
-    if r.metadata and any("\x00" in k or "\x00" in v for k, v in r.metadata.items()):
+    if (
+        may_have_nul
+        and r.metadata
+        and any("\x00" in k or "\x00" in v for k, v in r.metadata.items())
+    ):
         errors.append(("metadata", "strings must not contain NUL characters"))
     if r.created_at.tzinfo is None:
         errors.append(("created_at", "must be an RFC 3339 timestamp with a UTC offset"))
+    elif r.created_at < EARLIEST:
+        errors.append(("created_at", "must be after 1970-01-01T00:00:00Z"))
     elif r.created_at > now + FUTURE_TOLERANCE:
         errors.append(("created_at", "must be at most 5 minutes in the future"))
     if r.status == "error":
@@ -168,7 +187,7 @@ def to_row(r: CallRecord) -> tuple[Any, ...]:
         r.call_id,
         r.environment,
         r.api_key_id,
-        r.created_at.astimezone(UTC),
+        r.created_at,  # aware; asyncpg converts to UTC
         r.task_type,
         r.complexity_score,
         r.model,
@@ -191,7 +210,8 @@ def to_row(r: CallRecord) -> tuple[Any, ...]:
         None if r.max_cost_per_call is None else Decimal(repr(r.max_cost_per_call)),
         r.cost_ceiling_hit,
         r.user_id,
-        r.metadata,
+        # The jsonb codec of SQLAlchemy's asyncpg dialect takes text.
+        None if r.metadata is None else orjson.dumps(r.metadata).decode(),
     )
 
 
@@ -209,9 +229,7 @@ class ErrorList:
 
     def add_validation(self, index: int, exc: ValidationError, prefix: int = 0) -> None:
         for err in exc.errors(include_input=False, include_url=False):
-            loc = err["loc"][prefix:]
-            field = ".".join(str(p) for p in loc) or None
-            self.add(index, field, _message(err))
+            self.add(index, _field(tuple(err["loc"][prefix:])), _message(err))
 
     def raise_if_any(self) -> None:
         if self.total:
@@ -223,6 +241,13 @@ class ErrorList:
             )
 
 
+def _field(loc: tuple[Any, ...]) -> str | None:
+    """The field an error is about; never a metadata key (that would echo the input)."""
+    if loc and loc[0] == "metadata":
+        return "metadata"
+    return ".".join(str(p) for p in loc) or None
+
+
 def _message(err: Any) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown field"
@@ -231,11 +256,16 @@ def _message(err: Any) -> str:
     return str(err["msg"])
 
 
-def _valid_rows(indexed: list[tuple[int, CallRecord]], errors: ErrorList) -> list[tuple[Any, ...]]:
+NUL_ESCAPE = b"\\u0000"
+
+
+def _valid_rows(
+    indexed: list[tuple[int, CallRecord]], errors: ErrorList, may_have_nul: bool
+) -> list[tuple[Any, ...]]:
     now = datetime.now(UTC)
     rows = []
     for index, record in indexed:
-        problems = consistency_errors(record, now)
+        problems = consistency_errors(record, now, may_have_nul)
         for field, message in problems:
             errors.add(index, field, message)
         if not problems:
@@ -259,29 +289,37 @@ def parse_json_body(body: bytes) -> list[tuple[Any, ...]]:
             ) from None
         for err in exc.errors(include_input=False, include_url=False):
             index = err["loc"][1]
-            field = ".".join(str(p) for p in err["loc"][2:]) or None
-            errors.add(int(index), field, _message(err))
+            errors.add(int(index), _field(tuple(err["loc"][2:])), _message(err))
         errors.raise_if_any()
         raise AssertionError("unreachable") from None
-    rows = _valid_rows(list(enumerate(batch.calls)), errors)
+    rows = _valid_rows(list(enumerate(batch.calls)), errors, NUL_ESCAPE in body.lower())
     errors.raise_if_any()
     return rows
 
 
+_RECORDS = TypeAdapter(list[CallRecord])
+
+
 def parse_ndjson_lines(lines: list[bytes], *, first_index: int = 0) -> list[tuple[Any, ...]]:
-    """One JSON object per line (blank lines skipped) -> rows; index = line position."""
+    """One JSON object per line (blank lines skipped) -> rows; an error's index is the line's
+    position (0-based, plus `first_index`)."""
     errors = ErrorList()
-    indexed: list[tuple[int, CallRecord]] = []
-    for offset, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            indexed.append((first_index + offset, CallRecord.model_validate_json(line)))
-        except ValidationError as exc:
-            if any(e["type"] in ("json_invalid", "json_type") for e in exc.errors()):
-                errors.add(first_index + offset, None, "not a JSON object")
-            else:
-                errors.add_validation(first_index + offset, exc)
-    rows = _valid_rows(indexed, errors)
+    positions = [i for i, line in enumerate(lines) if line.strip()]
+    try:
+        # Fast path: the whole batch as one JSON array, validated in one pass.
+        records = _RECORDS.validate_json(b"[" + b",".join(lines[i] for i in positions) + b"]")
+        indexed = [(first_index + i, r) for i, r in zip(positions, records, strict=True)]
+    except ValidationError:
+        # Slow path, only for a bad batch: line by line, to name each bad line.
+        indexed = []
+        for i in positions:
+            try:
+                indexed.append((first_index + i, CallRecord.model_validate_json(lines[i])))
+            except ValidationError as exc:
+                if any(e["type"] in ("json_invalid", "json_type") for e in exc.errors()):
+                    errors.add(first_index + i, None, "not a JSON object")
+                else:
+                    errors.add_validation(first_index + i, exc)
+    rows = _valid_rows(indexed, errors, any(NUL_ESCAPE in lines[i].lower() for i in positions))
     errors.raise_if_any()
     return rows

@@ -80,9 +80,9 @@ r_account AS (
            sum(latency_ms),
            sum(input_tokens),
            sum(output_tokens),
-           coalesce(sum(quality_score::numeric), 0),
+           coalesce(sum(quality_score::text::numeric), 0),
            count(quality_score),
-           coalesce(sum(complexity_score::numeric), 0),
+           coalesce(sum(complexity_score::text::numeric), 0),
            count(complexity_score),
            coalesce(sum(message_count), 0),
            count(message_count)
@@ -116,7 +116,7 @@ r_model AS (
      quality_sum, quality_n)
   SELECT account_id, environment, day, task_type, model,
          count(*), count(*) FILTER (WHERE status = 'success'), sum(cost_usd), sum(latency_ms),
-         coalesce(sum(quality_score::numeric), 0), count(quality_score)
+         coalesce(sum(quality_score::text::numeric), 0), count(quality_score)
   FROM c GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
   ON CONFLICT (account_id, environment, day, task_type, model) DO UPDATE SET
     calls = r.calls + excluded.calls,
@@ -203,14 +203,33 @@ r_p5 AS (
     hist = hist_add(r.hist, excluded.hist)
   RETURNING 1
 ),
+-- the same per hour, built from the bins (one histogram per row, no merging)
+ph_fc AS (
+  SELECT environment, date_trunc('hour', b5, 'UTC') AS bh, provider, sum(fc_calls) AS fc_calls,
+         sum(fc_provider_failures) AS fc_provider_failures, sum(fc_rate_limited) AS fc_rate_limited
+  FROM p_fc GROUP BY 1, 2, 3
+),
+ph_bins AS (
+  SELECT environment, date_trunc('hour', b5, 'UTC') AS bh, provider, bin, sum(n) AS n,
+         sum(latency_sum) AS latency_sum
+  FROM p_bins GROUP BY 1, 2, 3, 4
+),
+ph_served AS (
+  SELECT environment, bh, provider, sum(n)::bigint AS served_calls,
+         sum(latency_sum)::bigint AS latency_sum,
+         hist_from_bins(array_agg(bin), array_agg(n::bigint)) AS hist
+  FROM ph_bins GROUP BY 1, 2, 3
+),
 r_ph AS (
   INSERT INTO rollup_provider_hourly AS r
     (environment, bucket, provider, fc_calls, fc_provider_failures, fc_rate_limited,
      served_calls, latency_sum, hist)
-  SELECT environment, date_trunc('hour', b5, 'UTC'), provider,
-         sum(fc_calls), sum(fc_provider_failures), sum(fc_rate_limited), sum(served_calls),
-         sum(latency_sum), hist_sum(hist)
-  FROM p_rows GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+  SELECT environment, bh, provider,
+         coalesce(f.fc_calls, 0), coalesce(f.fc_provider_failures, 0),
+         coalesce(f.fc_rate_limited, 0), coalesce(s.served_calls, 0),
+         coalesce(s.latency_sum, 0), coalesce(s.hist, '{{}}'::integer[])
+  FROM ph_fc f FULL JOIN ph_served s USING (environment, bh, provider)
+  ORDER BY 1, 2, 3
   ON CONFLICT (environment, bucket, provider) DO UPDATE SET
     fc_calls = r.fc_calls + excluded.fc_calls,
     fc_provider_failures = r.fc_provider_failures + excluded.fc_provider_failures,

@@ -1,0 +1,103 @@
+"""Bulk loading for the CLI: JSONL files (`perf-metrics ingest`) and generated logs (`seed`).
+
+Batches go through the same validation and write path as POST /v1/calls. Each batch is one
+transaction: a bad line stops the load before its batch is written, so earlier batches stay
+and nothing of the failing batch does; re-running the same file inserts nothing new.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from perf_metrics.calls.schema import parse_ndjson_lines
+from perf_metrics.calls.store import store_batch
+from perf_metrics.errors import InvalidCallRecord
+
+BATCH_LINES = 20_000
+
+
+@dataclass
+class LoadResult:
+    received: int = 0
+    inserted: int = 0
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "received": self.received,
+            "inserted": self.inserted,
+            "duplicates": self.received - self.inserted,
+        }
+
+
+class BadLine(Exception):
+    """A line failed validation; `errors` carry 1-based line numbers."""
+
+    def __init__(self, errors: list[dict[str, Any]], total: int) -> None:
+        super().__init__(f"{total} invalid field(s)")
+        self.errors = errors
+        self.total = total
+
+
+def read_batches(stream: IO[bytes], size: int = BATCH_LINES) -> Iterator[tuple[int, list[bytes]]]:
+    """(index of the batch's first line, its lines)."""
+    batch: list[bytes] = []
+    first = 0
+    for number, line in enumerate(stream):
+        if not batch:
+            first = number
+        batch.append(line)
+        if len(batch) >= size:
+            yield first, batch
+            batch = []
+    if batch:
+        yield first, batch
+
+
+def parse_batch(first: int, lines: list[bytes]) -> list[tuple[Any, ...]]:
+    try:
+        return parse_ndjson_lines(lines, first_index=first + 1)
+    except InvalidCallRecord as exc:
+        errors = exc.extra.get("errors", [])
+        raise BadLine(
+            [{"line": e["index"], "field": e["field"], "message": e["message"]} for e in errors],
+            len(errors),
+        ) from None
+
+
+async def load_rows(
+    engine: AsyncEngine, batches: Iterable[list[tuple[Any, ...]]] | AsyncIterator[Any]
+) -> LoadResult:
+    result = LoadResult()
+    async with engine.connect() as conn:
+        if isinstance(batches, AsyncIterator):
+            async for rows in batches:
+                result.received += len(rows)
+                result.inserted += await store_batch(conn, rows)
+        else:
+            for rows in batches:
+                result.received += len(rows)
+                result.inserted += await store_batch(conn, rows)
+    return result
+
+
+async def load_jsonl(engine: AsyncEngine, stream: IO[bytes], progress: Any = None) -> LoadResult:
+    result = LoadResult()
+    async with engine.connect() as conn:
+        for first, lines in read_batches(stream):
+            rows = parse_batch(first, lines)
+            result.received += len(rows)
+            result.inserted += await store_batch(conn, rows)
+            if progress is not None:
+                progress.update(sum(len(line) for line in lines))
+    return result
+
+
+def open_input(path: str) -> IO[bytes]:
+    if path == "-":
+        return sys.stdin.buffer
+    return open(path, "rb")
