@@ -37,38 +37,27 @@ WITH ins AS (
   INSERT INTO calls ({_COLS})
   SELECT {_COLS} FROM calls_stage ORDER BY account_id, call_id
   ON CONFLICT (account_id, call_id) DO NOTHING
-  RETURNING *
+  RETURNING account_id, environment, created_at, task_type, model, provider, initial_model,
+            initial_provider, input_tokens, output_tokens, cost_usd, latency_ms, status,
+            failure_mode, failure_trigger, recovery, retry_count, fallback_used, quality_score,
+            complexity_score, message_count, cost_ceiling_hit
 ),
 c AS (
   SELECT ins.*,
          (created_at AT TIME ZONE 'UTC')::date AS day,
          coalesce(initial_model, model) AS first_model,
          coalesce(initial_provider, provider) AS first_provider,
-         failure_mode IN ('provider_error', 'timeout', 'rate_limited') AS provider_side
+         failure_mode IN ('provider_error', 'timeout', 'rate_limited') AS provider_side,
+         extract(hour FROM created_at AT TIME ZONE 'UTC')::int AS hour
   FROM ins
 ),
 -- per account, environment, day: totals and hour-of-day counts
-hours AS (
-  SELECT account_id, environment, day,
-         extract(hour FROM created_at AT TIME ZONE 'UTC')::int AS h, count(*) AS n
-  FROM c GROUP BY 1, 2, 3, 4
-),
-hour_arrays AS (
-  SELECT d.account_id, d.environment, d.day,
-         array_agg(coalesce(hours.n, 0) ORDER BY g) AS hour_calls
-  FROM (SELECT DISTINCT account_id, environment, day FROM c) d
-  CROSS JOIN generate_series(0, 23) g
-  LEFT JOIN hours ON hours.account_id = d.account_id AND hours.environment = d.environment
-                 AND hours.day = d.day AND hours.h = g
-  GROUP BY 1, 2, 3
-),
 r_account AS (
   INSERT INTO rollup_account_daily AS r
     (account_id, environment, day, calls, successes, routed_right, fallbacks, retried,
      ceiling_hits, cost_usd, latency_sum, input_tokens, output_tokens, quality_sum, quality_n,
      complexity_sum, complexity_n, message_sum, message_n, hour_calls)
-  SELECT t.*, ha.hour_calls FROM (
-    SELECT account_id, environment, day,
+  SELECT account_id, environment, day,
            count(*),
            count(*) FILTER (WHERE status = 'success'),
            count(*) FILTER (WHERE failure_mode IS NULL
@@ -85,9 +74,32 @@ r_account AS (
            coalesce(sum(complexity_score::text::numeric), 0),
            count(complexity_score),
            coalesce(sum(message_count), 0),
-           count(message_count)
-    FROM c GROUP BY 1, 2, 3
-  ) t JOIN hour_arrays ha USING (account_id, environment, day)
+           count(message_count),
+           ARRAY[count(*) FILTER (WHERE hour = 0),
+           count(*) FILTER (WHERE hour = 1),
+           count(*) FILTER (WHERE hour = 2),
+           count(*) FILTER (WHERE hour = 3),
+           count(*) FILTER (WHERE hour = 4),
+           count(*) FILTER (WHERE hour = 5),
+           count(*) FILTER (WHERE hour = 6),
+           count(*) FILTER (WHERE hour = 7),
+           count(*) FILTER (WHERE hour = 8),
+           count(*) FILTER (WHERE hour = 9),
+           count(*) FILTER (WHERE hour = 10),
+           count(*) FILTER (WHERE hour = 11),
+           count(*) FILTER (WHERE hour = 12),
+           count(*) FILTER (WHERE hour = 13),
+           count(*) FILTER (WHERE hour = 14),
+           count(*) FILTER (WHERE hour = 15),
+           count(*) FILTER (WHERE hour = 16),
+           count(*) FILTER (WHERE hour = 17),
+           count(*) FILTER (WHERE hour = 18),
+           count(*) FILTER (WHERE hour = 19),
+           count(*) FILTER (WHERE hour = 20),
+           count(*) FILTER (WHERE hour = 21),
+           count(*) FILTER (WHERE hour = 22),
+           count(*) FILTER (WHERE hour = 23)]
+  FROM c GROUP BY 1, 2, 3
   ORDER BY 1, 2, 3
   ON CONFLICT (account_id, environment, day) DO UPDATE SET
     calls = r.calls + excluded.calls,

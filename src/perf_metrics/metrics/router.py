@@ -43,7 +43,8 @@ def _respond(request: Request, body: dict[str, Any]) -> Response:
     payload = orjson.dumps(body)
     etag = '"' + hashlib.blake2b(payload, digest_size=16).hexdigest() + '"'
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
-    if etag in _if_none_match(request):
+    tags = _if_none_match(request)
+    if etag in tags or "*" in tags:  # RFC 9110 §13.1.2: * matches any current representation
         return Response(status_code=304, headers=headers)
     return Response(payload, media_type="application/json", headers=headers)
 

@@ -19,6 +19,11 @@ TASK_TYPES = ("extraction", "classification", "summarization", "reasoning", "cod
 FIVE_MINUTES = timedelta(minutes=5)
 _DIGITS = re.compile(r"^[0-9]{1,6}$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+# RFC 3339 date-time: seconds required, optional fraction, Z or a numeric offset.
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
 
 
 def iso_z(moment: datetime) -> str:
@@ -122,11 +127,15 @@ class Params:
         raw = self.values.get("end_time")
         if raw is None:
             return now
-        try:
-            value = datetime.fromisoformat(raw)
-        except ValueError:
-            value = None
-        if value is None or value.tzinfo is None or "T" not in raw.upper():
+        value = None
+        if _RFC3339.match(raw):
+            try:
+                # fromisoformat takes at most 6 fraction digits and an upper-case Z.
+                text = re.sub(r"(\.[0-9]{6})[0-9]+", r"\1", raw.upper().replace(" ", "T"))
+                value = datetime.fromisoformat(text)
+            except ValueError:
+                value = None
+        if value is None or value.tzinfo is None:
             raise InvalidParameter(
                 "'end_time' must be an RFC 3339 timestamp with an offset, e.g. "
                 "2026-01-31T10:00:00Z.",

@@ -38,7 +38,7 @@ FUNCTIONS = [
     CREATE FUNCTION latency_bin(ms integer) RETURNS integer
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
       SELECT CASE WHEN ms < 100 THEN ms
-                  ELSE 100 + floor(ln(ms / 100.0) / ln(1.01 / 0.99))::integer END
+                  ELSE 100 + floor(ln(ms::float8 / 100) / ln(1.01::float8 / 0.99))::integer END
     $$
     """,
     # A histogram is an int[] whose subscripts are bin numbers (lower bound = first bin).

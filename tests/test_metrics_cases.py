@@ -1,0 +1,1624 @@
+"""Small cases checked by hand, run through the real API: records go in with POST /v1/calls
+(an ingest key), numbers come out of GET /v1/metrics/* (a customer key).
+
+Every expected number is worked out in the comments from SPEC.md §4-§5 and docs/metrics.md;
+several cases reuse the records of tests/test_reference.py. Nothing is taken from the API's
+output and nothing is imported from tests/reference.py.
+
+"Now" is fixed with `app.state.clock`; records' created_at lie in the past of the real wall
+clock too (ingest refuses anything more than 5 minutes ahead of it).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from perf_metrics.metrics import schemas
+from tests.conftest import assert_envelope, bearer
+
+ACCT_A = "acct_cases_a"
+ACCT_B = "acct_cases_b"
+_ids = itertools.count(1)
+
+SCHEMAS = {
+    "overview": schemas.OverviewResponse,
+    "customer": schemas.CustomerResponse,
+    "performance": schemas.PerformanceResponse,
+    "failures": schemas.FailuresResponse,
+    "providers": schemas.ProvidersResponse,
+    "daily": schemas.DailyResponse,
+}
+ENDPOINTS = tuple(SCHEMAS)
+DAY_ENDPOINTS = ("overview", "customer", "performance", "failures", "daily")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def at(y: int, mo: int, d: int, h: int = 12, mi: int = 0, s: int = 0) -> datetime:
+    return datetime(y, mo, d, h, mi, s, tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def call(**fields: Any) -> dict[str, Any]:
+    """A valid, successful live call of account A on 2024-03-10 12:00Z; override as needed.
+
+    `cost_usd` is given as a decimal string and sent as the JSON number with those digits;
+    `created_at` may be a datetime (sent in UTC) or a string (sent as is)."""
+    record: dict[str, Any] = {
+        "call_id": f"case-{next(_ids)}",
+        "account_id": ACCT_A,
+        "environment": "live",
+        "created_at": at(2024, 3, 10),
+        "task_type": "extraction",
+        "model": "gpt-4o-mini",
+        "provider": "openai",
+        "input_tokens": 100,
+        "output_tokens": 50,
+        "cost_usd": "0.001",
+        "latency_ms": 500,
+        "status": "success",
+        "retry_count": 0,
+        "fallback_used": False,
+    }
+    record.update(fields)
+    if isinstance(record["created_at"], datetime):
+        record["created_at"] = iso(record["created_at"])
+    record["cost_usd"] = float(record["cost_usd"])  # repr keeps the digits as written
+    return record
+
+
+def error(mode: str, **fields: Any) -> dict[str, Any]:
+    """An unrecoverable call: status error, failure_mode set, no recovery."""
+    return call(status="error", failure_mode=mode, **fields)
+
+
+def retried(mode: str, **fields: Any) -> dict[str, Any]:
+    """A call whose first attempt failed with `mode`, rescued by one retry."""
+    return call(failure_mode=mode, recovery="retry", retry_count=1, **fields)
+
+
+def scored(n: int, model: str, task: str, quality: float | None, cost: str) -> list:
+    return [
+        call(model=model, task_type=task, quality_score=quality, cost_usd=cost) for _ in range(n)
+    ]
+
+
+@dataclass
+class World:
+    ingest: str
+    a_live: str
+    a_test: str
+    b_live: str
+    b_test: str
+
+
+@pytest.fixture
+async def world(admin_ops) -> World:
+    await admin_ops.account(account_id=ACCT_A)
+    await admin_ops.account(account_id=ACCT_B)
+    return World(
+        ingest=(await admin_ops.key(None))["key"],
+        a_live=(await admin_ops.key(ACCT_A, "live"))["key"],
+        a_test=(await admin_ops.key(ACCT_A, "test"))["key"],
+        b_live=(await admin_ops.key(ACCT_B, "live"))["key"],
+        b_test=(await admin_ops.key(ACCT_B, "test"))["key"],
+    )
+
+
+def set_clock(app, moment: datetime) -> None:
+    app.state.clock = lambda: moment
+
+
+async def ingest(client: httpx.AsyncClient, world: World, records: list[dict]) -> None:
+    for i in range(0, len(records), 1000):
+        batch = records[i : i + 1000]
+        response = await client.post(
+            "/v1/calls", json={"calls": batch}, headers=bearer(world.ingest)
+        )
+        assert response.status_code == 200, response.text
+        assert response.json() == {"received": len(batch), "inserted": len(batch), "duplicates": 0}
+
+
+async def fetch(
+    client: httpx.AsyncClient, key: str, endpoint: str, **params: Any
+) -> httpx.Response:
+    return await client.get(f"/v1/metrics/{endpoint}", params=params, headers=bearer(key))
+
+
+async def get(client: httpx.AsyncClient, key: str, endpoint: str, **params: Any) -> dict:
+    response = await fetch(client, key, endpoint, **params)
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "private, max-age=60"
+    body = response.json()
+    SCHEMAS[endpoint].model_validate(body)
+    return body
+
+
+# ---------------------------------------------------------------- overview
+
+
+async def test_overview_routing_accuracy_on_four_calls(client, app, world) -> None:
+    set_clock(app, at(2024, 3, 15))
+    await ingest(
+        client,
+        world,
+        [
+            # routed right: no failure, quality 0.9
+            call(task_type="extraction", cost_usd="0.001", latency_ms=100, quality_score=0.9),
+            # routed right: no failure, no quality score; the first second of the window
+            call(task_type="code", cost_usd="0.002", latency_ms=200,
+                 created_at=at(2024, 3, 4, 0, 0, 0)),
+            # routed right: quality exactly 0.7 counts
+            call(model="claude-haiku-4-5", provider="anthropic", task_type="code",
+                 cost_usd="0.00302", latency_ms=300, quality_score=0.7),
+            # not routed right: a failure (rescued by a retry) despite quality 0.95
+            retried("format_violation", model="claude-sonnet-4-5", provider="anthropic",
+                    task_type="writing", cost_usd="0.004", latency_ms=402, quality_score=0.95),
+            # outside the window 2024-03-04..2024-03-10: last second of 03-03, first of 03-11
+            call(created_at=at(2024, 3, 3, 23, 59, 59), cost_usd="9"),
+            call(created_at=at(2024, 3, 11, 0, 0, 0), cost_usd="9"),
+        ],
+    )  # fmt: skip
+    body = await get(client, world.a_live, "overview", days=7, end_date="2024-03-10")
+    # cost 0.001 + 0.002 + 0.00302 + 0.004 = 0.01002 -> 0.01; per call 0.002505 -> 0.00251
+    # (half-up); latency (100 + 200 + 300 + 402) / 4 = 250.5 -> 251; all 4 succeeded.
+    # routing: 3 of 4 routed right = 0.75; no fallback; 1 of 4 retried = 0.25.
+    # models: mini 2 (0.001 + 0.002) / 2 = 0.0015, (100 + 200) / 2 = 150; haiku and sonnet
+    # 1 each (tie by name). tasks: code 2, extraction 1, writing 1 (tie by name).
+    assert body == {
+        "period": {
+            "start_date": "2024-03-04T00:00:00Z",
+            "end_date": "2024-03-10T23:59:59Z",
+            "days": 7,
+        },
+        "summary": {
+            "total_calls": 4,
+            "total_cost_usd": 0.01,
+            "avg_cost_per_call": 0.00251,
+            "avg_latency_ms": 251,
+            "success_rate": 1.0,
+        },
+        "routing": {"accuracy": 0.75, "fallback_rate": 0.0, "retry_rate": 0.25},
+        "models": {
+            "gpt-4o-mini": {
+                "calls": 2,
+                "percentage": 0.5,
+                "avg_cost": 0.0015,
+                "avg_latency_ms": 150,
+            },
+            "claude-haiku-4-5": {
+                "calls": 1,
+                "percentage": 0.25,
+                "avg_cost": 0.00302,
+                "avg_latency_ms": 300,
+            },
+            "claude-sonnet-4-5": {
+                "calls": 1,
+                "percentage": 0.25,
+                "avg_cost": 0.004,
+                "avg_latency_ms": 402,
+            },
+        },
+        "task_distribution": {"code": 0.5, "extraction": 0.25, "writing": 0.25},
+    }
+    assert list(body["models"]) == ["gpt-4o-mini", "claude-haiku-4-5", "claude-sonnet-4-5"]
+    assert list(body["task_distribution"]) == ["code", "extraction", "writing"]
+
+
+async def test_windows_are_whole_utc_days(client, app, world) -> None:
+    set_clock(app, at(2024, 3, 15))
+    await ingest(
+        client,
+        world,
+        [
+            # inside 2024-03-04..10: 22:00 -05:00 on 03-03 is 03:00Z on 03-04
+            call(created_at="2024-03-03T22:00:00-05:00", cost_usd="0.10"),
+            # inside: 01:30 +02:00 on 03-11 is 23:30Z on 03-10
+            call(created_at="2024-03-11T01:30:00+02:00", cost_usd="0.20"),
+            # outside: 01:00 +02:00 on 03-04 is 23:00Z on 03-03
+            call(created_at="2024-03-04T01:00:00+02:00", cost_usd="1"),
+            # outside: 20:00 -04:00 on 03-10 is 00:00Z on 03-11
+            call(created_at="2024-03-10T20:00:00-04:00", cost_usd="1"),
+        ],
+    )
+    body = await get(client, world.a_live, "overview", days=7, end_date="2024-03-10")
+    assert body["summary"]["total_calls"] == 2
+    assert body["summary"]["total_cost_usd"] == 0.3  # 0.10 + 0.20
+
+
+# ---------------------------------------------------------------- customer
+
+
+def _month_call(y: int, mo: int, d: int, cost: str) -> dict[str, Any]:
+    # 1,000,000 input tokens ($2.50 at gpt-4o) + 100,000 output ($1.00) = $3.50 at gpt-4o
+    return call(created_at=at(y, mo, d), cost_usd=cost, input_tokens=1_000_000,
+                output_tokens=100_000)  # fmt: skip
+
+
+async def test_cost_analysis_leap_day_and_window_from_jan_31(client, app, world) -> None:
+    set_clock(app, at(2028, 3, 15))  # end_date 2024-02-29 lies well in the past
+    await ingest(
+        client,
+        world,
+        [
+            _month_call(2024, 1, 1, "1.00"),
+            _month_call(2024, 1, 29, "2.00"),  # Jan 29 <= min(29, 31): in P
+            _month_call(2024, 1, 30, "4.00"),
+            _month_call(2024, 1, 31, "8.00"),  # first day of the 30-day window
+            _month_call(2024, 2, 1, "0.50"),
+            _month_call(2024, 2, 22, "0.70"),  # first of the 7 days before the 29th (22..28)
+            _month_call(2024, 2, 28, "0.70"),
+            _month_call(2024, 2, 29, "3.00"),  # today
+            _month_call(2024, 3, 1, "100.00"),  # after end_date: ignored everywhere
+        ],
+    )
+    body = await get(client, world.a_live, "customer", days=30, end_date="2024-02-29")
+    assert body["account_id"] == ACCT_A
+    # 30 days ending on the leap day: Jan 31 + Feb 1..29
+    assert body["period"] == {
+        "start_date": "2024-01-31T00:00:00Z",
+        "end_date": "2024-02-29T23:59:59Z",
+    }
+    # window: 5 calls, 8 + 0.5 + 0.7 + 0.7 + 3 = 12.90; 5 x 1.1M tokens; 5 / 30 = 0.17 -> 0.2
+    assert body["usage"] == {
+        "total_calls": 5,
+        "total_tokens": 5_500_000,
+        "total_cost_usd": 12.9,
+        "avg_calls_per_day": 0.2,
+    }
+    # current Feb 1..29 = 0.5 + 0.7 + 0.7 + 3 = 4.90; previous = January = 15.00;
+    # P = Jan 1..29 = 3.00; change = 100 x 1.90 / 3 = 63.33 -> 63.3;
+    # projected = Feb 1..28 (1.90) + (0.7 + 0.7) / 7 x 1 day left = 1.90 + 0.20 = 2.10;
+    # gpt-4o: 5 x 3.50 = 17.50; savings 4.60 = 26.29% -> 26.3
+    assert body["cost_analysis"] == {
+        "current_month": 4.9,
+        "previous_month": 15.0,
+        "change_percentage": 63.3,
+        "projected_month_end": 2.1,
+        "vs_gpt4o_only": {"cost_if_gpt4o": 17.5, "savings_usd": 4.6, "savings_percentage": 26.3},
+    }
+    # 2028 is a leap year too: Feb 29 2028 is a valid end_date in the past of the clock
+    body = await get(client, world.a_live, "customer", days=30, end_date="2028-02-29")
+    assert body["period"] == {
+        "start_date": "2028-01-31T00:00:00Z",
+        "end_date": "2028-02-29T23:59:59Z",
+    }
+    assert body["usage"]["total_calls"] == 0
+    # ... and 2027 is not
+    response = await fetch(client, world.a_live, "customer", end_date="2027-02-29")
+    assert_envelope(response, 400, "invalid_parameter", "end_date")
+
+
+async def test_cost_analysis_end_date_jan_31_against_december(client, app, world) -> None:
+    set_clock(app, at(2024, 3, 15))
+    await ingest(
+        client,
+        world,
+        [
+            _month_call(2023, 11, 30, "50.00"),  # two months back: in nothing
+            _month_call(2023, 12, 1, "1.00"),
+            _month_call(2023, 12, 31, "2.00"),  # day 31 <= min(31, 31): in P
+            _month_call(2024, 1, 1, "0.50"),
+            _month_call(2024, 1, 23, "5.00"),  # 8 days before the 31st: not in R
+            _month_call(2024, 1, 24, "0.70"),  # R: Jan 24..30
+            _month_call(2024, 1, 30, "0.70"),
+            _month_call(2024, 1, 31, "3.00"),  # today
+            _month_call(2024, 2, 1, "100.00"),  # after end_date
+        ],
+    )
+    body = await get(client, world.a_live, "customer", days=1, end_date="2024-01-31")
+    # window = Jan 31 only: 1 call, 3.00, 1.1M tokens; gpt-4o 3.50 -> savings 0.50 = 14.29%
+    assert body["usage"] == {
+        "total_calls": 1,
+        "total_tokens": 1_100_000,
+        "total_cost_usd": 3.0,
+        "avg_calls_per_day": 1.0,
+    }
+    # current Jan 1..31 = 0.5 + 5 + 0.7 + 0.7 + 3 = 9.90; previous December = 3.00;
+    # P = Dec 1..31 = 3.00; change = 100 x 6.90 / 3 = 230.0;
+    # projected = Jan 1..30 (6.90) + (0.7 + 0.7) / 7 x 1 = 7.10
+    assert body["cost_analysis"] == {
+        "current_month": 9.9,
+        "previous_month": 3.0,
+        "change_percentage": 230.0,
+        "projected_month_end": 7.1,
+        "vs_gpt4o_only": {"cost_if_gpt4o": 3.5, "savings_usd": 0.5, "savings_percentage": 14.3},
+    }
+
+
+async def test_cost_analysis_february_and_march_month_lengths(client, app, world) -> None:
+    set_clock(app, at(2025, 4, 15))
+    await ingest(
+        client,
+        world,
+        [
+            # non-leap 2025: end_date Feb 28 compares with Jan 1..28
+            call(created_at=at(2025, 1, 28), cost_usd="1.00"),
+            call(created_at=at(2025, 1, 29), cost_usd="2.00"),  # day 29 > 28: not in P
+            call(created_at=at(2025, 2, 28), cost_usd="1.50"),
+            # leap 2024: end_date Mar 31 compares with the whole Feb 1..29
+            call(created_at=at(2024, 2, 1), cost_usd="2.00"),
+            call(created_at=at(2024, 2, 29), cost_usd="2.00"),
+            call(created_at=at(2024, 3, 1), cost_usd="1.00"),
+            call(created_at=at(2024, 3, 31), cost_usd="1.00"),
+        ],
+    )
+    ca = (await get(client, world.a_live, "customer", days=1, end_date="2025-02-28"))[
+        "cost_analysis"
+    ]
+    # current 1.50; previous January 3.00; P = Jan 1..28 = 1.00 -> +50.0;
+    # projected = Feb 1..27 (0) + R (Feb 21..27: 0) x 1 = 0
+    assert (ca["current_month"], ca["previous_month"]) == (1.5, 3.0)
+    assert ca["change_percentage"] == 50.0
+    assert ca["projected_month_end"] == 0.0
+
+    ca = (await get(client, world.a_live, "customer", days=1, end_date="2024-03-31"))[
+        "cost_analysis"
+    ]
+    # current 2.00; previous 4.00; P = Feb 1..min(31, 29) = 4.00 -> -50.0;
+    # projected = Mar 1..30 (1.00) + R (Mar 24..30: 0) x 1 = 1.00
+    assert (ca["current_month"], ca["previous_month"]) == (2.0, 4.0)
+    assert ca["change_percentage"] == -50.0
+    assert ca["projected_month_end"] == 1.0
+
+
+async def test_projected_month_end_on_the_first(client, app, world) -> None:
+    set_clock(app, at(2024, 3, 15))
+    await ingest(
+        client,
+        world,
+        [
+            call(created_at=at(2024, 2, 22), cost_usd="7.00"),  # 8 days before: not in R
+            call(created_at=at(2024, 2, 23), cost_usd="0.70"),
+            call(created_at=at(2024, 2, 29), cost_usd="0.70"),
+            call(created_at=at(2024, 3, 1, 23, 59, 59), cost_usd="5.00"),
+        ],
+    )
+    ca = (await get(client, world.a_live, "customer", days=1, end_date="2024-03-01"))[
+        "cost_analysis"
+    ]
+    # nothing of March before today; R = Feb 23..29 = (0.70 + 0.70) / 7 = 0.20;
+    # 31 days left counting today -> 6.20. P = February's day 1 only = 0 -> change null.
+    # previous = 7 + 0.7 + 0.7 = 8.40
+    assert ca["current_month"] == 5.0
+    assert ca["previous_month"] == 8.4
+    assert ca["change_percentage"] is None
+    assert ca["projected_month_end"] == 6.2
+
+
+async def test_peak_hours_include_an_hour_exactly_at_the_threshold(client, app, world) -> None:
+    set_clock(app, at(2024, 3, 15))
+    # 96 calls: threshold 1.25 x 96 / 24 = 5 calls.
+    # hour 9: 5 (exactly the threshold -> peak), hour 20: 6 (peak), hour 3: 1,
+    # the 21 other hours: 4 each (not peak). 5 + 6 + 1 + 84 = 96.
+    per_hour = {h: 4 for h in range(24)} | {9: 5, 20: 6, 3: 1}
+    records = [
+        call(created_at=at(2024, 3, 10, h, i)) for h, n in per_hour.items() for i in range(n)
+    ]
+    assert len(records) == 96
+    await ingest(client, world, records)
+    body = await get(client, world.a_live, "customer", days=7, end_date="2024-03-10")
+    assert body["behavior_insights"]["peak_hours"] == [9, 20]
+    assert body["usage"]["avg_calls_per_day"] == 13.7  # 96 / 7 = 13.71
+
+
+async def test_customer_profile_and_preferences(client, app, admin_ops, world) -> None:
+    set_clock(app, at(2024, 3, 15))
+    acct = await admin_ops.account(
+        account_id="acct_cases_x", task_overrides={"reasoning": "claude-sonnet-4-5"}
+    )
+    key = (await admin_ops.key(acct))["key"]
+    x = {"account_id": acct}
+    sonnet = {"model": "claude-sonnet-4-5", "provider": "anthropic", **x}
+    haiku = {"model": "claude-haiku-4-5", "provider": "anthropic", **x}
+    await ingest(
+        client,
+        world,
+        [
+            # extraction 5 (mini), code 2 (haiku), writing 2 + reasoning 1 (sonnet)
+            call(complexity_score=0.1, message_count=3, **x),
+            call(complexity_score=0.2, message_count=4, **x),
+            call(complexity_score=0.25, message_count=4, **x),
+            call(message_count=4, cost_ceiling_hit=True, **x),
+            retried("refusal", **x),
+            call(task_type="code", **haiku),
+            retried("timeout", task_type="code", **haiku),
+            call(task_type="writing", **sonnet),
+            call(task_type="writing", **sonnet),
+            call(task_type="reasoning", **sonnet),
+        ],
+    )
+    body = await get(client, key, "customer", days=7, end_date="2024-03-10")
+    assert body["account_id"] == acct
+    # no preferred models set: the two with most calls (mini 5, sonnet 3; haiku 2)
+    assert body["quality_preferences"] == {
+        "cost_vs_quality_ratio": 0.5,
+        "latency_sensitivity": 0.5,
+        "preferred_models": ["gpt-4o-mini", "claude-sonnet-4-5"],
+    }
+    # extraction 50%, code 20%, writing 20% (tie by name), reasoning 10% (< 20%);
+    # complexity (0.1 + 0.2 + 0.25) / 3 = 0.18333 -> 0.183
+    assert body["task_profile"] == {
+        "dominant_tasks": ["extraction", "code", "writing"],
+        "complexity_avg": 0.183,
+        "task_overrides": {"reasoning": "claude-sonnet-4-5"},
+    }
+    # messages (3 + 4 + 4 + 4) / 4 = 3.75 -> 3.8 (half-up); retries 2 / 10; ceiling 1 / 10;
+    # all 10 calls at 12:00: 10 >= 1.25 x 10 / 24 -> [12]
+    assert body["behavior_insights"] == {
+        "peak_hours": [12],
+        "avg_conversation_length": 3.8,
+        "retry_rate": 0.2,
+        "cost_ceiling_hit_rate": 0.1,
+    }
+    # 10 calls x 100 in / 50 out: gpt-4o 10 x (0.00025 + 0.0005) = 0.0075 -> 0.01;
+    # cost 10 x 0.001 = 0.01; savings -0.0025 -> 0.00 (half-up of -0.0025 is -0.00) and
+    # -0.0025 / 0.0075 = -33.3%
+    assert body["cost_analysis"]["vs_gpt4o_only"]["savings_percentage"] == -33.3
+
+    # an explicit setting is echoed even without calls of that model
+    other = await admin_ops.account(account_id="acct_cases_y", preferred_models=["gpt-4o"])
+    other_key = (await admin_ops.key(other))["key"]
+    body = await get(client, other_key, "customer", days=7, end_date="2024-03-10")
+    assert body["quality_preferences"]["preferred_models"] == ["gpt-4o"]
+
+
+async def test_dominant_tasks_fall_back_to_the_largest(client, app, world) -> None:
+    set_clock(app, at(2024, 3, 15))
+    # six tasks: 3, 3, 3, 3, 2, 2 calls of 16: none reaches 20% (3.2 calls) -> the largest,
+    # ties by name -> code
+    sizes = {"code": 3, "extraction": 3, "reasoning": 3, "writing": 3,
+             "classification": 2, "summarization": 2}  # fmt: skip
+    await ingest(client, world, [call(task_type=t) for t, n in sizes.items() for _ in range(n)])
+    body = await get(client, world.a_live, "customer", days=7, end_date="2024-03-10")
+    assert body["task_profile"]["dominant_tasks"] == ["code"]
+
+
+# ---------------------------------------------------------------- performance
+
+
+async def test_optimal_model_rules_reasons_and_recommendations(client, app, world) -> None:
+    set_clock(app, at(2024, 3, 15))
+    await ingest(
+        client,
+        world,
+        [
+            # extraction: a is best (0.90); b exactly 0.02 behind (0.88) and cheaper -> b (cost)
+            *scored(30, "model-a", "extraction", 0.90, "0.002"),
+            *scored(20, "model-b", "extraction", 0.88, "0.001"),
+            # c is the best and cheapest, but only 19 scored calls: not eligible
+            *scored(19, "model-c", "extraction", 0.99, "0.0001"),
+            *scored(1, "model-c", "extraction", None, "0.0001"),
+            # code: all within 0.02 at the same cost 0.001; v (first by name) has 0.79, w and
+            # x 0.80: equal cost -> higher effective quality (w, x) -> name -> w (both)
+            *scored(20, "model-x", "code", 0.80, "0.001"),
+            *scored(20, "model-w", "code", 0.80, "0.001"),
+            *scored(20, "model-v", "code", 0.79, "0.001"),
+            # summarization: n (0.90) alone within 0.02 -> n (quality), though it costs more
+            # than the current model m (25 calls, 0.70)
+            *scored(25, "model-m", "summarization", 0.70, "0.001"),
+            *scored(20, "model-n", "summarization", 0.90, "0.003"),
+            # reasoning: q 0.95 x 18/20 success = 0.855; r 0.83 x 1 = 0.83, 0.025 behind -> q
+            *scored(18, "model-q", "reasoning", 0.95, "0.01"),
+            *[
+                error("reasoning_error", model="model-q", task_type="reasoning",
+                      quality_score=0.95, cost_usd="0.01")
+                for _ in range(2)
+            ],
+            *scored(20, "model-r", "reasoning", 0.83, "0.001"),
+            # writing: 19 scored calls only -> no optimal model
+            *scored(19, "model-a", "writing", 0.9, "0.001"),
+        ],
+    )  # fmt: skip
+    body = await get(client, world.a_live, "performance", days=7, end_date="2024-03-10")
+    assert body["period"] == {
+        "start_date": "2024-03-04T00:00:00Z",
+        "end_date": "2024-03-10T23:59:59Z",
+    }
+    by_task = body["by_task_type"]
+    # extraction 70, code 60, summarization 45, reasoning 40, writing 19
+    assert list(by_task) == ["extraction", "code", "summarization", "reasoning", "writing"]
+
+    def view(calls: int, cost: float, quality: float | None, success: float = 1.0) -> dict:
+        return {
+            "calls": calls,
+            "success_rate": success,
+            "avg_cost_usd": cost,
+            "avg_latency_ms": 500,
+            "quality_score": quality,
+        }
+
+    assert by_task["extraction"] == {
+        "total_calls": 70,
+        "models": {  # 30, 20, 20 (tie by name)
+            "model-a": view(30, 0.002, 0.9),
+            "model-b": view(20, 0.001, 0.88),
+            "model-c": view(20, 0.0001, 0.99),  # mean of the 19 non-null scores
+        },
+        "optimal_model": "model-b",
+        "optimal_reason": (
+            "Lowest average cost ($0.00100) among models within 0.02 of the best effective "
+            "quality (0.900)"
+        ),
+    }
+    assert list(by_task["extraction"]["models"]) == ["model-a", "model-b", "model-c"]
+    assert list(by_task["code"]["models"]) == ["model-v", "model-w", "model-x"]
+    assert by_task["code"]["optimal_model"] == "model-w"
+    assert by_task["code"]["optimal_reason"] == (
+        "Highest effective quality (0.800) and the lowest cost among models within 0.02 of it"
+    )
+    assert by_task["summarization"]["optimal_model"] == "model-n"
+    assert by_task["summarization"]["optimal_reason"] == (
+        "Highest effective quality (0.900) among models with at least 20 scored calls"
+    )
+    assert by_task["reasoning"]["models"]["model-q"] == view(20, 0.01, 0.95, success=0.9)
+    assert by_task["reasoning"]["optimal_model"] == "model-q"
+    assert by_task["reasoning"]["optimal_reason"] == (
+        "Highest effective quality (0.855) among models with at least 20 scored calls"
+    )
+    assert by_task["writing"] == {
+        "total_calls": 19,
+        "models": {"model-a": view(19, 0.001, 0.9)},
+        "optimal_model": None,
+        "optimal_reason": (
+            "Not enough scored calls: a model needs at least 20 calls with a quality score"
+        ),
+    }
+    # extraction: current a (30 calls) -> b: savings (0.002 - 0.001) x 30 = 0.03,
+    #   quality 0.88 - 0.90 = -0.02.
+    # summarization: current m (25) -> n: savings max(0, (0.001 - 0.003) x 25) = 0,
+    #   quality 0.90 - 0.70 = +0.2.
+    # code: current v (20 each, first by name) -> w: savings max(0, 0 x 20) = 0,
+    #   quality 0.80 - 0.79 = +0.01.
+    # reasoning: current q (20 each, by name) = optimal: no recommendation.
+    # Largest savings first; code and summarization tie at 0 -> by task name.
+    assert body["recommendations"] == [
+        {
+            "task_type": "extraction",
+            "current_model": "model-a",
+            "recommended_model": "model-b",
+            "potential_savings_usd": 0.03,
+            "quality_improvement": -0.02,
+        },
+        {
+            "task_type": "code",
+            "current_model": "model-v",
+            "recommended_model": "model-w",
+            "potential_savings_usd": 0.0,
+            "quality_improvement": 0.01,
+        },
+        {
+            "task_type": "summarization",
+            "current_model": "model-m",
+            "recommended_model": "model-n",
+            "potential_savings_usd": 0.0,
+            "quality_improvement": 0.2,
+        },
+    ]
+
+    only_code = await get(
+        client, world.a_live, "performance", days=7, end_date="2024-03-10", task_type="code"
+    )
+    assert list(only_code["by_task_type"]) == ["code"]
+    assert only_code["by_task_type"]["code"] == by_task["code"]
+    assert only_code["recommendations"] == [body["recommendations"][1]]
+    only_reasoning = await get(
+        client, world.a_live, "performance", days=7, end_date="2024-03-10", task_type="reasoning"
+    )
+    assert list(only_reasoning["by_task_type"]) == ["reasoning"]
+    assert only_reasoning["recommendations"] == []
+    only_summ = await get(
+        client,
+        world.a_live,
+        "performance",
+        days=7,
+        end_date="2024-03-10",
+        task_type="summarization",
+    )
+    assert list(only_summ["by_task_type"]) == ["summarization"]
+    assert only_summ["recommendations"] == [body["recommendations"][2]]
+
+
+# ---------------------------------------------------------------- failures
+
+
+async def test_failures_summary_modes_models_and_mitigation(client, app, world) -> None:
+    set_clock(app, at(2024, 3, 15))
+    mini = {"model": "gpt-4o-mini", "provider": "openai", "task_type": "extraction"}
+    to_haiku = {
+        "initial_model": "gpt-4o-mini",
+        "initial_provider": "openai",
+        "model": "claude-haiku-4-5",
+        "provider": "anthropic",
+        "task_type": "extraction",
+    }
+    haiku = {"model": "claude-haiku-4-5", "provider": "anthropic", "task_type": "extraction"}
+    sonnet = {"model": "claude-sonnet-4-5", "provider": "anthropic", "task_type": "code"}
+    records = [
+        # first choice mini, extraction: 30 calls, 10 format violations
+        *[retried("format_violation", failure_trigger="nested arrays", **mini) for _ in range(5)],
+        retried("format_violation", failure_trigger="long schema", **mini),
+        *[call(failure_mode="format_violation", recovery="fallback", fallback_used=True,
+               failure_trigger="long schema", **to_haiku) for _ in range(2)],
+        *[call(failure_mode="format_violation", recovery="fallback", fallback_used=True,
+               **to_haiku) for _ in range(2)],
+        *[call(**mini) for _ in range(20)],
+        # first choice haiku, extraction: 20 calls, 1 unrecoverable format violation
+        error("format_violation", failure_trigger="long schema", **haiku),
+        *[call(**haiku) for _ in range(19)],
+        # first choice sonnet, code: 5 calls, a refusal (error) and a retried timeout
+        error("refusal", failure_trigger="policy", **sonnet),
+        retried("timeout", **sonnet),
+        *[call(**sonnet) for _ in range(3)],
+    ]  # fmt: skip
+    assert len(records) == 55
+    await ingest(client, world, records)
+    body = await get(client, world.a_live, "failures", days=7, end_date="2024-03-10")
+    # 13 failures of 55 = 0.23636 -> 0.236; retries 6 + 1 = 7; fallbacks 4; errors 2;
+    # 7 + 4 + 2 = 13
+    assert body["summary"] == {
+        "total_failures": 13,
+        "failure_rate": 0.236,
+        "retries_succeeded": 7,
+        "fallback_succeeded": 4,
+        "unrecoverable": 2,
+    }
+    s = body["summary"]
+    assert s["retries_succeeded"] + s["fallback_succeeded"] + s["unrecoverable"] == 13
+    # format_violation 11 (first choice mini 10 = 91%, haiku 1 = 9% < 10%: not affected);
+    # refusal 1 and timeout 1 (tie by name); 11/13 = 0.846, 1/13 = 0.0769 -> 0.077.
+    # triggers: nested arrays 5, long schema 1 + 2 + 1 = 4
+    assert body["by_failure_mode"] == {
+        "format_violation": {
+            "count": 11,
+            "percentage": 0.846,
+            "affected_models": ["gpt-4o-mini"],
+            "common_triggers": ["nested arrays", "long schema"],
+        },
+        "refusal": {
+            "count": 1,
+            "percentage": 0.077,
+            "affected_models": ["claude-sonnet-4-5"],
+            "common_triggers": ["policy"],
+        },
+        "timeout": {
+            "count": 1,
+            "percentage": 0.077,
+            "affected_models": ["claude-sonnet-4-5"],
+            "common_triggers": [],
+        },
+    }
+    assert list(body["by_failure_mode"]) == ["format_violation", "refusal", "timeout"]
+    # first-choice models: mini 30 calls / 10 failures, sonnet 5 / 2, haiku 20 / 1
+    assert body["by_model"] == {
+        "gpt-4o-mini": {
+            "total_calls": 30,
+            "failures": 10,
+            "failure_rate": 0.333,
+            "top_failure_modes": ["format_violation"],
+        },
+        "claude-sonnet-4-5": {
+            "total_calls": 5,
+            "failures": 2,
+            "failure_rate": 0.4,
+            "top_failure_modes": ["refusal", "timeout"],
+        },
+        "claude-haiku-4-5": {
+            "total_calls": 20,
+            "failures": 1,
+            "failure_rate": 0.05,
+            "top_failure_modes": ["format_violation"],
+        },
+    }
+    assert list(body["by_model"]) == ["gpt-4o-mini", "claude-sonnet-4-5", "claude-haiku-4-5"]
+    # format_violation: 11 >= 10, mini holds 10/11 (91%) >= 50%; T = {extraction};
+    # rate(mini) = 10/30 = 33.3%; haiku has 20 first-choice extraction calls, 1/20 = 5.0%;
+    # 1 - 0.05 / (1/3) = 0.85 -> 85%. refusal and timeout: fewer than 10 failures.
+    assert body["mitigation_recommendations"] == [
+        {
+            "issue": "format_violation failures concentrate on gpt-4o-mini: 10 of 11 (91%)",
+            "recommendation": (
+                "Route extraction tasks from gpt-4o-mini to claude-haiku-4-5: its "
+                "format_violation rate there is 5.0% against 33.3%"
+            ),
+            "expected_improvement": "85% fewer format_violation failures on those tasks",
+        }
+    ]
+
+
+async def test_failures_ten_percent_rule_and_trigger_ties(client, app, world) -> None:
+    set_clock(app, at(2024, 3, 15))
+    providers = {
+        "gpt-4o-mini": "openai",
+        "gpt-4o": "openai",
+        "claude-haiku-4-5": "anthropic",
+        "claude-sonnet-4-5": "anthropic",
+        "gemini-2.5-flash": "google",
+        "mistral-small": "mistral",
+    }
+
+    def m(model: str) -> dict[str, str]:
+        return {"model": model, "provider": providers[model]}
+
+    hallucinations = [
+        # 10 hallucinations (retried): mini 6, haiku 3, sonnet 1 (exactly 10% -> affected);
+        # triggers: b 3, a 3, d 2, c 2 -> a, b (tie of 3 by name), c (tie of 2 by name)
+        *[retried("hallucination", failure_trigger="b-trigger", **m("gpt-4o-mini"))
+          for _ in range(3)],
+        *[retried("hallucination", failure_trigger="a-trigger", **m("gpt-4o-mini"))
+          for _ in range(3)],
+        *[retried("hallucination", failure_trigger="d-trigger", **m("claude-haiku-4-5"))
+          for _ in range(2)],
+        retried("hallucination", failure_trigger="c-trigger", **m("claude-haiku-4-5")),
+        retried("hallucination", failure_trigger="c-trigger", **m("claude-sonnet-4-5")),
+    ]  # fmt: skip
+    # 6 timeouts (errors), one per model: each 1/6 >= 10%, at most 5, by name
+    timeouts = [error("timeout", **m(model)) for model in providers]
+    clean = [call(**m("gemini-2.5-flash")) for _ in range(2)]
+    await ingest(client, world, hallucinations + timeouts + clean)
+    body = await get(client, world.a_live, "failures", days=7, end_date="2024-03-10")
+    # 16 failures of 18 calls = 0.889; 10 retried + 0 fallbacks + 6 errors = 16
+    assert body["summary"] == {
+        "total_failures": 16,
+        "failure_rate": 0.889,
+        "retries_succeeded": 10,
+        "fallback_succeeded": 0,
+        "unrecoverable": 6,
+    }
+    # hallucination 10/16 = 0.625, timeout 6/16 = 0.375
+    assert body["by_failure_mode"] == {
+        "hallucination": {
+            "count": 10,
+            "percentage": 0.625,
+            "affected_models": ["gpt-4o-mini", "claude-haiku-4-5", "claude-sonnet-4-5"],
+            "common_triggers": ["a-trigger", "b-trigger", "c-trigger"],
+        },
+        "timeout": {
+            "count": 6,
+            "percentage": 0.375,
+            "affected_models": [
+                "claude-haiku-4-5",
+                "claude-sonnet-4-5",
+                "gemini-2.5-flash",
+                "gpt-4o",
+                "gpt-4o-mini",
+            ],
+            "common_triggers": [],
+        },
+    }
+    # by first-choice model: mini 7 failures / 7 calls, haiku 4 / 4, sonnet 2 / 2 (its two
+    # modes tie at 1: by name), then 1 failure each: gemini (of 3 calls), gpt-4o, mistral
+    assert body["by_model"] == {
+        "gpt-4o-mini": {
+            "total_calls": 7,
+            "failures": 7,
+            "failure_rate": 1.0,
+            "top_failure_modes": ["hallucination", "timeout"],
+        },
+        "claude-haiku-4-5": {
+            "total_calls": 4,
+            "failures": 4,
+            "failure_rate": 1.0,
+            "top_failure_modes": ["hallucination", "timeout"],
+        },
+        "claude-sonnet-4-5": {
+            "total_calls": 2,
+            "failures": 2,
+            "failure_rate": 1.0,
+            "top_failure_modes": ["hallucination", "timeout"],
+        },
+        "gemini-2.5-flash": {
+            "total_calls": 3,
+            "failures": 1,
+            "failure_rate": 0.333,
+            "top_failure_modes": ["timeout"],
+        },
+        "gpt-4o": {
+            "total_calls": 1,
+            "failures": 1,
+            "failure_rate": 1.0,
+            "top_failure_modes": ["timeout"],
+        },
+        "mistral-small": {
+            "total_calls": 1,
+            "failures": 1,
+            "failure_rate": 1.0,
+            "top_failure_modes": ["timeout"],
+        },
+    }
+    assert list(body["by_model"]) == [
+        "gpt-4o-mini",
+        "claude-haiku-4-5",
+        "claude-sonnet-4-5",
+        "gemini-2.5-flash",
+        "gpt-4o",
+        "mistral-small",
+    ]
+    # hallucination: 10 failures, mini holds 6 (>= 50%), but no other model has 20 calls on
+    # extraction: no candidate -> no mitigation; timeout has fewer than 10
+    assert body["mitigation_recommendations"] == []
+
+
+# ---------------------------------------------------------------- providers
+
+
+async def test_providers_incidents_status_uptime_and_errors(client, app, world) -> None:
+    end = at(2024, 3, 10, 12, 0)  # window 11:00 <= t < 12:00, intervals 11:00 .. 11:55
+    set_clock(app, end)
+
+    def interval(minute: int, n: int, errors: int, mode: str = "provider_error") -> list:
+        t = at(2024, 3, 10, 11, minute, 30)
+        return [error(mode, created_at=t, latency_ms=50) for _ in range(errors)] + [
+            call(created_at=t, latency_ms=50) for _ in range(n - errors)
+        ]
+
+    google = {"provider": "google", "model": "gemini-2.5-flash"}
+    mistral = {"provider": "mistral", "model": "mistral-small", "account_id": ACCT_B}
+    records = [
+        # openai (latencies 50 ms, below 100 ms where percentiles are exact)
+        *interval(0, 9, 9, "rate_limited"),  # rate 1.0 but only 9 calls: no incident
+        *interval(10, 10, 3),  # 0.3 \ incident 1: 11:10 - 11:20, peak 0.3, 6 failed
+        *interval(15, 10, 3, "timeout"),  # 0.3 /
+        *interval(20, 10, 0),
+        *interval(45, 10, 4),  # 0.4 \
+        *interval(50, 10, 5),  # 0.5  > incident 2 reaches the last interval: ended_at null,
+        *interval(55, 10, 3),  # 0.3 /  peak 0.5, 12 failed
+        # anthropic: 20 calls at 11:30, latencies 4, 8, ..., 80
+        *[call(provider="anthropic", model="claude-haiku-4-5", latency_ms=4 * i,
+               created_at=at(2024, 3, 10, 11, 30)) for i in range(1, 21)],
+        # google, last three intervals: 1 provider error in 20 = 0.05 exactly -> degraded
+        *[call(created_at=at(2024, 3, 10, 11, 50), latency_ms=30, **google) for _ in range(19)],
+        error("provider_error", created_at=at(2024, 3, 10, 11, 50), latency_ms=30, **google),
+        # mistral (another account: providers are platform-wide): 1 timeout in 21 = 0.048
+        # -> operational
+        *[call(created_at=at(2024, 3, 10, 11, 55), latency_ms=20, **mistral) for _ in range(20)],
+        error("timeout", created_at=at(2024, 3, 10, 11, 55), latency_ms=20, **mistral),
+        # outside the window: at the end instant, and in the previous hour (openai 40 ms,
+        # 1 provider error in 10)
+        error("provider_error", created_at=end, latency_ms=5000),
+        *[call(created_at=at(2024, 3, 10, 10, 30), latency_ms=40) for _ in range(9)],
+        error("provider_error", created_at=at(2024, 3, 10, 10, 59, 59), latency_ms=40),
+    ]  # fmt: skip
+    await ingest(client, world, records)
+    body = await get(client, world.a_live, "providers", hours=1, end_time="2024-03-10T12:00:00Z")
+    assert body["period"] == {
+        "start_time": "2024-03-10T11:00:00Z",
+        "end_time": "2024-03-10T12:00:00Z",
+        "hours": 1,
+    }
+    # served: openai 69, mistral 21, anthropic 20 and google 20 (tie: first-choice calls
+    # 20 each, then name)
+    assert list(body["providers"]) == ["openai", "mistral", "anthropic", "google"]
+    # openai: intervals with traffic 11:00 (1.0), :10, :15, :20, :45, :50 (0.5, not below),
+    # :55 -> 5 of 7 healthy = 0.714; last three: 12 of 30 = 0.4 -> outage;
+    # error rate 27 / 69 = 0.391; rate limited 9
+    assert body["providers"]["openai"] == {
+        "status": "outage",
+        "uptime": 0.714,
+        "avg_latency_ms": 50,
+        "p95_latency_ms": 50,
+        "p99_latency_ms": 50,
+        "error_rate": 0.391,
+        "rate_limit_hits": 9,
+        "incidents": [
+            {
+                "started_at": "2024-03-10T11:10:00Z",
+                "ended_at": "2024-03-10T11:20:00Z",
+                "peak_error_rate": 0.3,
+                "affected_calls": 6,
+            },
+            {
+                "started_at": "2024-03-10T11:45:00Z",
+                "ended_at": None,
+                "peak_error_rate": 0.5,
+                "affected_calls": 12,
+            },
+        ],
+    }
+    # anthropic: p95 = rank ceil(19) = 19th = 76, p99 = rank ceil(19.8) = 20th = 80,
+    # mean 4 x 210 / 20 = 42; no traffic in the last three intervals -> unknown
+    assert body["providers"]["anthropic"] == {
+        "status": "unknown",
+        "uptime": 1.0,
+        "avg_latency_ms": 42,
+        "p95_latency_ms": 76,
+        "p99_latency_ms": 80,
+        "error_rate": 0.0,
+        "rate_limit_hits": 0,
+        "incidents": [],
+    }
+    assert body["providers"]["google"] == {
+        "status": "degraded",
+        "uptime": 1.0,  # one interval, 0.05 < 0.5
+        "avg_latency_ms": 30,
+        "p95_latency_ms": 30,
+        "p99_latency_ms": 30,
+        "error_rate": 0.05,
+        "rate_limit_hits": 0,
+        "incidents": [],
+    }
+    assert body["providers"]["mistral"] == {
+        "status": "operational",
+        "uptime": 1.0,
+        "avg_latency_ms": 20,
+        "p95_latency_ms": 20,
+        "p99_latency_ms": 20,
+        "error_rate": 0.048,  # 1 / 21 = 0.0476
+        "rate_limit_hits": 0,
+        "incidents": [],
+    }
+    # openai vs previous hour: latency (50 - 40) / 40 = 0.25; error (27/69 - 1/10) / (1/10)
+    # = 2.913 -> 2.91. The others had no previous calls.
+    none = {"latency_change": None, "error_change": None}
+    stable = {"latency_trend": "stable", "error_trend": "stable", "vs_previous_period": none}
+    assert body["trends"] == {
+        "openai": {
+            "latency_trend": "degrading",
+            "error_trend": "degrading",
+            "vs_previous_period": {"latency_change": 0.25, "error_change": 2.91},
+        },
+        "mistral": stable,
+        "anthropic": stable,
+        "google": stable,
+    }
+    # no latency recommendation (every provider has one hour, its own window p95);
+    # error ones for outage/degraded providers in providers order: openai 12/30, google 1/20
+    action = "Route first-choice traffic to a fallback provider until it recovers"
+    assert body["recommendations"] == [
+        {
+            "provider": "openai",
+            "message": "Error rate over the last 15 minutes is 40.0%",
+            "action": action,
+        },
+        {
+            "provider": "google",
+            "message": "Error rate over the last 15 minutes is 5.0%",
+            "action": action,
+        },
+    ]
+
+    # the default end_time is now, truncated down to 5 minutes: 12:03:41 -> 12:00
+    set_clock(app, at(2024, 3, 10, 12, 3, 41))
+    again = await get(client, world.a_live, "providers", hours=1)
+    assert again == body
+
+
+async def test_provider_trends_with_previous_period_zero(client, app, world) -> None:
+    set_clock(app, at(2024, 3, 10, 12, 0))
+    now, before = at(2024, 3, 10, 11, 30), at(2024, 3, 10, 10, 30)
+    google, anthropic = (
+        {"provider": "google", "model": "gemini-2.5-flash"},
+        {"provider": "anthropic", "model": "claude-haiku-4-5"},
+    )
+    await ingest(
+        client,
+        world,
+        [
+            # google: previous 10 calls at 500 ms, no errors; now 9 + 1 timeout at 550 ms
+            *[call(created_at=before, latency_ms=500, **google) for _ in range(10)],
+            *[call(created_at=now, latency_ms=550, **google) for _ in range(9)],
+            error("timeout", created_at=now, latency_ms=550, **google),
+            # openai: previous 1000 ms, 2 of 10 errors; now 950 ms (-5% exactly), 1 of 10
+            *[call(created_at=before, latency_ms=1000) for _ in range(8)],
+            *[error("provider_error", created_at=before, latency_ms=1000) for _ in range(2)],
+            *[call(created_at=now, latency_ms=950) for _ in range(9)],
+            error("provider_error", created_at=now, latency_ms=950),
+            # anthropic: only now
+            call(created_at=now, latency_ms=700, **anthropic),
+        ],
+    )
+    body = await get(client, world.a_live, "providers", hours=1)
+    assert body["trends"] == {  # served 10, 10 (by name), 1
+        "google": {
+            "latency_trend": "degrading",  # (550 - 500) / 500 = +0.10
+            "error_trend": "stable",  # previous error rate 0 -> change null
+            "vs_previous_period": {"latency_change": 0.1, "error_change": None},
+        },
+        "openai": {
+            "latency_trend": "improving",  # -0.05 exactly counts
+            "error_trend": "improving",  # (0.1 - 0.2) / 0.2 = -0.5
+            "vs_previous_period": {"latency_change": -0.05, "error_change": -0.5},
+        },
+        "anthropic": {
+            "latency_trend": "stable",
+            "error_trend": "stable",
+            "vs_previous_period": {"latency_change": None, "error_change": None},
+        },
+    }
+    assert list(body["trends"]) == ["google", "openai", "anthropic"]
+    assert body["providers"]["google"]["error_rate"] == 0.1
+
+
+async def test_provider_latency_recommendation_by_hour_of_day(client, app, world) -> None:
+    set_clock(app, at(2024, 3, 10, 12, 0))  # hours=2: 10:00 .. 11:59
+
+    def served(provider: str, hour: int, latencies: list[int]) -> list:
+        return [
+            call(provider=provider, model=f"{provider}-model", latency_ms=ms,
+                 created_at=at(2024, 3, 10, hour, i % 60))
+            for i, ms in enumerate(latencies)
+        ]  # fmt: skip
+
+    await ingest(
+        client,
+        world,
+        [
+            # openai: hour 10: 40 x 40 ms; hour 11: 18 x 40 + 2 x 90 (all exact, < 100 ms).
+            # window p95 = rank 57 of 60 = 40; hour 11 p95 = rank 19 of 20 = 90 >= 50 -> slow;
+            # hour 10 p95 = 40 < 50.
+            *served("openai", 10, [40] * 40),
+            *served("openai", 11, [40] * 18 + [90] * 2),
+            # alternatives in hour 11: anthropic p95 70, google p95 60, mistral only 19 calls
+            *served("anthropic", 11, [70] * 20),
+            *served("google", 11, [60] * 20),
+            *served("mistral", 11, [10] * 19),
+        ],
+    )
+    body = await get(client, world.a_live, "providers", hours=2)
+    assert list(body["providers"]) == ["openai", "anthropic", "google", "mistral"]
+    assert body["providers"]["openai"]["p95_latency_ms"] == 40
+    assert body["providers"]["openai"]["p99_latency_ms"] == 90  # rank ceil(59.4) = 60
+    assert body["recommendations"] == [
+        {
+            "provider": "openai",
+            "message": "p95 latency is at least 1.25x its window p95 (40 ms) during UTC hours 11",
+            "action": "Consider routing latency-sensitive traffic to google during these hours",
+        }
+    ]
+
+
+async def test_providers_window_off_the_hour_grid(client, app, world) -> None:
+    # now 12:37:10 -> end 12:35; hours=2 -> [10:35, 12:35); previous [08:35, 10:35)
+    set_clock(app, at(2024, 3, 10, 12, 37, 10))
+    await ingest(
+        client,
+        world,
+        [
+            call(created_at=at(2024, 3, 10, 10, 35, 0), latency_ms=10),  # first instant: in
+            call(created_at=at(2024, 3, 10, 11, 30), latency_ms=20),  # a whole hour: in
+            error("provider_error", created_at=at(2024, 3, 10, 12, 34, 59), latency_ms=30),
+            call(created_at=at(2024, 3, 10, 12, 35, 0), latency_ms=99),  # end: out
+            # previous window: 08:35:00 and 10:34:59 (an error); 08:34:59 is in neither
+            call(created_at=at(2024, 3, 10, 8, 35, 0), latency_ms=70),
+            error("timeout", created_at=at(2024, 3, 10, 10, 34, 59), latency_ms=90),
+            call(created_at=at(2024, 3, 10, 8, 34, 59), latency_ms=5000),
+        ],
+    )
+    body = await get(client, world.a_live, "providers", hours=2)
+    assert body["period"] == {
+        "start_time": "2024-03-10T10:35:00Z",
+        "end_time": "2024-03-10T12:35:00Z",
+        "hours": 2,
+    }
+    # 3 calls: mean (10 + 20 + 30) / 3 = 20; p95 rank ceil(2.85) = 3 -> 30; errors 1/3;
+    # intervals 10:35 (ok), 11:30 (ok), 12:30 (1/1, not below 0.5) -> 2/3 = 0.667;
+    # last three intervals (12:20..12:30): 1 of 1 -> outage; 1 call: no incident
+    assert body["providers"] == {
+        "openai": {
+            "status": "outage",
+            "uptime": 0.667,
+            "avg_latency_ms": 20,
+            "p95_latency_ms": 30,
+            "p99_latency_ms": 30,
+            "error_rate": 0.333,
+            "rate_limit_hits": 0,
+            "incidents": [],
+        }
+    }
+    # previous: mean (70 + 90) / 2 = 80, errors 1/2: latency (20 - 80) / 80 = -0.75;
+    # errors (1/3 - 1/2) / (1/2) = -0.333 -> -0.33
+    assert body["trends"] == {
+        "openai": {
+            "latency_trend": "improving",
+            "error_trend": "improving",
+            "vs_previous_period": {"latency_change": -0.75, "error_change": -0.33},
+        }
+    }
+    assert body["recommendations"] == [
+        {
+            "provider": "openai",
+            "message": "Error rate over the last 15 minutes is 100.0%",
+            "action": "Route first-choice traffic to a fallback provider until it recovers",
+        }
+    ]
+
+
+@pytest.mark.parametrize("with_alternative", [True, False])
+async def test_provider_latency_hours_merge_across_days(
+    client, app, world, with_alternative
+) -> None:
+    set_clock(app, at(2024, 3, 10, 12, 0))  # hours=48: 2024-03-08 12:00 .. 03-10 11:59
+
+    def served(provider: str, day: int, hour: int, n: int, ms: int) -> list:
+        return [
+            call(provider=provider, model=f"{provider}-model", latency_ms=ms,
+                 created_at=at(2024, 3, day, hour, i % 60, i // 60))
+            for i in range(n)
+        ]  # fmt: skip
+
+    records = [
+        # openai: 1000 calls at 20 ms (hour 15 of two days), 20 at 80 ms in hour 9 (03-09),
+        # 10 + 10 at 90 ms in hour 13 of 03-08 and 03-09 (20 only when the days merge).
+        # 1040 calls: window p95 = rank ceil(988) = 988th = 20 ms; threshold 25 ms:
+        # hour 9 p95 80 and hour 13 p95 90 are slow, hour 15 (20) is not.
+        *served("openai", 8, 15, 500, 20),
+        *served("openai", 9, 15, 500, 20),
+        *served("openai", 9, 9, 20, 80),
+        *served("openai", 8, 13, 10, 90),
+        *served("openai", 9, 13, 10, 90),
+        # anthropic: 19 calls in hour 9 only: not enough in those hours to be an alternative
+        *served("anthropic", 9, 9, 19, 10),
+    ]
+    if with_alternative:
+        # google: 10 calls in hour 9 and 10 in hour 13 at 50 ms: 20 over the slow hours
+        records += served("google", 9, 9, 10, 50) + served("google", 8, 13, 10, 50)
+    await ingest(client, world, records)
+    body = await get(client, world.a_live, "providers", hours=48)
+    assert body["providers"]["openai"]["p95_latency_ms"] == 20
+    action = (
+        "Consider routing latency-sensitive traffic to google during these hours"
+        if with_alternative
+        else "Consider a faster fallback provider during these hours"
+    )
+    assert body["recommendations"] == [
+        {
+            "provider": "openai",
+            "message": (
+                "p95 latency is at least 1.25x its window p95 (20 ms) during UTC hours 9, 13"
+            ),
+            "action": action,
+        }
+    ]
+
+
+# ---------------------------------------------------------------- daily
+
+
+async def test_daily_lists_empty_days_and_trends_exclude_today(client, app, world) -> None:
+    set_clock(app, at(2024, 3, 10, 15, 0))  # today 2024-03-10
+    await ingest(
+        client,
+        world,
+        [
+            call(created_at=at(2024, 3, 7), cost_usd="0.30", quality_score=0.8),
+            # 2024-03-08: no calls
+            call(created_at=at(2024, 3, 9, 0), cost_usd="0.10", quality_score=0.9,
+                 model="claude-haiku-4-5", provider="anthropic", task_type="code",
+                 latency_ms=100),
+            call(created_at=at(2024, 3, 9, 1), cost_usd="0.10", quality_score=0.8,
+                 task_type="code", latency_ms=200),
+            error("timeout", created_at=at(2024, 3, 9, 2), cost_usd="0.10", latency_ms=301),
+            # today: would turn quality to declining if it were counted
+            *[call(created_at=at(2024, 3, 10), quality_score=0.1) for _ in range(5)],
+        ],
+    )  # fmt: skip
+    body = await get(client, world.a_live, "daily", days=4)
+    assert body["period"] == {"start_date": "2024-03-07", "end_date": "2024-03-10"}
+    # 3 calls on 03-09: latency 601 / 3 = 200.33 -> 200; 2 of 3 succeeded -> 0.667;
+    # today: 5 x 0.001 = 0.005 -> 0.01 (half-up)
+    assert body["daily_data"] == [
+        {
+            "date": "2024-03-07",
+            "total_calls": 1,
+            "total_cost_usd": 0.3,
+            "avg_latency_ms": 500,
+            "success_rate": 1.0,
+            "model_distribution": {"gpt-4o-mini": 1},
+            "task_distribution": {"extraction": 1},
+        },
+        {
+            "date": "2024-03-08",
+            "total_calls": 0,
+            "total_cost_usd": 0.0,
+            "avg_latency_ms": None,
+            "success_rate": None,
+            "model_distribution": {},
+            "task_distribution": {},
+        },
+        {
+            "date": "2024-03-09",
+            "total_calls": 3,
+            "total_cost_usd": 0.3,
+            "avg_latency_ms": 200,
+            "success_rate": 0.667,
+            "model_distribution": {"gpt-4o-mini": 2, "claude-haiku-4-5": 1},
+            "task_distribution": {"code": 2, "extraction": 1},
+        },
+        {
+            "date": "2024-03-10",
+            "total_calls": 5,
+            "total_cost_usd": 0.01,
+            "avg_latency_ms": 500,
+            "success_rate": 1.0,
+            "model_distribution": {"gpt-4o-mini": 5},
+            "task_distribution": {"extraction": 5},
+        },
+    ]
+    assert list(body["daily_data"][2]["model_distribution"]) == ["gpt-4o-mini", "claude-haiku-4-5"]
+    # complete days 7, 8, 9: calls 1, 0, 3 -> slope ((-1)(-1/3) + (1)(5/3)) / 2 = 1,
+    # mean 4/3 -> growth 0.75, increasing. cost 0.3, 0, 0.3 -> slope 0, stable.
+    # quality: day 7 0.8, day 9 (0.9 + 0.8) / 2 = 0.85 -> +0.025/day, improving.
+    assert body["trends"] == {
+        "calls_trend": "increasing",
+        "cost_trend": "stable",
+        "quality_trend": "improving",
+        "avg_daily_growth": 0.75,
+    }
+    # a day later, the same window is complete: calls 1, 0, 3, 5: slope
+    # ((-1.5)(-1.25) + (-0.5)(-2.25) + (0.5)(0.75) + (1.5)(2.75)) / 5 = 7.5 / 5 = 1.5,
+    # mean 2.25 -> 0.667; cost 0.3, 0, 0.3, 0.005: slope -0.2925 / 5 < 0 -> decreasing;
+    # quality 0.8 (x=0), 0.85 (x=2), 0.1 (x=3) -> negative slope, declining
+    set_clock(app, at(2024, 3, 11, 9, 0))
+    body = await get(client, world.a_live, "daily", days=4, end_date="2024-03-10")
+    assert body["trends"] == {
+        "calls_trend": "increasing",
+        "cost_trend": "decreasing",
+        "quality_trend": "declining",
+        "avg_daily_growth": 0.667,
+    }
+    # one complete day (03-09, 3 calls): growth needs 2 days -> null, all stable
+    body = await get(client, world.a_live, "daily", days=1, end_date="2024-03-09")
+    assert body["trends"] == {
+        "calls_trend": "stable",
+        "cost_trend": "stable",
+        "quality_trend": "stable",
+        "avg_daily_growth": None,
+    }
+    # a window of today only has no complete day: the same
+    body = await get(client, world.a_live, "daily", days=1)
+    assert body["period"] == {"start_date": "2024-03-11", "end_date": "2024-03-11"}
+    assert body["trends"]["avg_daily_growth"] is None
+    # 03-08 and 03-09: calls 0, 3 -> slope 3, mean 1.5 -> growth 2.0; quality on one day
+    # only (03-09) -> stable
+    body = await get(client, world.a_live, "daily", days=2, end_date="2024-03-09")
+    assert body["trends"] == {
+        "calls_trend": "increasing",
+        "cost_trend": "increasing",
+        "quality_trend": "stable",
+        "avg_daily_growth": 2.0,
+    }
+
+
+# ---------------------------------------------------------------- empty windows
+
+
+async def test_every_endpoint_on_an_empty_window(client, app, world) -> None:
+    set_clock(app, at(2024, 3, 12, 8, 0))
+    # calls exist, but outside every window and month figure for end_date 2024-03-10
+    # (windows 03-10 / 03-09..10, months Feb and Mar 1..10, R over 03-03..09) and outside
+    # the providers windows 10:00..12:00 on 03-10
+    await ingest(
+        client, world, [call(created_at=at(2024, 1, 15)), call(created_at=at(2024, 3, 11, 0))]
+    )
+    key = world.a_live
+    period = {"start_date": "2024-03-10T00:00:00Z", "end_date": "2024-03-10T23:59:59Z"}
+    assert await get(client, key, "overview", days=1, end_date="2024-03-10") == {
+        "period": {**period, "days": 1},
+        "summary": {
+            "total_calls": 0,
+            "total_cost_usd": 0.0,
+            "avg_cost_per_call": None,
+            "avg_latency_ms": None,
+            "success_rate": None,
+        },
+        "routing": {"accuracy": None, "fallback_rate": None, "retry_rate": None},
+        "models": {},
+        "task_distribution": {},
+    }
+    assert await get(client, key, "customer", days=1, end_date="2024-03-10") == {
+        "account_id": ACCT_A,
+        "period": period,
+        "usage": {
+            "total_calls": 0,
+            "total_tokens": 0,
+            "total_cost_usd": 0.0,
+            "avg_calls_per_day": 0.0,
+        },
+        "cost_analysis": {
+            "current_month": 0.0,
+            "previous_month": 0.0,
+            "change_percentage": None,
+            "projected_month_end": 0.0,
+            "vs_gpt4o_only": {
+                "cost_if_gpt4o": 0.0,
+                "savings_usd": 0.0,
+                "savings_percentage": None,
+            },
+        },
+        "quality_preferences": {
+            "cost_vs_quality_ratio": 0.5,
+            "latency_sensitivity": 0.5,
+            "preferred_models": [],
+        },
+        "task_profile": {"dominant_tasks": [], "complexity_avg": None, "task_overrides": {}},
+        "behavior_insights": {
+            "peak_hours": [],
+            "avg_conversation_length": None,
+            "retry_rate": None,
+            "cost_ceiling_hit_rate": None,
+        },
+    }
+    assert await get(client, key, "performance", days=1, end_date="2024-03-10") == {
+        "period": period,
+        "by_task_type": {},
+        "recommendations": [],
+    }
+    assert await get(
+        client, key, "performance", days=1, end_date="2024-03-10", task_type="code"
+    ) == {"period": period, "by_task_type": {}, "recommendations": []}
+    assert await get(client, key, "failures", days=1, end_date="2024-03-10") == {
+        "period": period,
+        "summary": {
+            "total_failures": 0,
+            "failure_rate": None,
+            "retries_succeeded": 0,
+            "fallback_succeeded": 0,
+            "unrecoverable": 0,
+        },
+        "by_failure_mode": {},
+        "by_model": {},
+        "mitigation_recommendations": [],
+    }
+    assert await get(client, key, "providers", hours=1, end_time="2024-03-10T12:00:00Z") == {
+        "period": {
+            "start_time": "2024-03-10T11:00:00Z",
+            "end_time": "2024-03-10T12:00:00Z",
+            "hours": 1,
+        },
+        "providers": {},
+        "trends": {},
+        "recommendations": [],
+    }
+    empty_day = {
+        "total_calls": 0,
+        "total_cost_usd": 0.0,
+        "avg_latency_ms": None,
+        "success_rate": None,
+        "model_distribution": {},
+        "task_distribution": {},
+    }
+    assert await get(client, key, "daily", days=2, end_date="2024-03-10") == {
+        "period": {"start_date": "2024-03-09", "end_date": "2024-03-10"},
+        "daily_data": [{"date": d, **empty_day} for d in ("2024-03-09", "2024-03-10")],
+        "trends": {  # two complete days, mean 0 -> growth null -> stable
+            "calls_trend": "stable",
+            "cost_trend": "stable",
+            "quality_trend": "stable",
+            "avg_daily_growth": None,
+        },
+    }
+    # an account that never sent a call, default parameters
+    empty = await get(client, world.b_live, "overview")
+    assert empty["summary"]["total_calls"] == 0
+    assert empty["period"]["days"] == 7
+    assert empty["period"]["end_date"] == "2024-03-12T23:59:59Z"
+
+
+# ---------------------------------------------------------------- isolation
+
+
+def _mixed_calls(**fields: Any) -> list[dict[str, Any]]:
+    """A small log touching every endpoint: failures, scores, several providers."""
+    day = at(2024, 3, 10, 9, 12)
+    return [
+        *[call(created_at=day, quality_score=0.9, **fields) for _ in range(3)],
+        retried("format_violation", created_at=day, failure_trigger="nested", **fields),
+        error("timeout", created_at=day, **fields),
+        call(created_at=at(2024, 3, 9, 23), model="claude-haiku-4-5", provider="anthropic",
+             task_type="code", cost_usd="0.02", latency_ms=900, **fields),
+        call(created_at=day, failure_mode="rate_limited", recovery="fallback",
+             fallback_used=True, initial_model="gpt-4o", initial_provider="openai",
+             model="gemini-2.5-flash", provider="google", **fields),
+    ]  # fmt: skip
+
+
+async def _snapshot(client, key: str) -> dict[str, dict]:
+    return {
+        endpoint: await get(
+            client, key, endpoint, **({"days": 3} if endpoint != "providers" else {})
+        )
+        for endpoint in ENDPOINTS
+    }
+
+
+async def test_other_accounts_and_environments_never_change_a_number(client, app, world) -> None:
+    set_clock(app, at(2024, 3, 10, 12, 0))
+    await ingest(client, world, _mixed_calls())
+    before = await _snapshot(client, world.a_live)
+    assert before["overview"]["summary"]["total_calls"] == 7
+    assert before["failures"]["summary"]["total_failures"] == 3
+
+    # A's and B's test-environment calls: no live number moves, providers included
+    await ingest(
+        client,
+        world,
+        _mixed_calls(environment="test")
+        + _mixed_calls(environment="test", account_id=ACCT_B)
+        + [error("provider_error", environment="test", created_at=at(2024, 3, 10, 11, 58))],
+    )
+    assert await _snapshot(client, world.a_live) == before
+    # ... and A's test key sees exactly A's 8 test calls
+    test_view = await get(client, world.a_test, "overview", days=3)
+    assert test_view["summary"]["total_calls"] == 8
+    assert (await get(client, world.b_test, "overview", days=3))["summary"]["total_calls"] == 7
+
+    # B's live calls: A's account endpoints unchanged; providers (platform-wide) change
+    await ingest(client, world, _mixed_calls(account_id=ACCT_B) * 1)
+    after = await _snapshot(client, world.a_live)
+    for endpoint in DAY_ENDPOINTS:
+        assert after[endpoint] == before[endpoint], endpoint
+    # openai: first choice of 6 + 6 calls (the gemini fallback started on gpt-4o), 2 + 2
+    # provider-side failures (timeout, rate_limited): error rate 1/3 both times; the rate
+    # limit hits double
+    openai_before = before["providers"]["providers"]["openai"]
+    openai_after = after["providers"]["providers"]["openai"]
+    assert (openai_before["error_rate"], openai_before["rate_limit_hits"]) == (0.333, 1)
+    assert (openai_after["error_rate"], openai_after["rate_limit_hits"]) == (0.333, 2)
+    assert (await get(client, world.b_live, "overview", days=3))["summary"]["total_calls"] == 7
+
+
+# ---------------------------------------------------------------- caching
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+async def test_etag_304_and_a_new_etag_after_ingest(client, app, world, endpoint) -> None:
+    set_clock(app, at(2024, 3, 10, 12, 0))
+    await ingest(client, world, [call(created_at=at(2024, 3, 10, 9, 0))])
+    first = await fetch(client, world.a_live, endpoint)
+    assert first.status_code == 200, first.text
+    assert first.headers["cache-control"] == "private, max-age=60"
+    etag = first.headers["etag"]
+    assert etag
+
+    headers = {**bearer(world.a_live), "If-None-Match": etag}
+    second = await client.get(f"/v1/metrics/{endpoint}", headers=headers)
+    assert second.status_code == 304
+    assert second.content == b""
+    assert second.headers["etag"] == etag
+    assert second.headers["cache-control"] == "private, max-age=60"
+
+    # one more call in every window (the providers' 24 h included): the body, so the ETag,
+    # changes and the old tag no longer matches
+    await ingest(client, world, [call(created_at=at(2024, 3, 10, 9, 5), latency_ms=700)])
+    third = await client.get(f"/v1/metrics/{endpoint}", headers=headers)
+    assert third.status_code == 200, third.text
+    assert third.headers["etag"] != etag
+    assert third.json() != first.json()
+    assert third.headers["cache-control"] == "private, max-age=60"
+
+
+async def test_if_none_match_lists_and_weak_tags(client, app, world) -> None:
+    set_clock(app, at(2024, 3, 10, 12, 0))
+    await ingest(client, world, [call(created_at=at(2024, 3, 10, 9, 0))])
+    first = await fetch(client, world.a_live, "overview")
+    etag = first.headers["etag"]
+
+    async def status(if_none_match: str) -> int:
+        headers = {**bearer(world.a_live), "If-None-Match": if_none_match}
+        return (await client.get("/v1/metrics/overview", headers=headers)).status_code
+
+    assert await status(f'"other", {etag}') == 304  # any tag of a list may match
+    assert await status(f"W/{etag}") == 304  # If-None-Match compares weakly
+    assert await status('"other"') == 200
+    assert await status("*") == 304  # RFC 9110 §13.1.2: * matches any current representation
+
+
+# ---------------------------------------------------------------- parameters
+
+
+DAY_PARAM_ERRORS = [
+    ("days=0", "days"),
+    ("days=91", "days"),
+    ("days=7.5", "days"),
+    ("days=abc", "days"),
+    ("days=", "days"),
+    ("days=%2B7", "days"),
+    ("days=%207", "days"),
+    ("days=7&days=8", "days"),
+    ("days=7&days=7", "days"),
+    ("bogus=1", "bogus"),
+    ("hours=24", "hours"),  # a providers parameter is unknown here
+    ("end_date=2024-03-11", "end_date"),  # tomorrow of the clock's 2024-03-10
+    ("end_date=2026-02-30", "end_date"),
+    ("end_date=2024-02-30", "end_date"),
+    ("end_date=2024-3-1", "end_date"),
+    ("end_date=2024-03-10T00:00:00Z", "end_date"),
+    ("end_date=", "end_date"),
+    ("end_date=2024-03-09&end_date=2024-03-10", "end_date"),
+]
+PROVIDER_PARAM_ERRORS = [
+    ("hours=0", "hours"),
+    ("hours=169", "hours"),
+    ("hours=7.5", "hours"),
+    ("hours=abc", "hours"),
+    ("hours=", "hours"),
+    ("hours=1&hours=2", "hours"),
+    ("days=7", "days"),
+    ("bogus=1", "bogus"),
+    ("end_time=2024-03-10T11:00:00", "end_time"),  # no offset
+    ("end_time=2024-03-10T11:00Z", "end_time"),  # RFC 3339 needs seconds
+    ("end_time=2024-03-10T12:05:00Z", "end_time"),  # after the clock's 12:00
+    ("end_time=2024-03-10T12:00:01Z", "end_time"),
+    ("end_time=2024-03-10T13:00:01%2B01:00", "end_time"),
+    ("end_time=2024-03-10", "end_time"),
+    ("end_time=abc", "end_time"),
+    ("end_time=", "end_time"),
+]
+PERFORMANCE_PARAM_ERRORS = [
+    ("task_type=unknown", "task_type"),
+    ("task_type=Code", "task_type"),
+    ("task_type=", "task_type"),
+    ("task_type=code&task_type=code", "task_type"),
+]
+PARAM_CASES = [
+    *[(e, q, p) for e in DAY_ENDPOINTS for q, p in DAY_PARAM_ERRORS],
+    *[("performance", q, p) for q, p in PERFORMANCE_PARAM_ERRORS],
+    *[("overview", "task_type=code", "task_type")],
+    *[("providers", q, p) for q, p in PROVIDER_PARAM_ERRORS],
+]
+
+
+@pytest.mark.parametrize(("endpoint", "query", "param"), PARAM_CASES)
+async def test_invalid_parameters_are_400_naming_them(
+    client, app, world, endpoint, query, param
+) -> None:
+    set_clock(app, at(2024, 3, 10, 12, 0))
+    response = await client.get(f"/v1/metrics/{endpoint}?{query}", headers=bearer(world.a_live))
+    error = assert_envelope(response, 400, "invalid_parameter", param)
+    assert error["type"] == "invalid_request_error"
+
+
+VALID_CASES = [
+    *[(e, q) for e in DAY_ENDPOINTS for q in ("days=1", "days=90", "end_date=2024-03-10")],
+    ("performance", "task_type=writing&days=90&end_date=2024-02-29"),
+    ("providers", "hours=1"),
+    ("providers", "hours=168"),
+    ("providers", "end_time=2024-03-10T12:00:00Z"),
+    ("providers", "end_time=2024-03-10T13:00:00%2B01:00"),
+    ("providers", "end_time=2024-03-10T06:59:59-05:00&hours=3"),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "query"), VALID_CASES)
+async def test_parameters_at_their_limits_are_accepted(client, app, world, endpoint, query) -> None:
+    set_clock(app, at(2024, 3, 10, 12, 0))
+    response = await client.get(f"/v1/metrics/{endpoint}?{query}", headers=bearer(world.a_live))
+    assert response.status_code == 200, response.text
+    SCHEMAS[endpoint].model_validate(response.json())
+
+
+async def test_effective_windows_echo_the_parameters(client, app, world) -> None:
+    set_clock(app, at(2024, 3, 10, 12, 0))
+    key = world.a_live
+    # 90 days ending 2024-03-10: from 2023-12-12 (Dec 12..31 = 20, Jan 31, Feb 29, Mar 10)
+    body = await get(client, key, "overview", days=90, end_date="2024-03-10")
+    assert body["period"] == {
+        "start_date": "2023-12-12T00:00:00Z",
+        "end_date": "2024-03-10T23:59:59Z",
+        "days": 90,
+    }
+    # defaults: customer and daily 30 days, performance and failures 7, ending today
+    assert (await get(client, key, "customer"))["period"]["start_date"] == "2024-02-10T00:00:00Z"
+    assert (await get(client, key, "daily"))["period"] == {
+        "start_date": "2024-02-10",
+        "end_date": "2024-03-10",
+    }
+    assert len((await get(client, key, "daily"))["daily_data"]) == 30
+    assert (await get(client, key, "failures"))["period"]["start_date"] == "2024-03-04T00:00:00Z"
+    # providers: 06:59:59 -05:00 = 11:59:59Z, truncated to 11:55; default hours 24
+    body = await get(client, key, "providers", end_time="2024-03-10T06:59:59-05:00")
+    assert body["period"] == {
+        "start_time": "2024-03-09T11:55:00Z",
+        "end_time": "2024-03-10T11:55:00Z",
+        "hours": 24,
+    }
