@@ -10,8 +10,11 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import IO, Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.calls.schema import parse_ndjson_lines
@@ -101,3 +104,57 @@ def open_input(path: str) -> IO[bytes]:
     if path == "-":
         return sys.stdin.buffer
     return open(path, "rb")
+
+
+async def seed(
+    engine: AsyncEngine,
+    *,
+    accounts: int,
+    days: int,
+    calls: int,
+    seed_value: int,
+    end: datetime,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Create the planned accounts (if missing) and load a generated log through the ingest
+    path. Returns the load counts and the generator's own per-account totals."""
+    from perf_metrics import accounts as admin
+    from perf_metrics import synthetic
+
+    plan = synthetic.plan_accounts(accounts, seed_value)
+    async with engine.begin() as conn:
+        for spec in plan:
+            try:
+                await admin.get_account(conn, spec.account_id)
+            except admin.AdminError:
+                await admin.create_account(
+                    conn, name=spec.name, tier=spec.tier, account_id=spec.account_id
+                )
+    totals: dict[str, list[Any]] = {}
+    result = LoadResult()
+    async with engine.connect() as conn:
+        for chunk in synthetic.generate_calls(
+            plan, days=days, calls=calls, seed=seed_value, end=end, chunk_size=BATCH_LINES
+        ):
+            for record in chunk:
+                entry = totals.setdefault(record["account_id"], [0, Decimal(0)])
+                entry[0] += 1
+                entry[1] += Decimal(repr(record["cost_usd"]))
+            rows = parse_ndjson_lines([orjson.dumps(r) for r in chunk])
+            result.received += len(rows)
+            result.inserted += await store_batch(conn, rows)
+            if progress is not None:
+                progress.update(len(chunk))
+    return {
+        **result.as_json(),
+        "accounts": [
+            {
+                "account_id": spec.account_id,
+                "name": spec.name,
+                "tier": spec.tier,
+                "calls": totals.get(spec.account_id, [0])[0],
+                "cost_usd": str(totals.get(spec.account_id, [0, Decimal(0)])[1]),
+            }
+            for spec in plan
+        ],
+    }

@@ -1,0 +1,166 @@
+"""Ingest throughput: HTTP batches, `perf-metrics ingest`, and a row-by-row INSERT baseline.
+
+    python bench/ingest.py [--calls 1000000] [--http-calls 200000]
+
+Everything runs in one scratch database on BENCH_DATABASE_URL (default: the local Postgres),
+measured in the same run so the ratios are comparable. Writes bench/results/ingest.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import DATA, run_cli, scratch_database, served, write_results
+from perf_metrics import synthetic
+from perf_metrics.calls.schema import COLUMNS, parse_ndjson_lines
+
+ACCOUNTS = 1000
+SEED = 7
+END = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def jsonl(calls: int, seed: int) -> Path:
+    path = DATA / f"calls_{calls}_{seed}.jsonl"
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        plan = synthetic.plan_accounts(ACCOUNTS, SEED)
+        with open(path, "wb") as fp:
+            synthetic.write_jsonl(
+                synthetic.generate_calls(plan, days=90, calls=calls, seed=seed, end=END), fp
+            )
+    return path
+
+
+async def row_by_row(database_url: str, lines: list[bytes]) -> float:
+    """The naive way: one INSERT statement per call, no rollups."""
+    rows = parse_ndjson_lines(lines)
+    conn = await asyncpg.connect(database_url)
+    placeholders = ", ".join(f"${i + 1}" for i in range(len(COLUMNS)))
+    sql = f"INSERT INTO calls ({', '.join(COLUMNS)}) VALUES ({placeholders})"
+    await conn.set_type_codec("jsonb", encoder=str, decoder=str, schema="pg_catalog")
+    try:
+        start = time.perf_counter()
+        async with conn.transaction():
+            for row in rows:
+                await conn.execute(sql, *row)
+        return len(rows) / (time.perf_counter() - start)
+    finally:
+        await conn.close()
+
+
+def http_ingest(base: str, key: str, bodies: list[bytes], clients: int) -> float:
+    """Sustained calls/s posting 5,000-record batches from `clients` threads."""
+    queue = list(bodies)
+    lock = threading.Lock()
+    sent = [0]
+
+    def worker() -> None:
+        with httpx.Client(base_url=base, timeout=120) as client:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    body = queue.pop()
+                response = client.post(
+                    "/v1/calls",
+                    content=body,
+                    headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+                )
+                response.raise_for_status()
+                with lock:
+                    sent[0] += response.json()["received"]
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sent[0] / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--http-calls", type=int, default=200_000)
+    parser.add_argument("--baseline-calls", type=int, default=20_000)
+    args = parser.parse_args()
+
+    bulk = jsonl(args.calls, SEED)
+    live = jsonl(args.http_calls, SEED + 1)  # other call ids: all of them new
+    results: dict[str, object] = {"calls": args.calls, "accounts": ACCOUNTS}
+    with scratch_database() as url:
+        run_cli(url, "seed", "--accounts", str(ACCOUNTS), "--calls", "0", "--seed", str(SEED))
+
+        with open(live, "rb") as fp:
+            sample = [fp.readline() for _ in range(args.baseline_calls)]
+        sample = [
+            orjson.dumps({**orjson.loads(x), "call_id": f"rb{i}"}) for i, x in enumerate(sample)
+        ]
+        baseline = asyncio.run(row_by_row(url.replace("+asyncpg", ""), sample))
+        print(f"row-by-row INSERT: {baseline:,.0f} calls/s", file=sys.stderr)
+
+        start = time.perf_counter()
+        out = run_cli(url, "ingest", str(bulk))
+        cli_rate = out["inserted"] / (time.perf_counter() - start)
+        print(f"perf-metrics ingest: {cli_rate:,.0f} calls/s", file=sys.stderr)
+
+        key = run_cli(url, "keys", "create", "--ingest")["key"]
+        with open(live, "rb") as fp:
+            records = [orjson.loads(line) for line in fp]
+        bodies = [
+            orjson.dumps({"calls": records[i : i + 5000]}) for i in range(0, len(records), 5000)
+        ]
+        half = len(bodies) // 2
+        with served(url, RATE_LIMIT_ENABLED="false") as base:
+            http_1 = http_ingest(base, key, bodies[:half], clients=1)
+            print(f"HTTP, 1 client: {http_1:,.0f} calls/s", file=sys.stderr)
+            http_4 = http_ingest(base, key, bodies[half:], clients=4)
+            print(f"HTTP, 4 clients: {http_4:,.0f} calls/s", file=sys.stderr)
+
+    results.update(
+        row_by_row_calls_per_s=round(baseline),
+        cli_ingest_calls_per_s=round(cli_rate),
+        http_1_client_calls_per_s=round(http_1),
+        http_4_clients_calls_per_s=round(http_4),
+    )
+    table = [
+        ("path", "calls/s", "x row-by-row", "target"),
+        ("row-by-row INSERT (no rollups)", f"{baseline:,.0f}", "1.0", ""),
+        (
+            f"perf-metrics ingest, {args.calls:,} lines, rollups",
+            f"{cli_rate:,.0f}",
+            f"{cli_rate / baseline:.1f}",
+            "100,000",
+        ),
+        (
+            "POST /v1/calls, 5,000/batch, 1 client",
+            f"{http_1:,.0f}",
+            f"{http_1 / baseline:.1f}",
+            "30,000",
+        ),
+        (
+            "POST /v1/calls, 5,000/batch, 4 clients",
+            f"{http_4:,.0f}",
+            f"{http_4 / baseline:.1f}",
+            "30,000",
+        ),
+    ]
+    print(write_results("ingest", results, table))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""`perf-metrics ingest` and `perf-metrics seed`, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import orjson
+import pytest
+from sqlalchemy import text
+
+from perf_metrics import synthetic
+from tests.factories import random_call
+
+END = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def cli(database_url: str):
+    env = {**os.environ, "DATABASE_URL": database_url.replace("+asyncpg", "")}
+
+    def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "perf_metrics.cli", *args],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            timeout=120,
+        )
+
+    return run
+
+
+async def _counts(engine) -> dict[str, tuple[int, Decimal]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT account_id, count(*), sum(cost_usd) FROM calls GROUP BY 1")
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+
+async def test_seed_totals_match_the_generator_exactly(cli, engine) -> None:
+    args = ("--accounts", "4", "--days", "3", "--calls", "6000", "--seed", "11")
+    proc = cli("seed", *args, "--end", END.isoformat())
+    assert proc.returncode == 0, proc.stderr.decode()
+    printed = json.loads(proc.stdout)
+    assert printed["inserted"] == printed["received"] == 6000
+
+    # The generator's own totals, computed here from its records.
+    plan = synthetic.plan_accounts(4, 11)
+    expected: dict[str, list] = defaultdict(lambda: [0, Decimal(0)])
+    for chunk in synthetic.generate_calls(plan, days=3, calls=6000, seed=11, end=END):
+        for record in chunk:
+            expected[record["account_id"]][0] += 1
+            expected[record["account_id"]][1] += Decimal(repr(record["cost_usd"]))
+    stored = await _counts(engine)
+    assert {a: (n, c) for a, (n, c) in stored.items()} == {
+        a: (n, c) for a, (n, c) in expected.items()
+    }
+    async with engine.connect() as conn:
+        rollup = {
+            r[0]: (r[1], r[2])
+            for r in await conn.execute(
+                text(
+                    "SELECT account_id, sum(calls), sum(cost_usd)"
+                    " FROM rollup_account_daily GROUP BY 1"
+                )
+            )
+        }
+    assert rollup == {a: (n, c) for a, (n, c) in expected.items()}
+
+    # Seeding again is idempotent: same ids, nothing new.
+    again = json.loads(cli("seed", *args, "--end", END.isoformat()).stdout)
+    assert again["inserted"] == 0 and again["duplicates"] == 6000
+
+
+def test_seed_can_write_jsonl_that_ingest_loads(cli, tmp_path) -> None:
+    path = tmp_path / "log.jsonl"
+    proc = cli(
+        "seed",
+        "--accounts",
+        "2",
+        "--days",
+        "1",
+        "--calls",
+        "500",
+        "--jsonl",
+        str(path),
+        "--end",
+        END.isoformat(),
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert len(path.read_bytes().splitlines()) == 500
+    # Accounts must exist before their calls load.
+    assert cli("seed", "--accounts", "2", "--calls", "0", "--seed", "42").returncode == 0
+    loaded = json.loads(cli("ingest", str(path)).stdout)
+    assert loaded == {"received": 500, "inserted": 500, "duplicates": 0}
+    assert json.loads(cli("ingest", str(path)).stdout)["inserted"] == 0
+
+
+async def test_ingest_stops_at_a_bad_line_and_keeps_nothing_of_its_batch(
+    cli, admin_ops, engine, tmp_path
+) -> None:
+    import random
+
+    await admin_ops.account(account_id="acct_load")
+    rng = random.Random(5)
+    lines = [
+        orjson.dumps(
+            random_call(rng, "acct_load", "live", datetime(2026, 10, 1, tzinfo=UTC), f"l{i}")
+        )
+        for i in range(30)
+    ]
+    bad = orjson.loads(lines[17])
+    bad["latency_ms"] = -5
+    lines[17] = orjson.dumps(bad)
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    proc = cli("ingest", str(path))
+    assert proc.returncode == 1
+    assert proc.stdout == b""
+    stderr = proc.stderr.decode()
+    assert "line 18: latency_ms:" in stderr
+    assert await _counts(engine) == {}
+
+
+async def test_ingest_reads_stdin_and_reports_unknown_accounts(cli, admin_ops, engine) -> None:
+    import random
+
+    await admin_ops.account(account_id="acct_stdin")
+    rng = random.Random(6)
+    records = [
+        random_call(rng, "acct_stdin", "live", datetime(2026, 10, 2, tzinfo=UTC), f"s{i}")
+        for i in range(10)
+    ]
+    body = b"\n".join(orjson.dumps(r) for r in records) + b"\n"
+    ok = cli("ingest", "-", stdin=body)
+    assert ok.returncode == 0, ok.stderr.decode()
+    assert json.loads(ok.stdout) == {"received": 10, "inserted": 10, "duplicates": 0}
+    assert (await _counts(engine))["acct_stdin"][0] == 10
+
+    records[0]["account_id"] = "acct_nobody"
+    body = b"\n".join(orjson.dumps(r) for r in records) + b"\n"
+    refused = cli("ingest", "-", stdin=body)
+    assert refused.returncode != 0
+    assert b"acct_nobody" in refused.stderr
+    assert b"Traceback" not in refused.stderr
