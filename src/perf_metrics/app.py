@@ -12,6 +12,7 @@ from perf_metrics.calls import router as calls_router
 from perf_metrics.db import create_engine
 from perf_metrics.errors import RequestIdMiddleware, install_error_handlers
 from perf_metrics.metrics import router as metrics_router
+from perf_metrics.ratelimit import Limiter
 from perf_metrics.settings import Settings, get_settings
 
 API_DESCRIPTION = """
@@ -27,9 +28,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(settings)
+        app.state.limiter = Limiter(settings)
         try:
             yield
         finally:
+            await app.state.limiter.close()
             await app.state.engine.dispose()
 
     app = FastAPI(

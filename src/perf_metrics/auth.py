@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perf_metrics.db import ConnectionDep, accounts, api_keys
 from perf_metrics.errors import AuthenticationError, PermissionDenied
+from perf_metrics.ratelimit import client_address, limiter_of
 from perf_metrics.settings import TIER_LIMITS
 
 KeyKind = Literal["customer", "ingest"]
@@ -151,7 +152,17 @@ async def _principal(request: Request, conn: ConnectionDep) -> Principal:
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    principal = await authenticate(conn, bearer_token(request))
+    try:
+        principal = await authenticate(conn, bearer_token(request))
+    except AuthenticationError:
+        # Failed attempts are budgeted per client address (429 past it), never per account.
+        settings = request.app.state.settings
+        await limiter_of(request).enforce(
+            request,
+            f"unauth:{client_address(request)}",
+            settings.unauthenticated_rate_limit_per_minute,
+        )
+        raise
     request.state.principal = principal
     return principal
 
@@ -162,11 +173,27 @@ async def _customer_key(principal: Annotated[Principal, Depends(_principal)]) ->
     return principal
 
 
-async def _ingest_key(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+async def _ingest_key(
+    request: Request, principal: Annotated[Principal, Depends(_principal)]
+) -> Principal:
     if principal.kind != "ingest":
         raise PermissionDenied("This route needs an ingest key (sk_ingest_).")
+    limit = request.app.state.settings.ingest_rate_limit_per_minute
+    await limiter_of(request).enforce(request, f"ingest:{principal.key_id}", limit)
+    return principal
+
+
+async def _metrics_key(
+    request: Request, principal: Annotated[Principal, Depends(_customer_key)]
+) -> Principal:
+    """A customer key, counted against its account's per-tier budget (shared by its keys)."""
+    assert principal.account_id is not None
+    await limiter_of(request).enforce(
+        request, f"acct:{principal.account_id}", principal.rate_limit_per_minute or 0
+    )
     return principal
 
 
 CustomerKeyDep = Annotated[Principal, Depends(_customer_key)]
 IngestKeyDep = Annotated[Principal, Depends(_ingest_key)]
+MetricsKeyDep = Annotated[Principal, Depends(_metrics_key)]

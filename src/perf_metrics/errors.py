@@ -140,6 +140,9 @@ class RequestIdMiddleware:
             if message["type"] == "http.response.start":
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
                 headers.append(header)
+                # Headers decided along the way (rate-limit state) ride on every answer.
+                for name, value in state.get("response_headers", {}).items():
+                    headers.append((name.lower().encode(), value.encode()))
                 message["headers"] = headers
             await send(message)
 

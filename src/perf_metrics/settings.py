@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Rate-limit storage shared by processes.")
     rate_limit_enabled: bool = True
     rate_limit_window_s: int = Field(60, ge=1, description="Rate-limit window; 60 in production.")
+    rate_limit_key_prefix: str = Field("perf-metrics", description="Redis key prefix.")
     ingest_rate_limit_per_minute: int = Field(1200, ge=1)
     unauthenticated_rate_limit_per_minute: int = Field(30, ge=1)
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from perf_metrics.auth import CustomerKeyDep, Principal
+from perf_metrics.auth import MetricsKeyDep, Principal
 from perf_metrics.db import ConnectionDep
 from perf_metrics.errors import ServiceUnavailable
 from perf_metrics.metrics import schemas, service
@@ -80,7 +80,7 @@ def _doc(model: type[BaseModel]) -> dict[str, Any]:
 )
 async def overview(
     request: Request,
-    key: CustomerKeyDep,
+    key: MetricsKeyDep,
     conn: ConnectionDep,
     days: int | None = Days,
     end_date: str | None = EndDate,
@@ -99,7 +99,7 @@ async def overview(
 )
 async def customer(
     request: Request,
-    key: CustomerKeyDep,
+    key: MetricsKeyDep,
     conn: ConnectionDep,
     days: int | None = Days,
     end_date: str | None = EndDate,
@@ -118,7 +118,7 @@ async def customer(
 )
 async def performance(
     request: Request,
-    key: CustomerKeyDep,
+    key: MetricsKeyDep,
     conn: ConnectionDep,
     days: int | None = Days,
     end_date: str | None = EndDate,
@@ -139,7 +139,7 @@ async def performance(
 )
 async def failures(
     request: Request,
-    key: CustomerKeyDep,
+    key: MetricsKeyDep,
     conn: ConnectionDep,
     days: int | None = Days,
     end_date: str | None = EndDate,
@@ -158,7 +158,7 @@ async def failures(
 )
 async def providers(
     request: Request,
-    key: CustomerKeyDep,
+    key: MetricsKeyDep,
     conn: ConnectionDep,
     hours: int | None = Query(None, ge=1, le=168, description="Hours in the window (1-168)."),
     end_time: str | None = Query(
@@ -178,7 +178,7 @@ async def providers(
 )
 async def daily(
     request: Request,
-    key: CustomerKeyDep,
+    key: MetricsKeyDep,
     conn: ConnectionDep,
     days: int | None = Days,
     end_date: str | None = EndDate,

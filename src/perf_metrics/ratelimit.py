@@ -1,0 +1,126 @@
+"""Per-tier rate limits (SPEC §6) on the `limits` library's asyncio API.
+
+Why not slowapi's decorators, which wrap the same library: slowapi calls its storage
+synchronously (a blocking Redis round trip inside the event loop on every request), injects
+headers only into endpoints that take a `response` argument, and keys buckets by the endpoint
+function's name unless told otherwise. We need one budget per account across the six metrics
+endpoints, a limit chosen by the caller's tier after authentication, headers on every answer
+(errors and 304s included), and a Redis outage that never blocks or fails a request. So the
+buckets live here, on `limits.aio` with redis-py's asyncio client:
+
+- `/v1/metrics/*`: one fixed window per account (both environments, every key of the account),
+  sized by the account's tier, read on each request, so a tier change applies at once.
+- `POST /v1/calls`: one window per ingest key (INGEST_RATE_LIMIT_PER_MINUTE).
+- A missing or bad key: one window per client address (UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE),
+  checked before the 401, so keys cannot be guessed at speed; no account budget is touched.
+- Health, readiness, `/metrics` and the OpenAPI routes are never limited.
+
+Storage: in memory (one process) unless REDIS_URL is set, then Redis, so N processes enforce one
+limit. If Redis does not answer within 250 ms the request is let through (fail-open) and a
+warning is logged at most every 30 s: a metrics API should not go dark because its limiter did.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import FixedWindowRateLimiter
+from starlette.requests import Request
+
+from perf_metrics.errors import RateLimited
+from perf_metrics.settings import Settings
+
+log = logging.getLogger("perf_metrics.ratelimit")
+_WARN_EVERY_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: float  # Unix seconds
+    window_s: int
+
+    def headers(self) -> dict[str, str]:
+        reset_in = max(0, math.ceil(self.reset_at - time.time()))
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(math.ceil(self.reset_at)),
+            # draft-ietf-httpapi-ratelimit-headers
+            "RateLimit-Policy": f'"default";q={self.limit};w={self.window_s}',
+            "RateLimit": f'"default";r={self.remaining};t={reset_in}',
+        }
+
+
+class Limiter:
+    def __init__(self, settings: Settings) -> None:
+        self.enabled = settings.rate_limit_enabled
+        self.window_s = settings.rate_limit_window_s
+        self.prefix = settings.rate_limit_key_prefix
+        if settings.redis_url:
+            self.storage: Any = RedisStorage(
+                "async+" + settings.redis_url,
+                implementation="redispy",
+                key_prefix=self.prefix,
+                socket_timeout=0.25,
+                socket_connect_timeout=0.25,
+            )
+        else:
+            self.storage = MemoryStorage()
+        self.strategy = FixedWindowRateLimiter(self.storage)
+        self._last_warning = 0.0
+        self.rejections = 0
+
+    async def hit(self, bucket: str, limit: int) -> Decision | None:
+        """Count one request against `bucket`; None when limiting is off or storage is down."""
+        if not self.enabled:
+            return None
+        item = RateLimitItemPerSecond(limit, self.window_s)
+        try:
+            allowed = await self.strategy.hit(item, bucket)
+            reset_at, remaining = await self.strategy.get_window_stats(item, bucket)
+        except Exception as exc:  # storage down or slow: fail open, loudly but not too often
+            now = time.monotonic()
+            if now - self._last_warning > _WARN_EVERY_S:
+                self._last_warning = now
+                log.warning("rate-limit storage unavailable, not limiting: %s", exc)
+            return None
+        if not allowed:
+            self.rejections += 1
+        return Decision(allowed, limit, max(0, remaining), reset_at, self.window_s)
+
+    async def enforce(self, request: Request, bucket: str, limit: int) -> None:
+        decision = await self.hit(bucket, limit)
+        if decision is None:
+            return
+        request.state.response_headers = decision.headers()
+        if not decision.allowed:
+            retry_after = max(1, math.ceil(decision.reset_at - time.time()))
+            raise RateLimited(
+                f"Rate limit of {limit} requests per {self.window_s} s exceeded. "
+                f"Retry in {retry_after} s.",
+                headers={"Retry-After": str(retry_after)},
+            )
+
+    async def close(self) -> None:
+        bridge = getattr(self.storage, "bridge", None)
+        client = getattr(bridge, "storage", None)
+        if client is not None and hasattr(client, "aclose"):
+            await client.aclose()
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def limiter_of(request: Request) -> Limiter:
+    limiter: Limiter = request.app.state.limiter
+    return limiter
