@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from perf_metrics.auth import CustomerKeyDep
+from perf_metrics.errors import ErrorResponse
 
 router = APIRouter(tags=["account"])
 
@@ -21,7 +24,35 @@ class AccountResponse(BaseModel):
     )
 
 
-@router.get("/v1/account", response_model=AccountResponse, summary="The calling key's account")
+def _error(description: str, **headers: str) -> dict[str, Any]:
+    return {
+        "model": ErrorResponse,
+        "description": description,
+        "headers": {
+            name.replace("_", "-"): {"description": text, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        },
+    }
+
+
+@router.get(
+    "/v1/account",
+    response_model=AccountResponse,
+    summary="The calling key's account",
+    responses={
+        401: _error("Missing, malformed, unknown or revoked key", WWW_Authenticate="Bearer"),
+        403: _error("Not a customer key (an ingest key)"),
+        429: _error(
+            "Too many requests with a bad key from one address; see Retry-After",
+            Retry_After="Seconds to wait before retrying.",
+        ),
+        503: _error(
+            "Database unavailable or too slow; see Retry-After",
+            Retry_After="Seconds to wait before retrying.",
+        ),
+        "default": _error("Any other error (500 internal_error), in the same envelope"),
+    },
+)
 async def get_account(key: CustomerKeyDep) -> AccountResponse:
     """Which account and environment a customer key reads, and its rate limit."""
     assert key.account_id and key.account_name and key.tier and key.environment

@@ -7,11 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from perf_metrics import __version__, account_routes, health
+from perf_metrics import __version__, account_routes, health, observability
 from perf_metrics.calls import router as calls_router
 from perf_metrics.db import create_engine
 from perf_metrics.errors import RequestIdMiddleware, install_error_handlers
 from perf_metrics.metrics import router as metrics_router
+from perf_metrics.observability import AccessLogMiddleware
 from perf_metrics.ratelimit import Limiter
 from perf_metrics.settings import Settings, get_settings
 
@@ -43,8 +44,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Outermost first: the access log sees the final status and the request id.
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(AccessLogMiddleware)
     app.include_router(health.router)
+    app.include_router(observability.router)
     app.include_router(account_routes.router)
     app.include_router(calls_router.router)
     app.include_router(metrics_router.router)

@@ -237,8 +237,18 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
     emit(result)
 
 
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
+    from perf_metrics.demo import run_demo
+
+    run_demo(args.host, args.port)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
+
+    from perf_metrics.observability import configure_logging
+
+    configure_logging(settings.log_level)
 
     uvicorn.run(
         "perf_metrics.main:app",
@@ -326,6 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "demo", help="embedded Postgres + demo data + a printed key + the server (no setup)"
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

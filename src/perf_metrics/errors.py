@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -101,6 +102,44 @@ class ServiceUnavailable(PerfError):
 
     def __init__(self, message: str, *, retry_after: int = 5) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class ErrorResponse(BaseModel):
+    """The one error envelope (SPEC §6), documented in the OpenAPI schema of every route."""
+
+    class Error(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        type: Literal[
+            "invalid_request_error",
+            "authentication_error",
+            "permission_error",
+            "rate_limit_error",
+            "api_error",
+        ] = Field(description="The error family; one per status (SPEC §6).")
+        code: str = Field(
+            description="Machine-readable reason: invalid_parameter, invalid_json, "
+            "invalid_call_record, missing_api_key, invalid_api_key, insufficient_scope, "
+            "not_found, method_not_allowed, payload_too_large, unsupported_media_type, "
+            "rate_limit_exceeded, internal_error, service_unavailable."
+        )
+        message: str = Field(description="A sentence for humans; never echoes a secret.")
+        param: str | None = Field(description="The parameter or field at fault, if one is.")
+        request_id: str = Field(
+            pattern=r"^[A-Za-z0-9_.:-]{8,128}$",
+            description="Equal to the X-Request-ID header: req_... or the caller's own id.",
+        )
+        errors: list[dict[str, Any]] | None = Field(
+            None,
+            description="invalid_call_record: up to 100 {index, field, message} items.",
+        )
+        unknown_account_ids: list[str] | None = Field(
+            None, description="invalid_call_record: the batch's account_ids that do not exist."
+        )
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: Error
 
 
 def new_request_id() -> str:

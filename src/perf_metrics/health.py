@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from perf_metrics.errors import ServiceUnavailable, is_database_unavailable
+from perf_metrics.errors import ErrorResponse, ServiceUnavailable, is_database_unavailable
 from perf_metrics.migrate import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
@@ -20,7 +20,13 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Readiness: the database answers and its schema is at the latest migration",
-    responses={503: {"description": "Database unreachable, or migrations not at head."}},
+    responses={
+        503: {
+            "model": ErrorResponse,
+            "description": "Database unreachable, or migrations not at head; see Retry-After.",
+        },
+        "default": {"model": ErrorResponse, "description": "Any other error (500)."},
+    },
 )
 async def readyz(request: Request) -> JSONResponse:
     engine: AsyncEngine = request.app.state.engine

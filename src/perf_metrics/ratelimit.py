@@ -102,6 +102,7 @@ class Limiter:
         if decision is None:
             return
         request.state.response_headers = decision.headers()
+        request.state.rate_limit_bucket = bucket.split(":", 1)[0]
         if not decision.allowed:
             retry_after = max(1, math.ceil(decision.reset_at - time.time()))
             raise RateLimited(

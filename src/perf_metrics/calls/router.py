@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from perf_metrics.auth import IngestKeyDep
-from perf_metrics.calls.schema import parse_json_body, parse_ndjson_lines
+from perf_metrics.calls.schema import CallRecord, parse_json_body, parse_ndjson_lines
 from perf_metrics.calls.store import store_batch
 from perf_metrics.db import ConnectionDep
-from perf_metrics.errors import PayloadTooLarge, PerfError
+from perf_metrics.errors import ErrorResponse, PayloadTooLarge, PerfError
+from perf_metrics.observability import INGESTED
 from perf_metrics.settings import Settings
 
 router = APIRouter(tags=["ingest"])
@@ -47,16 +50,59 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _request_body() -> dict[str, Any]:
+    """The body as OpenAPI shows it; the route reads the raw bytes itself (10 MB cap, NDJSON)."""
+    record = CallRecord.model_json_schema()
+    batch = {
+        "type": "object",
+        "properties": {"calls": {"type": "array", "items": record, "maxItems": 10_000}},
+        "required": ["calls"],
+        "additionalProperties": False,
+    }
+    return {
+        "required": True,
+        "description": "`{\"calls\": [...]}` as application/json, or one call record per line "
+        "as application/x-ndjson; at most 10,000 records and 10 MB. Rules across fields "
+        "(SPEC §2) and the account's existence are checked too: a record that breaks one is a "
+        "400 naming it.",
+        "content": {
+            "application/json": {"schema": batch},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+
+
+def _error(description: str, **headers: str) -> dict[str, Any]:
+    return {
+        "model": ErrorResponse,
+        "description": description,
+        "headers": {
+            name.replace("_", "-"): {"description": text, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        },
+    }
+
+
 @router.post(
     "/v1/calls",
     response_model=IngestResponse,
     summary="Ingest a batch of call records",
+    openapi_extra={"requestBody": _request_body()},
     responses={
-        400: {"description": "Invalid JSON, invalid records (up to 100 errors), unknown account"},
-        401: {"description": "Missing or invalid ingest key"},
-        403: {"description": "Not an ingest key"},
-        413: {"description": "More than 10,000 records or 10 MB"},
-        415: {"description": "Content-Type is neither application/json nor application/x-ndjson"},
+        400: _error("Invalid JSON, invalid records (up to 100 errors), unknown account"),
+        401: _error("Missing or invalid ingest key", WWW_Authenticate="Bearer"),
+        403: _error("Not an ingest key"),
+        413: _error("More than 10,000 records or 10 MB"),
+        415: _error("Content-Type is neither application/json nor application/x-ndjson"),
+        429: _error(
+            "Rate limit of the ingest key, or of bad keys from one address; see Retry-After",
+            Retry_After="Seconds to wait before retrying.",
+        ),
+        503: _error(
+            "Database unavailable or too slow; see Retry-After",
+            Retry_After="Seconds to wait before retrying.",
+        ),
+        "default": _error("Any other error (500 internal_error), in the same envelope"),
     },
 )
 async def ingest_calls(request: Request, key: IngestKeyDep, conn: ConnectionDep) -> IngestResponse:
@@ -85,4 +131,6 @@ async def ingest_calls(request: Request, key: IngestKeyDep, conn: ConnectionDep)
     # End the auth transaction, then write the batch in its own (committed before answering).
     await conn.commit()
     inserted = await store_batch(conn, rows)
+    INGESTED.labels("inserted").inc(inserted)
+    INGESTED.labels("duplicate").inc(len(rows) - inserted)
     return IngestResponse(received=len(rows), inserted=inserted, duplicates=len(rows) - inserted)

@@ -14,24 +14,72 @@ from pydantic import BaseModel
 
 from perf_metrics.auth import MetricsKeyDep, Principal
 from perf_metrics.db import ConnectionDep
-from perf_metrics.errors import ServiceUnavailable
+from perf_metrics.errors import ErrorResponse, ServiceUnavailable
 from perf_metrics.metrics import schemas, service
 from perf_metrics.metrics.windows import TASK_TYPES, Params, day_window, hour_window
 
 router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
 
+
+def _header(description: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string"}, "required": True}
+
+
+REQUEST_ID = {"X-Request-ID": _header("The request's id (the error envelope's request_id).")}
+CACHING = {
+    "ETag": _header("Hash of the body; send it back in If-None-Match to get a 304."),
+    "Cache-Control": _header("private, max-age=60"),
+}
+RETRY_AFTER = {"Retry-After": _header("Seconds to wait before retrying.")}
 ERRORS: dict[int | str, dict[str, Any]] = {
-    304: {"description": "Not modified: If-None-Match matched the current ETag."},
-    400: {"description": "A parameter is invalid (error.param names it)."},
-    401: {"description": "Missing, malformed, unknown or revoked key."},
-    403: {"description": "Not a customer key."},
-    429: {"description": "Rate limit exceeded; see Retry-After."},
-    503: {"description": "Database unavailable or too slow; see Retry-After."},
+    200: {"headers": {**REQUEST_ID, **CACHING}},
+    304: {
+        "description": "Not modified: If-None-Match matched the current ETag (or was *); no body.",
+        "headers": {**REQUEST_ID, **CACHING},
+    },
+    400: {
+        "model": ErrorResponse,
+        "description": "A parameter is invalid, repeated, empty or unknown (error.param names it).",
+        "headers": REQUEST_ID,
+    },
+    401: {
+        "model": ErrorResponse,
+        "description": "Missing, malformed, unknown or revoked key.",
+        "headers": {
+            **REQUEST_ID,
+            "WWW-Authenticate": _header("Bearer"),
+        },
+    },
+    403: {
+        "model": ErrorResponse,
+        "description": "Not a customer key (an ingest key).",
+        "headers": REQUEST_ID,
+    },
+    429: {
+        "model": ErrorResponse,
+        "description": "The account's per-tier rate limit, or the per-address limit on bad keys, "
+        "is exceeded; see Retry-After.",
+        "headers": {**REQUEST_ID, **RETRY_AFTER},
+    },
+    503: {
+        "model": ErrorResponse,
+        "description": "Database unavailable or too slow; see Retry-After.",
+        "headers": {**REQUEST_ID, **RETRY_AFTER},
+    },
+    "default": {
+        "model": ErrorResponse,
+        "description": "Any other error (500 internal_error), in the same envelope.",
+        "headers": REQUEST_ID,
+    },
 }
 CACHE_CONTROL = "private, max-age=60"
 
 Days = Query(None, ge=1, le=90, description="Whole UTC days in the window (1-90).")
-EndDate = Query(None, description="Last day of the window, YYYY-MM-DD (UTC); default today.")
+EndDate = Query(
+    None,
+    description="Last day of the window, YYYY-MM-DD (UTC), not in the future; default today.",
+    json_schema_extra={"format": "date"},
+)
 
 
 def _now(request: Request) -> datetime:
@@ -122,7 +170,9 @@ async def performance(
     conn: ConnectionDep,
     days: int | None = Days,
     end_date: str | None = EndDate,
-    task_type: str | None = Query(None, description="Only this task type."),
+    task_type: str | None = Query(
+        None, description="Only this task type.", json_schema_extra={"enum": list(TASK_TYPES)}
+    ),
 ) -> Response:
     """Per task type and served model over the window (default 7 days), the optimal model per
     task and recommendations to switch."""
@@ -162,7 +212,10 @@ async def providers(
     conn: ConnectionDep,
     hours: int | None = Query(None, ge=1, le=168, description="Hours in the window (1-168)."),
     end_time: str | None = Query(
-        None, description="RFC 3339 end of the window (exclusive), truncated to 5 minutes."
+        None,
+        description="RFC 3339 end of the window (exclusive), not in the future, truncated to "
+        "5 minutes; default now.",
+        json_schema_extra={"format": "date-time"},
     ),
 ) -> Response:
     """Platform-wide provider health over `[end_time - hours, end_time)` for the key's

@@ -1,0 +1,143 @@
+"""`perf-metrics demo`: an embedded Postgres, 90 days of demo calls, a key, and the server.
+
+The embedded Postgres (pgserver, from PyPI) keeps its data in `.perf-metrics/pgdata` under the
+current directory (PERF_METRICS_HOME to move it), so the second run starts in seconds. With
+DATABASE_URL set, that database is used instead. Ctrl-C stops the server and the embedded
+Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from perf_metrics.settings import Settings
+
+DEMO_ACCOUNTS = 5
+DEMO_CALLS = int(os.environ.get("PERF_METRICS_DEMO_CALLS", "150000"))
+DEMO_DAYS = 90
+DEMO_SEED = 42
+ENDPOINTS = (
+    "overview?days=7",
+    "customer?days=30",
+    "performance?days=7",
+    "failures?days=7",
+    "providers?hours=24",
+    "daily?days=30",
+)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def embedded_postgres(home: Path) -> Iterator[str]:
+    import pgserver
+
+    home.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(home / "pgdata", cleanup_mode="stop")
+    try:
+        uri = server.get_uri()
+        yield uri
+    finally:
+        say("stopping the embedded Postgres ...")
+        server.cleanup()
+
+
+async def _prepare(settings: Settings, first_run: bool) -> dict[str, Any]:
+    """Seed on the first run (an empty call log), then make a fresh demo key."""
+    from sqlalchemy import func, select
+
+    from perf_metrics import accounts as admin
+    from perf_metrics.calls.load import seed
+    from perf_metrics.db import calls, create_engine
+
+    engine = create_engine(settings, pool_size=2, max_overflow=0)
+    try:
+        async with engine.connect() as conn:
+            empty = not await conn.scalar(select(func.count()).select_from(calls))
+        if first_run and empty:
+            say(f"seeding {DEMO_CALLS:,} calls over {DEMO_DAYS} days, {DEMO_ACCOUNTS} accounts ...")
+            started = time.monotonic()
+            await seed(
+                engine,
+                accounts=DEMO_ACCOUNTS,
+                days=DEMO_DAYS,
+                calls=DEMO_CALLS,
+                seed_value=DEMO_SEED,
+                end=datetime.now(UTC),
+            )
+            say(f"seeded in {time.monotonic() - started:.1f} s")
+        async with engine.begin() as conn:
+            try:
+                await admin.get_account(conn, "acct_demo_000")
+            except admin.AdminError:
+                await admin.create_account(
+                    conn, name="Demo", tier="enterprise", account_id="acct_demo_000"
+                )
+            return await admin.create_key(conn, account_id="acct_demo_000", name="demo")
+    finally:
+        await engine.dispose()
+
+
+def banner(key: str, host: str, port: int) -> str:
+    base = f"http://{host}:{port}"
+    lines = [
+        "",
+        f"perf-metrics demo is serving on {base} (Ctrl-C to stop)",
+        f"demo key (account acct_demo_000, shown once): {key}",
+        "",
+        *(f'curl -s "{base}/v1/metrics/{e}" -H "Authorization: Bearer {key}"' for e in ENDPOINTS),
+        "",
+        f"API docs: {base}/docs",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run_demo(host: str, port: int) -> None:
+    import uvicorn
+
+    from perf_metrics.migrate import upgrade
+    from perf_metrics.observability import configure_logging
+
+    # pgserver asks platformdirs for a runtime dir; on servers without one it only warns.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+    home = Path(os.environ.get("PERF_METRICS_HOME", ".perf-metrics")).resolve()
+    own_database = "DATABASE_URL" not in os.environ
+    with embedded_postgres(home) if own_database else _nothing() as uri:
+        url = uri or os.environ["DATABASE_URL"]
+        settings = Settings(database_url=url)
+        say("applying migrations ...")
+        upgrade(settings.database_url)
+        marker = home / "seeded"
+        key = asyncio.run(_prepare(settings, first_run=not marker.exists()))
+        marker.write_text(datetime.now(UTC).isoformat())
+        print(banner(key["key"], host, port), flush=True)
+        from perf_metrics.app import create_app
+
+        configure_logging(settings.log_level)
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
