@@ -12,6 +12,7 @@ from perf_metrics.calls import router as calls_router
 from perf_metrics.db import create_engine
 from perf_metrics.errors import RequestIdMiddleware, install_error_handlers
 from perf_metrics.metrics import router as metrics_router
+from perf_metrics.metrics.service import HistogramCache
 from perf_metrics.observability import AccessLogMiddleware
 from perf_metrics.ratelimit import Limiter
 from perf_metrics.settings import Settings, get_settings
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(settings)
         app.state.limiter = Limiter(settings)
+        app.state.histogram_cache = HistogramCache()
         try:
             yield
         finally:

@@ -10,7 +10,6 @@ set of them merges exactly.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 import numpy as np
 
@@ -36,12 +35,11 @@ def empty() -> np.ndarray:
     return np.zeros(MAX_BIN + 1, dtype=np.int64)
 
 
-def add_into(dense: np.ndarray, lower: int | None, counts: Iterable[int] | None) -> None:
+def add_into(dense: np.ndarray, lower: int | None, counts: np.ndarray | None) -> None:
     """Add a stored histogram (first subscript `lower`, then its counts) into `dense`."""
-    if lower is None or counts is None:
+    if lower is None or counts is None or not len(counts):
         return
-    values = np.fromiter(counts, dtype=np.int64)
-    dense[lower : lower + len(values)] += values
+    dense[lower : lower + len(counts)] += counts
 
 
 def percentile(dense: np.ndarray, percent: int) -> int | None:

@@ -52,22 +52,22 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
 
 def _request_body() -> dict[str, Any]:
     """The body as OpenAPI shows it; the route reads the raw bytes itself (10 MB cap, NDJSON)."""
-    record = CallRecord.model_json_schema()
+    records = {"type": "array", "items": CallRecord.model_json_schema(), "maxItems": 10_000}
     batch = {
         "type": "object",
-        "properties": {"calls": {"type": "array", "items": record, "maxItems": 10_000}},
+        "properties": {"calls": records},
         "required": ["calls"],
         "additionalProperties": False,
     }
     return {
         "required": True,
-        "description": "`{\"calls\": [...]}` as application/json, or one call record per line "
-        "as application/x-ndjson; at most 10,000 records and 10 MB. Rules across fields "
-        "(SPEC §2) and the account's existence are checked too: a record that breaks one is a "
-        "400 naming it.",
+        "description": '`{"calls": [...]}` as application/json, or the records one per line '
+        "as application/x-ndjson (shown as an array of lines); at most 10,000 records and "
+        "10 MB. Rules across fields (SPEC §2) and the account's existence are checked too: a "
+        "record that breaks one is a 400 naming it.",
         "content": {
             "application/json": {"schema": batch},
-            "application/x-ndjson": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": records},
         },
     }
 

@@ -7,8 +7,23 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, Select, Table, and_, cast, func, or_, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    Row,
+    Select,
+    Table,
+    and_,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import NullType
 
 from perf_metrics.db import (
     account_daily,
@@ -83,13 +98,14 @@ async def select_model_totals(
 async def select_daily_distributions(
     conn: AsyncConnection, account_id: str, environment: str, start: date, end: date
 ) -> Sequence[Row[Any]]:
-    """Per day x task x served model: calls (the daily model and task distributions)."""
+    """Calls per (day, served model) and per (day, task type): the daily distributions.
+    A row has either `model` or `task_type` set (GROUPING SETS), never both."""
     t = model_daily
     return await _all(
         conn,
-        select(t.c.day, t.c.task_type, t.c.model, t.c.calls).where(
-            _scoped(t, account_id, environment, start, end)
-        ),
+        select(t.c.day, t.c.task_type, t.c.model, _count_sum(t.c.calls).label("calls"))
+        .where(_scoped(t, account_id, environment, start, end))
+        .group_by(func.grouping_sets(tuple_(t.c.day, t.c.model), tuple_(t.c.day, t.c.task_type))),
     )
 
 
@@ -159,12 +175,14 @@ def _hour_ceil(moment: datetime) -> datetime:
 
 def _provider_rows(environment: str, start: datetime, end: datetime, *columns: str) -> Any:
     """Rows covering exactly [start, end): whole hours from the hourly rollup, the partial
-    hours at either edge from the 5-minute rollup. Both bounds are on the 5-minute grid."""
+    hours at either edge from the 5-minute rollup. Both bounds are on the 5-minute grid.
+    `grain` ('h' or '5m') tells the two apart."""
     h_lo = _hour_ceil(start)
     h_hi = end.replace(minute=0, second=0, microsecond=0)
     if h_hi < h_lo:  # the window lies inside one clock hour
         h_lo = h_hi = end
     hourly = select(
+        literal("h").label("grain"),
         provider_hourly.c.provider,
         provider_hourly.c.bucket,
         *(provider_hourly.c[c] for c in columns),
@@ -174,6 +192,7 @@ def _provider_rows(environment: str, start: datetime, end: datetime, *columns: s
         provider_hourly.c.bucket < h_hi,
     )
     edges = select(
+        literal("5m").label("grain"),
         provider_5m.c.provider,
         provider_5m.c.bucket,
         *(provider_5m.c[c] for c in columns),
@@ -200,21 +219,45 @@ async def select_provider_totals(
     )
 
 
-async def select_provider_histograms(
+async def select_histogram_index(
     conn: AsyncConnection, environment: str, start: datetime, end: datetime
 ) -> Sequence[Row[Any]]:
-    """(provider, UTC hour of day, served calls, first bin, counts) for rows with latencies."""
-    rows = _provider_rows(environment, start, end, "served_calls", "hist")
+    """(grain, provider, bucket, served calls) of the rows holding the window's latencies.
+    A row's served_calls is the sum of its histogram, so it tells a changed row apart."""
+    rows = _provider_rows(environment, start, end, "served_calls")
     return await _all(
         conn,
-        select(
-            rows.c.provider,
-            func.extract("hour", func.timezone("UTC", rows.c.bucket)).label("hour"),
-            rows.c.served_calls,
-            func.array_lower(rows.c.hist, 1).label("lower"),
-            rows.c.hist,
-        ).where(rows.c.served_calls > 0),
+        select(rows.c.grain, rows.c.provider, rows.c.bucket, rows.c.served_calls).where(
+            rows.c.served_calls > 0
+        ),
     )
+
+
+async def select_histograms(
+    conn: AsyncConnection, environment: str, keys: list[tuple[str, str, datetime]]
+) -> Sequence[Row[Any]]:
+    """(grain, provider, bucket, served calls, first bin, counts) for the given rows."""
+    parts = []
+    for grain, table in (("h", provider_hourly), ("5m", provider_5m)):
+        wanted = [(bucket, provider) for g, provider, bucket in keys if g == grain]
+        if wanted:
+            parts.append(
+                select(
+                    literal(grain).label("grain"),
+                    table.c.provider,
+                    table.c.bucket,
+                    table.c.served_calls,
+                    func.array_lower(table.c.hist, 1).label("lower"),
+                    # As asyncpg decodes it: SQLAlchemy's per-item ARRAY processing is slow.
+                    type_coerce(table.c.hist, NullType()).label("hist"),
+                ).where(
+                    table.c.environment == environment,
+                    tuple_(table.c.bucket, table.c.provider).in_(wanted),
+                )
+            )
+    if not parts:
+        return []
+    return (await conn.execute(union_all(*parts))).all()
 
 
 async def select_provider_intervals(

@@ -77,7 +77,8 @@ CACHE_CONTROL = "private, max-age=60"
 Days = Query(None, ge=1, le=90, description="Whole UTC days in the window (1-90).")
 EndDate = Query(
     None,
-    description="Last day of the window, YYYY-MM-DD (UTC), not in the future; default today.",
+    description="Last day of the window, YYYY-MM-DD (UTC), from 1970-01-01 and not in the "
+    "future; default today.",
     json_schema_extra={"format": "date"},
 )
 
@@ -117,8 +118,22 @@ async def _answer(request: Request, work: Awaitable[dict[str, Any]]) -> Response
     return _respond(request, body)
 
 
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "ETags of a copy you hold (or *): 304 with no body when one is current.",
+    "schema": {"type": "string"},
+}
+
+
 def _doc(model: type[BaseModel]) -> dict[str, Any]:
-    return {"response_model": model, "responses": ERRORS}
+    # If-None-Match is read from the raw headers in `_respond`; documented here.
+    return {
+        "response_model": model,
+        "responses": ERRORS,
+        "openapi_extra": {"parameters": [IF_NONE_MATCH]},
+    }
 
 
 @router.get(
@@ -213,8 +228,8 @@ async def providers(
     hours: int | None = Query(None, ge=1, le=168, description="Hours in the window (1-168)."),
     end_time: str | None = Query(
         None,
-        description="RFC 3339 end of the window (exclusive), not in the future, truncated to "
-        "5 minutes; default now.",
+        description="RFC 3339 end of the window (exclusive), from 1970-01-01T00:00:00Z and not in "
+        "the future, truncated to 5 minutes; default now.",
         json_schema_extra={"format": "date-time"},
     ),
 ) -> Response:
@@ -223,7 +238,8 @@ async def providers(
     params = Params(request.query_params, ("hours", "end_time"))
     window = hour_window(params, _now(request))
     assert key.environment is not None
-    return await _answer(request, service.get_providers(conn, key.environment, window))
+    cache = request.app.state.histogram_cache
+    return await _answer(request, service.get_providers(conn, key.environment, window, cache))
 
 
 @router.get(

@@ -17,6 +17,8 @@ from perf_metrics.errors import InvalidParameter
 
 TASK_TYPES = ("extraction", "classification", "summarization", "reasoning", "code", "writing")
 FIVE_MINUTES = timedelta(minutes=5)
+# No call is older (ingest rejects them), and windows ending near year 1 overflow `datetime`.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _DIGITS = re.compile(r"^[0-9]{1,6}$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 # RFC 3339 date-time: seconds required, optional fraction, Z or a numeric offset.
@@ -121,6 +123,8 @@ class Params:
             ) from None
         if value > today:
             raise InvalidParameter("'end_date' must not be in the future (UTC).", param="end_date")
+        if value < EARLIEST.date():
+            raise InvalidParameter("'end_date' must be 1970-01-01 or later.", param="end_date")
         return value
 
     def end_time(self, now: datetime) -> datetime:
@@ -143,6 +147,10 @@ class Params:
             )
         if value > now:
             raise InvalidParameter("'end_time' must not be in the future.", param="end_time")
+        if value < EARLIEST:
+            raise InvalidParameter(
+                "'end_time' must be 1970-01-01T00:00:00Z or later.", param="end_time"
+            )
         return value
 
     def choice(self, name: str, options: tuple[str, ...]) -> str | None:

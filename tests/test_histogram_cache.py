@@ -1,0 +1,63 @@
+"""The provider histogram cache never serves a stale histogram."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests import reference
+from tests.conftest import bearer
+from tests.factories import as_reference, iso
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def _call(i: int, latency: int, at: datetime) -> dict:
+    return {
+        "call_id": f"h{i}",
+        "account_id": "acct_hist",
+        "created_at": iso(at),
+        "task_type": "code",
+        "model": "gpt-4o",
+        "provider": "openai",
+        "input_tokens": 1,
+        "output_tokens": 1,
+        "cost_usd": 0.001,
+        "latency_ms": latency,
+        "status": "success",
+    }
+
+
+async def test_new_calls_in_a_cached_hour_are_seen(client, app, admin_ops) -> None:
+    app.state.clock = lambda: NOW
+    await admin_ops.account(account_id="acct_hist")
+    key = (await admin_ops.key("acct_hist"))["key"]
+    ingest = (await admin_ops.key(None))["key"]
+    hour = NOW - timedelta(hours=3)  # a whole hour: served from the hourly rollup
+    first = [_call(i, 200 + i, hour + timedelta(minutes=i % 60)) for i in range(50)]
+    later = [_call(100 + i, 5000 + 10 * i, hour + timedelta(minutes=i)) for i in range(30)]
+
+    async def p95() -> tuple[int, int]:
+        body = (await client.get("/v1/metrics/providers", headers=bearer(key))).json()
+        return body["providers"]["openai"]["p95_latency_ms"], body["providers"]["openai"][
+            "p99_latency_ms"
+        ]
+
+    async def post(calls: list[dict]) -> None:
+        response = await client.post("/v1/calls", json={"calls": calls}, headers=bearer(ingest))
+        assert response.status_code == 200
+
+    def exact(calls: list[dict]) -> tuple[int, int]:
+        body = reference.providers([as_reference(c) for c in calls], hours=24, end_time=NOW)
+        return body["providers"]["openai"]["p95_latency_ms"], body["providers"]["openai"][
+            "p99_latency_ms"
+        ]
+
+    await post(first)
+    before = await p95()
+    assert before == await p95()  # second read: from the cache
+    await post(later)
+    after = await p95()
+    want = exact(first + later)
+    for got, exact_value in zip(after, want, strict=True):
+        assert abs(got - exact_value) <= 0.02 * exact_value
+    assert after != before
