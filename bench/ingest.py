@@ -32,14 +32,14 @@ SEED = 7
 END = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def jsonl(calls: int, seed: int) -> Path:
-    path = DATA / f"calls_{calls}_{seed}.jsonl"
+def jsonl(calls: int, seed: int, days: int = 90, end: datetime = END) -> Path:
+    path = DATA / f"calls_{calls}_{seed}_{days}d_{end:%Y%m%d%H}.jsonl"
     if not path.exists():
         DATA.mkdir(parents=True, exist_ok=True)
         plan = synthetic.plan_accounts(ACCOUNTS, SEED)
         with open(path, "wb") as fp:
             synthetic.write_jsonl(
-                synthetic.generate_calls(plan, days=90, calls=calls, seed=seed, end=END), fp
+                synthetic.generate_calls(plan, days=days, calls=calls, seed=seed, end=end), fp
             )
     return path
 
@@ -99,8 +99,10 @@ def main() -> None:
     parser.add_argument("--baseline-calls", type=int, default=20_000)
     args = parser.parse_args()
 
-    bulk = jsonl(args.calls, SEED)
-    live = jsonl(args.http_calls, SEED + 1)  # other call ids: all of them new
+    bulk = jsonl(args.calls, SEED)  # a 90-day backfill, as a bulk load is
+    # What the router sends in production: the last day's calls, in time order (other ids).
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    live = jsonl(args.http_calls, SEED + 1, days=1, end=now)
     results: dict[str, object] = {"calls": args.calls, "accounts": ACCOUNTS}
     with scratch_database() as url:
         run_cli(url, "seed", "--accounts", str(ACCOUNTS), "--calls", "0", "--seed", str(SEED))
