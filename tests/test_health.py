@@ -50,3 +50,15 @@ async def test_readyz_is_503_when_migrations_are_behind(client, engine) -> None:
             await conn.execute(
                 text("UPDATE alembic_version SET version_num = :v"), {"v": head_revision()}
             )
+
+
+async def test_readyz_is_503_when_the_database_does_not_exist(database_url: str) -> None:
+    import httpx
+    from sqlalchemy.engine import make_url
+
+    missing = make_url(database_url).set(database="perf_metrics_no_such_db")
+    app: FastAPI = create_app(Settings(database_url=missing.render_as_string(False)))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert_envelope(await client.get("/readyz"), 503, "service_unavailable")

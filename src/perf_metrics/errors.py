@@ -290,8 +290,9 @@ def is_database_unavailable(exc: BaseException) -> bool:
             getattr(exc.orig, "__cause__", None), "sqlstate", None
         )
         # 57014 query_canceled (statement_timeout), 57P0x admin shutdown/cannot connect now,
-        # 08xxx connection exceptions, 53300 too many connections.
-        if orig and (orig == "57014" or orig.startswith(("57P", "08", "53"))):
+        # 08xxx connection exceptions, 53xxx insufficient resources (too many connections),
+        # 3D000 no such database and 28xxx authentication failed (a misconfigured deployment).
+        if orig and (orig in ("57014", "3D000") or orig.startswith(("57P", "08", "53", "28"))):
             return True
     return False
 
