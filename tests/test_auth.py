@@ -163,3 +163,16 @@ async def test_the_secret_is_never_logged(client, admin_ops, caplog) -> None:
     await client.get("/v1/account", headers=bearer(key["key"]))
     await client.get("/v1/account", headers=bearer(key["key"] + "x"))
     assert key["key"] not in caplog.text
+
+
+async def test_metrics_requests_record_last_used_too(client, admin_ops, engine) -> None:
+    # Metrics read in a read-only transaction; the last-used write happens after it.
+    acct = await admin_ops.account()
+    key = await admin_ops.key(acct)
+    response = await client.get("/v1/metrics/overview", headers=bearer(key["key"]))
+    assert response.status_code == 200
+    async with engine.connect() as conn:
+        used = await conn.scalar(
+            select(api_keys.c.last_used_at).where(api_keys.c.id == key["key_id"])
+        )
+    assert used is not None

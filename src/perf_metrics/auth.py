@@ -13,7 +13,7 @@ import secrets
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
 from sqlalchemy import select, update
@@ -105,7 +105,9 @@ def bearer_token(request: Request) -> str:
     return token
 
 
-async def authenticate(conn: AsyncConnection, token: str) -> Principal:
+async def authenticate(conn: AsyncConnection, token: str, defer_touch: Any = None) -> Principal:
+    """The key's principal. Its last-used time is written at most once a minute; with
+    `defer_touch`, that write is handed over (the request's transaction may be read-only)."""
     if not is_well_formed(token):
         raise AuthenticationError("Invalid API key.")
     row = (
@@ -128,16 +130,24 @@ async def authenticate(conn: AsyncConnection, token: str) -> Principal:
         raise AuthenticationError("Invalid API key.")
     now = datetime.now(UTC)
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        # At most one write a minute per key; the guard keeps concurrent requests from piling up.
-        await conn.execute(
-            update(api_keys)
-            .where(api_keys.c.id == row.id)
-            .where(
-                (api_keys.c.last_used_at.is_(None))
-                | (api_keys.c.last_used_at < now - LAST_USED_RESOLUTION)
+
+        async def touch(c: AsyncConnection) -> None:
+            # The guard keeps concurrent requests of one key from piling up writes.
+            await c.execute(
+                update(api_keys)
+                .where(api_keys.c.id == row.id)
+                .where(
+                    (api_keys.c.last_used_at.is_(None))
+                    | (api_keys.c.last_used_at < now - LAST_USED_RESOLUTION)
+                )
+                .values(last_used_at=now)
             )
-            .values(last_used_at=now)
-        )
+            await c.commit()
+
+        if defer_touch is None:
+            await touch(conn)
+        else:
+            defer_touch(touch)
     return Principal(
         key_id=row.id,
         kind=row.kind,
@@ -153,7 +163,9 @@ async def _principal(request: Request, conn: ConnectionDep) -> Principal:
     if cached is not None:
         return cached
     try:
-        principal = await authenticate(conn, bearer_token(request))
+        principal = await authenticate(
+            conn, bearer_token(request), lambda touch: setattr(request.state, "touch_key", touch)
+        )
     except AuthenticationError:
         # Failed attempts are budgeted per client address (429 past it), never per account.
         settings = request.app.state.settings

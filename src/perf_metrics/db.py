@@ -222,7 +222,9 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_timeout": settings.db_pool_timeout_s,
-        "pool_pre_ping": True,
+        # No pre-ping: it costs a round trip per request. A connection that died with the
+        # database fails its request (a 503), and SQLAlchemy then invalidates the whole pool.
+        "pool_pre_ping": False,
         "connect_args": {
             "timeout": settings.db_connect_timeout_s,
             "command_timeout": settings.db_statement_timeout_ms / 1000 + 1,
@@ -236,14 +238,29 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     return create_async_engine(settings.database_url, **options)
 
 
+READ_ONLY_PREFIX = "/v1/metrics/"
+
+
 async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
     """One connection per request; its open transaction is committed when the handler returns
-    (rolled back on error). A handler may also commit earlier and go on (ingest does)."""
+    (rolled back on error). A handler may also commit earlier and go on (ingest does).
+
+    Metrics requests read in one REPEATABLE READ, READ ONLY transaction: every query of an
+    answer sees the same snapshot, so its numbers agree even while batches are committing.
+    """
     engine: AsyncEngine = request.app.state.engine
     async with engine.connect() as conn:
+        if request.url.path.startswith(READ_ONLY_PREFIX):
+            await conn.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
         yield conn
         if conn.in_transaction():
             await conn.commit()
+        touch = getattr(request.state, "touch_key", None)
+        if touch is not None:  # at most once a minute per key (auth.py), after the answer
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await touch(conn)
 
 
 ConnectionDep = Annotated[AsyncConnection, Depends(get_connection)]

@@ -31,11 +31,25 @@ CACHING = {
     "Cache-Control": _header("private, max-age=60"),
 }
 RETRY_AFTER = {"Retry-After": _header("Seconds to wait before retrying.")}
+RATE_LIMIT = {  # absent only when rate limiting is switched off (RATE_LIMIT_ENABLED=false)
+    "X-RateLimit-Limit": {
+        "description": "Requests a minute the account's tier allows.",
+        "schema": {"type": "integer"},
+    },
+    "X-RateLimit-Remaining": {
+        "description": "Requests left in the current window.",
+        "schema": {"type": "integer"},
+    },
+    "X-RateLimit-Reset": {
+        "description": "When the window resets (Unix seconds).",
+        "schema": {"type": "integer"},
+    },
+}
 ERRORS: dict[int | str, dict[str, Any]] = {
-    200: {"headers": {**REQUEST_ID, **CACHING}},
+    200: {"headers": {**REQUEST_ID, **CACHING, **RATE_LIMIT}},
     304: {
         "description": "Not modified: If-None-Match matched the current ETag (or was *); no body.",
-        "headers": {**REQUEST_ID, **CACHING},
+        "headers": {**REQUEST_ID, **CACHING, **RATE_LIMIT},
     },
     400: {
         "model": ErrorResponse,
@@ -59,7 +73,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorResponse,
         "description": "The account's per-tier rate limit, or the per-address limit on bad keys, "
         "is exceeded; see Retry-After.",
-        "headers": {**REQUEST_ID, **RETRY_AFTER},
+        "headers": {**REQUEST_ID, **RETRY_AFTER, **RATE_LIMIT},
     },
     503: {
         "model": ErrorResponse,
