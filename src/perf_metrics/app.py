@@ -12,6 +12,7 @@ from perf_metrics.calls import router as calls_router
 from perf_metrics.db import create_engine
 from perf_metrics.errors import RequestIdMiddleware, install_error_handlers
 from perf_metrics.metrics import router as metrics_router
+from perf_metrics.metrics.cache import ResponseCache
 from perf_metrics.metrics.service import HistogramCache
 from perf_metrics.observability import AccessLogMiddleware
 from perf_metrics.ratelimit import Limiter
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = create_engine(settings)
         app.state.limiter = Limiter(settings)
         app.state.histogram_cache = HistogramCache()
+        app.state.response_cache = ResponseCache()
         try:
             yield
         finally:

@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
-from sqlalchemy import select, update
+from sqlalchemy import LargeBinary, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from perf_metrics.db import ConnectionDep, accounts, api_keys
+from perf_metrics.db import ConnectionDep, account_versions, accounts, api_keys
 from perf_metrics.errors import AuthenticationError, PermissionDenied
 from perf_metrics.ratelimit import client_address, limiter_of
 from perf_metrics.settings import TIER_LIMITS
@@ -85,10 +85,39 @@ class Principal:
     account_id: str | None
     account_name: str | None
     tier: str | None
+    # What a cached answer for this account must match: the account's data version in the
+    # key's environment (bumped by every committed batch) and its settings' last change.
+    data_version: int = 0
+    settings_changed_at: datetime | None = None
 
     @property
     def rate_limit_per_minute(self) -> int | None:
         return TIER_LIMITS.get(self.tier) if self.tier else None
+
+
+# Built once: the key, its account, and the account's data version in the key's environment.
+KEY_LOOKUP = (
+    select(
+        api_keys.c.id,
+        api_keys.c.kind,
+        api_keys.c.environment,
+        api_keys.c.account_id,
+        api_keys.c.revoked_at,
+        api_keys.c.last_used_at,
+        accounts.c.name,
+        accounts.c.tier,
+        accounts.c.updated_at,
+        account_versions.c.version,
+    )
+    .select_from(
+        api_keys.outerjoin(accounts, accounts.c.id == api_keys.c.account_id).outerjoin(
+            account_versions,
+            (account_versions.c.account_id == api_keys.c.account_id)
+            & (account_versions.c.environment == api_keys.c.environment),
+        )
+    )
+    .where(api_keys.c.key_hash == bindparam("key_hash", type_=LargeBinary))
+)
 
 
 def bearer_token(request: Request) -> str:
@@ -110,22 +139,7 @@ async def authenticate(conn: AsyncConnection, token: str, defer_touch: Any = Non
     `defer_touch`, that write is handed over (the request's transaction may be read-only)."""
     if not is_well_formed(token):
         raise AuthenticationError("Invalid API key.")
-    row = (
-        await conn.execute(
-            select(
-                api_keys.c.id,
-                api_keys.c.kind,
-                api_keys.c.environment,
-                api_keys.c.account_id,
-                api_keys.c.revoked_at,
-                api_keys.c.last_used_at,
-                accounts.c.name,
-                accounts.c.tier,
-            )
-            .select_from(api_keys.outerjoin(accounts, accounts.c.id == api_keys.c.account_id))
-            .where(api_keys.c.key_hash == hash_key(token))
-        )
-    ).one_or_none()
+    row = (await conn.execute(KEY_LOOKUP, {"key_hash": hash_key(token)})).one_or_none()
     if row is None or row.revoked_at is not None:
         raise AuthenticationError("Invalid API key.")
     now = datetime.now(UTC)
@@ -155,6 +169,8 @@ async def authenticate(conn: AsyncConnection, token: str, defer_touch: Any = Non
         account_id=row.account_id,
         account_name=row.name,
         tier=row.tier,
+        data_version=row.version or 0,
+        settings_changed_at=row.updated_at,
     )
 
 

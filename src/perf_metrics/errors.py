@@ -107,7 +107,7 @@ class ServiceUnavailable(PerfError):
 class ErrorResponse(BaseModel):
     """The one error envelope (SPEC §6), documented in the OpenAPI schema of every route."""
 
-    class Error(BaseModel):
+    class ErrorDetail(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
         type: Literal[
@@ -139,7 +139,7 @@ class ErrorResponse(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    error: Error
+    error: ErrorDetail
 
 
 def new_request_id() -> str:

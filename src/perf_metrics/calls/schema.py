@@ -27,7 +27,9 @@ MAX_ERRORS = 100
 FUTURE_TOLERANCE = timedelta(minutes=5)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # older is a unit mistake (and overflows at year 1)
 INT32 = 2**31 - 1
-INT64 = 2**63 - 1
+# A billion tokens in one call is far past any model's context; the cap keeps every rollup sum
+# (bigint) safe for billions of calls per account and day.
+MAX_TOKENS = 1_000_000_000
 # NUMERIC(20, 12) holds up to 10^8; a single LLM call costing more is a unit mistake.
 MAX_COST_USD = 1_000_000.0
 
@@ -67,8 +69,8 @@ class CallRecord(BaseModel):
     provider: Provider
     initial_model: Model | None = None
     initial_provider: Provider | None = None
-    input_tokens: Annotated[int, Field(ge=0, le=INT64)]
-    output_tokens: Annotated[int, Field(ge=0, le=INT64)]
+    input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS)]
+    output_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS)]
     cost_usd: Annotated[float, Field(ge=0, le=MAX_COST_USD)]
     latency_ms: Annotated[int, Field(ge=0, le=INT32)]
     status: Literal["success", "error"]

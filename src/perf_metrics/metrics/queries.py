@@ -1,5 +1,9 @@
 """Reads of the rollups. Every account query starts from one scoped base: this account's rows
-in this environment and day range, so tenant scoping is written once (`_scoped`)."""
+in this environment and day range, so tenant scoping is written once (`_scoped`).
+
+Statements are built once, at import, with bind parameters: building a SQLAlchemy statement
+costs more than running these index-range reads, and every request would pay it again.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,14 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Date,
+    DateTime,
     Row,
     Select,
     Table,
+    Text,
     and_,
+    bindparam,
     cast,
     func,
     literal,
@@ -36,13 +44,19 @@ from perf_metrics.db import (
     trigger_daily,
 )
 
+ACCOUNT = bindparam("account_id", type_=Text)
+ENVIRONMENT = bindparam("environment", type_=Text)
+START = bindparam("start", type_=Date)
+END = bindparam("end", type_=Date)
 
-def _scoped(table: Table, account_id: str, environment: str, start: date, end: date) -> Any:
+
+def _scoped(table: Table) -> Any:
+    """This account's rows, in this environment, for days START..END (both included)."""
     return and_(
-        table.c.account_id == account_id,
-        table.c.environment == environment,
-        table.c.day >= start,
-        table.c.day <= end,
+        table.c.account_id == ACCOUNT,
+        table.c.environment == ENVIRONMENT,
+        table.c.day >= START,
+        table.c.day <= END,
     )
 
 
@@ -51,19 +65,154 @@ def _count_sum(column: Any) -> Any:
     return cast(func.sum(column), BigInteger)
 
 
-async def _all(conn: AsyncConnection, query: Select[Any]) -> Sequence[Row[Any]]:
-    return (await conn.execute(query)).all()
+def _window(account_id: str, environment: str, start: date, end: date) -> dict[str, Any]:
+    return {"account_id": account_id, "environment": environment, "start": start, "end": end}
 
 
-async def select_account_days(
+async def _all(
+    conn: AsyncConnection, query: Select[Any], params: dict[str, Any]
+) -> Sequence[Row[Any]]:
+    return (await conn.execute(query, params)).all()
+
+
+# --- per account -------------------------------------------------------------------------
+
+_COUNT_COLUMNS = (
+    "calls", "successes", "routed_right", "fallbacks", "retried", "ceiling_hits",
+    "latency_sum", "input_tokens", "output_tokens", "quality_n", "complexity_n",
+    "message_sum", "message_n",
+)  # fmt: skip
+_DECIMAL_COLUMNS = ("cost_usd", "quality_sum", "complexity_sum")
+
+ACCOUNT_TOTALS = select(
+    *(func.coalesce(_count_sum(account_daily.c[c]), 0).label(c) for c in _COUNT_COLUMNS),
+    *(func.coalesce(func.sum(account_daily.c[c]), 0).label(c) for c in _DECIMAL_COLUMNS),
+).where(_scoped(account_daily))
+
+_hours = (
+    func.unnest(account_daily.c.hour_calls).table_valued("n", with_ordinality="h").render_derived()
+)
+HOUR_CALLS = (
+    select(_hours.c.h, _count_sum(_hours.c.n).label("n"))
+    .select_from(account_daily)
+    .join(_hours, literal(True))
+    .where(_scoped(account_daily))
+    .group_by(_hours.c.h)
+)
+
+DAILY_ROWS = (
+    select(
+        account_daily.c.day,
+        account_daily.c.calls,
+        account_daily.c.successes,
+        account_daily.c.cost_usd,
+        account_daily.c.latency_sum,
+        account_daily.c.quality_sum,
+        account_daily.c.quality_n,
+    )
+    .where(_scoped(account_daily))
+    .order_by(account_daily.c.day)
+)
+
+MODEL_TOTALS = (
+    select(
+        model_daily.c.task_type,
+        model_daily.c.model,
+        _count_sum(model_daily.c.calls).label("calls"),
+        _count_sum(model_daily.c.successes).label("successes"),
+        func.sum(model_daily.c.cost_usd).label("cost_usd"),
+        _count_sum(model_daily.c.latency_sum).label("latency_sum"),
+        func.sum(model_daily.c.quality_sum).label("quality_sum"),
+        _count_sum(model_daily.c.quality_n).label("quality_n"),
+    )
+    .where(_scoped(model_daily))
+    .group_by(model_daily.c.task_type, model_daily.c.model)
+)
+MODEL_TOTALS_OF_TASK = MODEL_TOTALS.where(
+    model_daily.c.task_type == bindparam("task_type", type_=Text)
+)
+
+# A row has either `model` or `task_type` set (GROUPING SETS), never both.
+DAILY_DISTRIBUTIONS = (
+    select(
+        model_daily.c.day,
+        model_daily.c.task_type,
+        model_daily.c.model,
+        _count_sum(model_daily.c.calls).label("calls"),
+    )
+    .where(_scoped(model_daily))
+    .group_by(
+        func.grouping_sets(
+            tuple_(model_daily.c.day, model_daily.c.model),
+            tuple_(model_daily.c.day, model_daily.c.task_type),
+        )
+    )
+)
+
+FAILURE_TOTALS = (
+    select(
+        failure_daily.c.task_type,
+        failure_daily.c.first_model,
+        failure_daily.c.failure_mode,
+        *(
+            _count_sum(failure_daily.c[c]).label(c)
+            for c in ("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
+        ),
+    )
+    .where(_scoped(failure_daily))
+    .group_by(failure_daily.c.task_type, failure_daily.c.first_model, failure_daily.c.failure_mode)
+)
+
+TRIGGER_TOTALS = (
+    select(
+        trigger_daily.c.failure_mode,
+        trigger_daily.c.failure_trigger,
+        _count_sum(trigger_daily.c.calls).label("calls"),
+    )
+    .where(_scoped(trigger_daily))
+    .group_by(trigger_daily.c.failure_mode, trigger_daily.c.failure_trigger)
+)
+
+SETTINGS_AND_PRICE = (
+    select(
+        accounts.c.cost_vs_quality_ratio,
+        accounts.c.latency_sensitivity,
+        accounts.c.preferred_models,
+        accounts.c.task_overrides,
+        model_prices.c.input_usd_per_mtok,
+        model_prices.c.output_usd_per_mtok,
+    )
+    .select_from(
+        accounts.outerjoin(
+            model_prices, model_prices.c.model == bindparam("price_model", type_=Text)
+        )
+    )
+    .where(accounts.c.id == ACCOUNT)
+)
+
+
+async def select_account_totals(
+    conn: AsyncConnection, account_id: str, environment: str, start: date, end: date
+) -> Row[Any]:
+    """Every account-level total over the window, summed in Postgres: one row."""
+    return (await conn.execute(ACCOUNT_TOTALS, _window(account_id, environment, start, end))).one()
+
+
+async def select_hour_calls(
+    conn: AsyncConnection, account_id: str, environment: str, start: date, end: date
+) -> list[int]:
+    """Calls per UTC hour of day (0-23) over the window."""
+    counts = [0] * 24
+    for r in await _all(conn, HOUR_CALLS, _window(account_id, environment, start, end)):
+        counts[r.h - 1] = r.n
+    return counts
+
+
+async def select_daily_rows(
     conn: AsyncConnection, account_id: str, environment: str, start: date, end: date
 ) -> Sequence[Row[Any]]:
-    """One row per day with calls: every per-day total the endpoints need."""
-    t = account_daily
-    return await _all(
-        conn,
-        select(t).where(_scoped(t, account_id, environment, start, end)).order_by(t.c.day),
-    )
+    """Per day with calls: the daily series' totals."""
+    return await _all(conn, DAILY_ROWS, _window(account_id, environment, start, end))
 
 
 async def select_model_totals(
@@ -75,97 +224,46 @@ async def select_model_totals(
     task_type: str | None = None,
 ) -> Sequence[Row[Any]]:
     """Per task type x served model over the window."""
-    t = model_daily
-    query = (
-        select(
-            t.c.task_type,
-            t.c.model,
-            _count_sum(t.c.calls).label("calls"),
-            _count_sum(t.c.successes).label("successes"),
-            func.sum(t.c.cost_usd).label("cost_usd"),
-            _count_sum(t.c.latency_sum).label("latency_sum"),
-            func.sum(t.c.quality_sum).label("quality_sum"),
-            _count_sum(t.c.quality_n).label("quality_n"),
-        )
-        .where(_scoped(t, account_id, environment, start, end))
-        .group_by(t.c.task_type, t.c.model)
-    )
-    if task_type is not None:
-        query = query.where(t.c.task_type == task_type)
-    return await _all(conn, query)
+    params = _window(account_id, environment, start, end)
+    if task_type is None:
+        return await _all(conn, MODEL_TOTALS, params)
+    return await _all(conn, MODEL_TOTALS_OF_TASK, {**params, "task_type": task_type})
 
 
 async def select_daily_distributions(
     conn: AsyncConnection, account_id: str, environment: str, start: date, end: date
 ) -> Sequence[Row[Any]]:
-    """Calls per (day, served model) and per (day, task type): the daily distributions.
-    A row has either `model` or `task_type` set (GROUPING SETS), never both."""
-    t = model_daily
-    return await _all(
-        conn,
-        select(t.c.day, t.c.task_type, t.c.model, _count_sum(t.c.calls).label("calls"))
-        .where(_scoped(t, account_id, environment, start, end))
-        .group_by(func.grouping_sets(tuple_(t.c.day, t.c.model), tuple_(t.c.day, t.c.task_type))),
-    )
+    """Calls per (day, served model) and per (day, task type)."""
+    return await _all(conn, DAILY_DISTRIBUTIONS, _window(account_id, environment, start, end))
 
 
 async def select_failure_totals(
     conn: AsyncConnection, account_id: str, environment: str, start: date, end: date
 ) -> Sequence[Row[Any]]:
     """Per task x first-choice model x failure mode ('' = none) over the window."""
-    t = failure_daily
-    return await _all(
-        conn,
-        select(
-            t.c.task_type,
-            t.c.first_model,
-            t.c.failure_mode,
-            _count_sum(t.c.calls).label("calls"),
-            _count_sum(t.c.retry_recovered).label("retry_recovered"),
-            _count_sum(t.c.fallback_recovered).label("fallback_recovered"),
-            _count_sum(t.c.unrecoverable).label("unrecoverable"),
-        )
-        .where(_scoped(t, account_id, environment, start, end))
-        .group_by(t.c.task_type, t.c.first_model, t.c.failure_mode),
-    )
+    return await _all(conn, FAILURE_TOTALS, _window(account_id, environment, start, end))
 
 
 async def select_trigger_totals(
     conn: AsyncConnection, account_id: str, environment: str, start: date, end: date
 ) -> Sequence[Row[Any]]:
-    t = trigger_daily
-    return await _all(
-        conn,
-        select(t.c.failure_mode, t.c.failure_trigger, _count_sum(t.c.calls).label("calls"))
-        .where(_scoped(t, account_id, environment, start, end))
-        .group_by(t.c.failure_mode, t.c.failure_trigger),
-    )
+    return await _all(conn, TRIGGER_TOTALS, _window(account_id, environment, start, end))
 
 
-async def select_account_settings(conn: AsyncConnection, account_id: str) -> Row[Any]:
+async def select_settings_and_price(conn: AsyncConnection, account_id: str, model: str) -> Row[Any]:
+    """The account's settings and `model`'s list price (null when the price is missing)."""
     return (
-        await conn.execute(
-            select(
-                accounts.c.cost_vs_quality_ratio,
-                accounts.c.latency_sensitivity,
-                accounts.c.preferred_models,
-                accounts.c.task_overrides,
-            ).where(accounts.c.id == account_id)
-        )
+        await conn.execute(SETTINGS_AND_PRICE, {"account_id": account_id, "price_model": model})
     ).one()
 
 
-async def select_model_price(conn: AsyncConnection, model: str) -> Row[Any] | None:
-    return (
-        await conn.execute(
-            select(model_prices.c.input_usd_per_mtok, model_prices.c.output_usd_per_mtok).where(
-                model_prices.c.model == model
-            )
-        )
-    ).one_or_none()
-
-
 # --- providers: platform-wide, per environment ----------------------------------------------
+
+P_ENV = bindparam("environment", type_=Text)
+P_START = bindparam("start", type_=DateTime(timezone=True))
+P_END = bindparam("end", type_=DateTime(timezone=True))
+H_LO = bindparam("h_lo", type_=DateTime(timezone=True))
+H_HI = bindparam("h_hi", type_=DateTime(timezone=True))
 
 
 def _hour_ceil(moment: datetime) -> datetime:
@@ -173,23 +271,27 @@ def _hour_ceil(moment: datetime) -> datetime:
     return floor if floor == moment else floor + timedelta(hours=1)
 
 
-def _provider_rows(environment: str, start: datetime, end: datetime, *columns: str) -> Any:
-    """Rows covering exactly [start, end): whole hours from the hourly rollup, the partial
-    hours at either edge from the 5-minute rollup. Both bounds are on the 5-minute grid.
-    `grain` ('h' or '5m') tells the two apart."""
+def _bounds(environment: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """[start, end) split into whole hours [h_lo, h_hi) and the 5-minute edges around them."""
     h_lo = _hour_ceil(start)
     h_hi = end.replace(minute=0, second=0, microsecond=0)
     if h_hi < h_lo:  # the window lies inside one clock hour
         h_lo = h_hi = end
+    return {"environment": environment, "start": start, "end": end, "h_lo": h_lo, "h_hi": h_hi}
+
+
+def _provider_rows(*columns: str) -> Any:
+    """Rows covering exactly [start, end): whole hours from the hourly rollup, the partial
+    hours at either edge from the 5-minute rollup (`grain` 'h' or '5m' tells them apart)."""
     hourly = select(
         literal("h").label("grain"),
         provider_hourly.c.provider,
         provider_hourly.c.bucket,
         *(provider_hourly.c[c] for c in columns),
     ).where(
-        provider_hourly.c.environment == environment,
-        provider_hourly.c.bucket >= h_lo,
-        provider_hourly.c.bucket < h_hi,
+        provider_hourly.c.environment == P_ENV,
+        provider_hourly.c.bucket >= H_LO,
+        provider_hourly.c.bucket < H_HI,
     )
     edges = select(
         literal("5m").label("grain"),
@@ -197,26 +299,66 @@ def _provider_rows(environment: str, start: datetime, end: datetime, *columns: s
         provider_5m.c.bucket,
         *(provider_5m.c[c] for c in columns),
     ).where(
-        provider_5m.c.environment == environment,
+        provider_5m.c.environment == P_ENV,
         or_(
-            and_(provider_5m.c.bucket >= start, provider_5m.c.bucket < h_lo),
-            and_(provider_5m.c.bucket >= h_hi, provider_5m.c.bucket < end),
+            and_(provider_5m.c.bucket >= P_START, provider_5m.c.bucket < H_LO),
+            and_(provider_5m.c.bucket >= H_HI, provider_5m.c.bucket < P_END),
         ),
     )
     return union_all(hourly, edges).subquery()
 
 
+_TOTAL_COLUMNS = (
+    "fc_calls", "fc_provider_failures", "fc_rate_limited", "served_calls", "latency_sum",
+)  # fmt: skip
+_totals_rows = _provider_rows(*_TOTAL_COLUMNS)
+PROVIDER_TOTALS = select(
+    _totals_rows.c.provider, *(_count_sum(_totals_rows.c[c]).label(c) for c in _TOTAL_COLUMNS)
+).group_by(_totals_rows.c.provider)
+
+_index_rows = _provider_rows("served_calls")
+HISTOGRAM_INDEX = select(
+    _index_rows.c.grain, _index_rows.c.provider, _index_rows.c.bucket, _index_rows.c.served_calls
+).where(_index_rows.c.served_calls > 0)
+
+t5 = provider_5m
+PROVIDER_INTERVALS = (
+    select(
+        t5.c.provider,
+        func.count().label("intervals"),
+        func.count().filter(t5.c.fc_provider_failures * 2 < t5.c.fc_calls).label("healthy"),
+    )
+    .where(
+        t5.c.environment == P_ENV, t5.c.bucket >= P_START, t5.c.bucket < P_END, t5.c.fc_calls > 0
+    )
+    .group_by(t5.c.provider)
+)
+INCIDENT_INTERVALS = (
+    select(t5.c.provider, t5.c.bucket, t5.c.fc_calls, t5.c.fc_provider_failures)
+    .where(
+        t5.c.environment == P_ENV,
+        t5.c.bucket >= P_START,
+        t5.c.bucket < P_END,
+        t5.c.fc_calls >= 10,
+        t5.c.fc_provider_failures * 4 >= t5.c.fc_calls,
+    )
+    .order_by(t5.c.provider, t5.c.bucket)
+)
+RECENT_ERRORS = (
+    select(
+        t5.c.provider,
+        _count_sum(t5.c.fc_calls).label("fc_calls"),
+        _count_sum(t5.c.fc_provider_failures).label("fc_provider_failures"),
+    )
+    .where(t5.c.environment == P_ENV, t5.c.bucket >= P_START, t5.c.bucket < P_END)
+    .group_by(t5.c.provider)
+)
+
+
 async def select_provider_totals(
     conn: AsyncConnection, environment: str, start: datetime, end: datetime
 ) -> Sequence[Row[Any]]:
-    cols = ("fc_calls", "fc_provider_failures", "fc_rate_limited", "served_calls", "latency_sum")
-    rows = _provider_rows(environment, start, end, *cols)
-    return await _all(
-        conn,
-        select(rows.c.provider, *(_count_sum(rows.c[c]).label(c) for c in cols)).group_by(
-            rows.c.provider
-        ),
-    )
+    return await _all(conn, PROVIDER_TOTALS, _bounds(environment, start, end))
 
 
 async def select_histogram_index(
@@ -224,13 +366,31 @@ async def select_histogram_index(
 ) -> Sequence[Row[Any]]:
     """(grain, provider, bucket, served calls) of the rows holding the window's latencies.
     A row's served_calls is the sum of its histogram, so it tells a changed row apart."""
-    rows = _provider_rows(environment, start, end, "served_calls")
+    return await _all(conn, HISTOGRAM_INDEX, _bounds(environment, start, end))
+
+
+async def select_provider_intervals(
+    conn: AsyncConnection, environment: str, start: datetime, end: datetime
+) -> Sequence[Row[Any]]:
+    """Per provider: 5-minute intervals with first-choice traffic, and those below 0.5 errors."""
     return await _all(
-        conn,
-        select(rows.c.grain, rows.c.provider, rows.c.bucket, rows.c.served_calls).where(
-            rows.c.served_calls > 0
-        ),
+        conn, PROVIDER_INTERVALS, {"environment": environment, "start": start, "end": end}
     )
+
+
+async def select_incident_intervals(
+    conn: AsyncConnection, environment: str, start: datetime, end: datetime
+) -> Sequence[Row[Any]]:
+    """5-minute intervals with >= 10 first-choice calls and an error rate >= 0.25."""
+    return await _all(
+        conn, INCIDENT_INTERVALS, {"environment": environment, "start": start, "end": end}
+    )
+
+
+async def select_recent_errors(
+    conn: AsyncConnection, environment: str, start: datetime, end: datetime
+) -> Sequence[Row[Any]]:
+    return await _all(conn, RECENT_ERRORS, {"environment": environment, "start": start, "end": end})
 
 
 async def select_histograms(
@@ -258,60 +418,3 @@ async def select_histograms(
     if not parts:
         return []
     return (await conn.execute(union_all(*parts))).all()
-
-
-async def select_provider_intervals(
-    conn: AsyncConnection, environment: str, start: datetime, end: datetime
-) -> Sequence[Row[Any]]:
-    """Per provider: 5-minute intervals with first-choice traffic, and those below 0.5 errors."""
-    t = provider_5m
-    return await _all(
-        conn,
-        select(
-            t.c.provider,
-            func.count().label("intervals"),
-            func.count().filter(t.c.fc_provider_failures * 2 < t.c.fc_calls).label("healthy"),
-        )
-        .where(
-            t.c.environment == environment,
-            t.c.bucket >= start,
-            t.c.bucket < end,
-            t.c.fc_calls > 0,
-        )
-        .group_by(t.c.provider),
-    )
-
-
-async def select_incident_intervals(
-    conn: AsyncConnection, environment: str, start: datetime, end: datetime
-) -> Sequence[Row[Any]]:
-    """5-minute intervals with >= 10 first-choice calls and an error rate >= 0.25."""
-    t = provider_5m
-    return await _all(
-        conn,
-        select(t.c.provider, t.c.bucket, t.c.fc_calls, t.c.fc_provider_failures)
-        .where(
-            t.c.environment == environment,
-            t.c.bucket >= start,
-            t.c.bucket < end,
-            t.c.fc_calls >= 10,
-            t.c.fc_provider_failures * 4 >= t.c.fc_calls,
-        )
-        .order_by(t.c.provider, t.c.bucket),
-    )
-
-
-async def select_recent_errors(
-    conn: AsyncConnection, environment: str, start: datetime, end: datetime
-) -> Sequence[Row[Any]]:
-    t = provider_5m
-    return await _all(
-        conn,
-        select(
-            t.c.provider,
-            _count_sum(t.c.fc_calls).label("fc_calls"),
-            _count_sum(t.c.fc_provider_failures).label("fc_provider_failures"),
-        )
-        .where(t.c.environment == environment, t.c.bucket >= start, t.c.bucket < end)
-        .group_by(t.c.provider),
-    )

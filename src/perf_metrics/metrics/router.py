@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from perf_metrics.auth import MetricsKeyDep, Principal
 from perf_metrics.db import ConnectionDep
 from perf_metrics.errors import ErrorResponse, ServiceUnavailable
 from perf_metrics.metrics import schemas, service
+from perf_metrics.metrics.cache import CachedAnswer, ResponseCache, platform_version
 from perf_metrics.metrics.windows import TASK_TYPES, Params, day_window, hour_window
 
 router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
@@ -102,14 +103,12 @@ def _now(request: Request) -> datetime:
     return clock() if clock else datetime.now(UTC)
 
 
-def _respond(request: Request, body: dict[str, Any]) -> Response:
-    payload = orjson.dumps(body)
-    etag = '"' + hashlib.blake2b(payload, digest_size=16).hexdigest() + '"'
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
+def _respond(request: Request, answer: CachedAnswer) -> Response:
+    headers = {"ETag": answer.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
     tags = _if_none_match(request)
-    if etag in tags or "*" in tags:  # RFC 9110 §13.1.2: * matches any current representation
+    if answer.etag in tags or "*" in tags:  # RFC 9110 §13.1.2: * matches any representation
         return Response(status_code=304, headers=headers)
-    return Response(payload, media_type="application/json", headers=headers)
+    return Response(answer.body, media_type="application/json", headers=headers)
 
 
 def _if_none_match(request: Request) -> set[str]:
@@ -124,12 +123,24 @@ def _scope(key: Principal) -> service.Scope:
     return service.Scope(key.account_id, key.environment)
 
 
-async def _answer(request: Request, work: Awaitable[dict[str, Any]]) -> Response:
-    try:
-        body = await work
-    except TimeoutError:
-        raise ServiceUnavailable("The query took too long; retry shortly.") from None
-    return _respond(request, body)
+async def _answer(
+    request: Request,
+    key: Hashable,
+    version: Hashable,
+    compute: Callable[[], Awaitable[dict[str, Any]]],
+) -> Response:
+    """The cached answer for `key` if it was computed at `version`, else a fresh one."""
+    cache: ResponseCache = request.app.state.response_cache
+    answer = cache.get(key, version)
+    if answer is None:
+        try:
+            body = orjson.dumps(await compute())
+        except TimeoutError:
+            raise ServiceUnavailable("The query took too long; retry shortly.") from None
+        etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+        answer = CachedAnswer(version, body, etag)
+        cache.put(key, answer)
+    return _respond(request, answer)
 
 
 IF_NONE_MATCH = {
@@ -166,7 +177,12 @@ async def overview(
     days (default 7) ending `end_date`."""
     params = Params(request.query_params, ("days", "end_date"))
     window = day_window(params, 7, _now(request).date())
-    return await _answer(request, service.get_overview(conn, _scope(key), window))
+    return await _answer(
+        request,
+        ("overview", key.account_id, key.environment, window),
+        key.data_version,
+        lambda: service.get_overview(conn, _scope(key), window),
+    )
 
 
 @router.get(
@@ -185,7 +201,12 @@ async def customer(
     `end_date`, savings against gpt-4o list prices, preferences and behaviour."""
     params = Params(request.query_params, ("days", "end_date"))
     window = day_window(params, 30, _now(request).date())
-    return await _answer(request, service.get_customer(conn, _scope(key), window))
+    return await _answer(
+        request,
+        ("customer", key.account_id, key.environment, window),
+        (key.data_version, key.settings_changed_at),
+        lambda: service.get_customer(conn, _scope(key), window),
+    )
 
 
 @router.get(
@@ -208,7 +229,12 @@ async def performance(
     params = Params(request.query_params, ("days", "end_date", "task_type"))
     task = params.choice("task_type", TASK_TYPES)
     window = day_window(params, 7, _now(request).date())
-    return await _answer(request, service.get_performance(conn, _scope(key), window, task))
+    return await _answer(
+        request,
+        ("performance", key.account_id, key.environment, window, task),
+        key.data_version,
+        lambda: service.get_performance(conn, _scope(key), window, task),
+    )
 
 
 @router.get(
@@ -227,7 +253,12 @@ async def failures(
     mitigations derived from the data."""
     params = Params(request.query_params, ("days", "end_date"))
     window = day_window(params, 7, _now(request).date())
-    return await _answer(request, service.get_failures(conn, _scope(key), window))
+    return await _answer(
+        request,
+        ("failures", key.account_id, key.environment, window),
+        key.data_version,
+        lambda: service.get_failures(conn, _scope(key), window),
+    )
 
 
 @router.get(
@@ -252,8 +283,14 @@ async def providers(
     params = Params(request.query_params, ("hours", "end_time"))
     window = hour_window(params, _now(request))
     assert key.environment is not None
+    environment = key.environment
     cache = request.app.state.histogram_cache
-    return await _answer(request, service.get_providers(conn, key.environment, window, cache))
+    return await _answer(
+        request,
+        ("providers", environment, window),
+        await platform_version(conn, environment),
+        lambda: service.get_providers(conn, environment, window, cache),
+    )
 
 
 @router.get(
@@ -271,4 +308,9 @@ async def daily(
     params = Params(request.query_params, ("days", "end_date"))
     today = _now(request).date()
     window = day_window(params, 30, today)
-    return await _answer(request, service.get_daily(conn, _scope(key), window, today))
+    return await _answer(
+        request,
+        ("daily", key.account_id, key.environment, window, today),
+        key.data_version,
+        lambda: service.get_daily(conn, _scope(key), window, today),
+    )

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import calendar
 from collections import OrderedDict, defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -44,57 +45,6 @@ class Scope:
 
 
 # --- shared aggregates ------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Totals:
-    """Sums over rollup_account_daily rows."""
-
-    calls: int = 0
-    successes: int = 0
-    routed_right: int = 0
-    fallbacks: int = 0
-    retried: int = 0
-    ceiling_hits: int = 0
-    cost: Decimal = ZERO
-    latency_sum: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    quality_sum: Decimal = ZERO
-    quality_n: int = 0
-    complexity_sum: Decimal = ZERO
-    complexity_n: int = 0
-    message_sum: int = 0
-    message_n: int = 0
-    hour_calls: list[int] = field(default_factory=lambda: [0] * 24)
-
-    def add(self, row: Any) -> None:
-        self.calls += row.calls
-        self.successes += row.successes
-        self.routed_right += row.routed_right
-        self.fallbacks += row.fallbacks
-        self.retried += row.retried
-        self.ceiling_hits += row.ceiling_hits
-        self.cost += row.cost_usd
-        self.latency_sum += row.latency_sum
-        self.input_tokens += row.input_tokens
-        self.output_tokens += row.output_tokens
-        self.quality_sum += row.quality_sum
-        self.quality_n += row.quality_n
-        self.complexity_sum += row.complexity_sum
-        self.complexity_n += row.complexity_n
-        self.message_sum += row.message_sum
-        self.message_n += row.message_n
-        for hour, n in enumerate(row.hour_calls):
-            self.hour_calls[hour] += n
-
-
-def _totals(rows: Any, window: DayWindow | None = None) -> Totals:
-    totals = Totals()
-    for row in rows:
-        if window is None or window.start <= row.day <= window.end:
-            totals.add(row)
-    return totals
 
 
 @dataclass(slots=True)
@@ -149,7 +99,7 @@ def _task_calls(rows: Any) -> dict[str, int]:
 
 async def get_overview(conn: AsyncConnection, scope: Scope, window: DayWindow) -> dict[str, Any]:
     args = (scope.account_id, scope.environment, window.start, window.end)
-    totals = _totals(await q.select_account_days(conn, *args))
+    totals = await q.select_account_totals(conn, *args)
     model_rows = await q.select_model_totals(conn, *args)
     models = _by_model(model_rows)
     tasks = _task_calls(model_rows)
@@ -158,8 +108,8 @@ async def get_overview(conn: AsyncConnection, scope: Scope, window: DayWindow) -
         "period": {**window.period(), "days": window.days},
         "summary": {
             "total_calls": n,
-            "total_cost_usd": money(totals.cost),
-            "avg_cost_per_call": per_call_money(totals.cost, n),
+            "total_cost_usd": money(totals.cost_usd),
+            "avg_cost_per_call": per_call_money(totals.cost_usd, n),
             "avg_latency_ms": mean_ms(totals.latency_sum, n),
             "success_rate": rate(totals.successes, n),
         },
@@ -220,21 +170,24 @@ def cost_analysis_months(daily_cost: dict[date, Decimal], today: date) -> dict[s
 async def get_customer(conn: AsyncConnection, scope: Scope, window: DayWindow) -> dict[str, Any]:
     today = window.end
     first_day = min(window.start, _previous_month_start(today), today - timedelta(days=7))
-    day_rows = await q.select_account_days(
+    args = (scope.account_id, scope.environment, window.start, window.end)
+    totals = await q.select_account_totals(conn, *args)
+    hour_calls = await q.select_hour_calls(conn, *args)
+    day_rows = await q.select_daily_rows(
         conn, scope.account_id, scope.environment, first_day, today
     )
-    totals = _totals(day_rows, window)
     model_rows = await q.select_model_totals(
         conn, scope.account_id, scope.environment, window.start, window.end
     )
-    settings = await q.select_account_settings(conn, scope.account_id)
-    price = await q.select_model_price(conn, GPT4O)
+    settings = await q.select_settings_and_price(conn, scope.account_id, GPT4O)
     price_in, price_out = (
-        (price.input_usd_per_mtok, price.output_usd_per_mtok) if price else GPT4O_LIST_PRICE
+        (settings.input_usd_per_mtok, settings.output_usd_per_mtok)
+        if settings.input_usd_per_mtok is not None
+        else GPT4O_LIST_PRICE
     )
     n = totals.calls
     cost_if_gpt4o = (totals.input_tokens * price_in + totals.output_tokens * price_out) / MILLION
-    savings = cost_if_gpt4o - totals.cost
+    savings = cost_if_gpt4o - totals.cost_usd
     models = _by_model(model_rows)
     tasks = _task_calls(model_rows)
     task_order = largest_first(tasks)
@@ -249,7 +202,7 @@ async def get_customer(conn: AsyncConnection, scope: Scope, window: DayWindow) -
         "usage": {
             "total_calls": n,
             "total_tokens": totals.input_tokens + totals.output_tokens,
-            "total_cost_usd": money(totals.cost),
+            "total_cost_usd": money(totals.cost_usd),
             "avg_calls_per_day": rnd(Fraction(n, window.days), 1),
         },
         "cost_analysis": {
@@ -268,11 +221,11 @@ async def get_customer(conn: AsyncConnection, scope: Scope, window: DayWindow) -
         "task_profile": {
             "dominant_tasks": dominant,
             "complexity_avg": rnd(ratio(totals.complexity_sum, totals.complexity_n), 3),
-            "task_overrides": dict(settings.task_overrides),
+            "task_overrides": dict(sorted(settings.task_overrides.items())),
         },
         "behavior_insights": {
             # 96 * count >= 5 * calls  <=>  count >= 1.25 * calls / 24, in integers.
-            "peak_hours": [h for h in range(24) if n and totals.hour_calls[h] * 96 >= 5 * n],
+            "peak_hours": [h for h in range(24) if n and hour_calls[h] * 96 >= 5 * n],
             "avg_conversation_length": rnd(ratio(totals.message_sum, totals.message_n), 1),
             "retry_rate": rate(totals.retried, n),
             "cost_ceiling_hit_rate": rate(totals.ceiling_hits, n),
@@ -731,25 +684,27 @@ async def get_providers(
 # --- daily ------------------------------------------------------------------------------------
 
 
-def _slope(ys: list[Fraction], xs: list[int]) -> Fraction | None:
-    """Least-squares slope of ys over xs, exact."""
+def _slope(ys: Sequence[int | Fraction], xs: Sequence[int]) -> Fraction | None:
+    """Least-squares slope of ys over xs, exact: (n Sxy - Sx Sy) / (n Sxx - Sx^2)."""
     n = len(ys)
     if n < 2:
         return None
-    mean_x = Fraction(sum(xs), n)
-    mean_y = sum(ys, Fraction(0)) / n
-    sxx = sum((x - mean_x) ** 2 for x in xs)
-    if sxx == 0:
+    sx, sxx = sum(xs), sum(x * x for x in xs)
+    denominator = n * sxx - sx * sx
+    if denominator == 0:
         return None
-    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sxx
+    sy = sum(ys)
+    sxy = sum(x * y for x, y in zip(xs, ys, strict=True))
+    return Fraction(n * sxy - sx * sy) / denominator
 
 
-def _growth(values: list[Fraction]) -> Fraction | None:
-    slope = _slope(values, list(range(len(values))))
-    if slope is None:
+def _growth(values: list[int]) -> Fraction | None:
+    """Slope of the daily values over their mean (scale-free, so costs may come scaled)."""
+    slope = _slope(values, range(len(values)))
+    total = sum(values)
+    if slope is None or total == 0:
         return None
-    mean = sum(values, Fraction(0)) / len(values)
-    return None if mean == 0 else slope / mean
+    return slope * len(values) / total
 
 
 def _direction(value: Fraction | None, threshold: Fraction, up: str, down: str) -> str:
@@ -766,7 +721,7 @@ async def get_daily(
     conn: AsyncConnection, scope: Scope, window: DayWindow, today: date
 ) -> dict[str, Any]:
     args = (scope.account_id, scope.environment, window.start, window.end)
-    day_rows = {r.day: r for r in await q.select_account_days(conn, *args)}
+    day_rows = {r.day: r for r in await q.select_daily_rows(conn, *args)}
     model_days: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     task_days: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in await q.select_daily_distributions(conn, *args):
@@ -794,8 +749,9 @@ async def get_daily(
         )
 
     complete = [d for d in window.dates() if d < today]
-    calls_series = [Fraction(day_rows[d].calls if d in day_rows else 0) for d in complete]
-    cost_series = [Fraction(day_rows[d].cost_usd if d in day_rows else 0) for d in complete]
+    calls_series = [day_rows[d].calls if d in day_rows else 0 for d in complete]
+    # Growth is scale-free: costs as whole 1e-12 dollars keep the arithmetic in integers.
+    cost_series = [int(day_rows[d].cost_usd.scaleb(12)) if d in day_rows else 0 for d in complete]
     quality_points = [
         (i, Fraction(day_rows[d].quality_sum) / day_rows[d].quality_n)
         for i, d in enumerate(complete)

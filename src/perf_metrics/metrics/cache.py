@@ -1,0 +1,64 @@
+"""Answers kept between requests, exact: a cached answer is served only while the data it was
+computed from is unchanged.
+
+Every committed ingest batch bumps its account's data version (in the same transaction as its
+rows), and the key lookup reads that version in the same snapshot as the request's queries. An
+answer is stored under its endpoint, scope and resolved window and tagged with the version(s)
+it saw; a request whose versions differ recomputes. Providers, being platform-wide, is tagged
+with the sum of all accounts' versions in the environment. Nothing is served stale, so a
+dashboard polling an idle account costs one key lookup, and one that polls a busy account
+recomputes after each batch, as it must.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Text, bindparam, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from perf_metrics.db import account_versions
+
+
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    version: Hashable
+    body: bytes
+    etag: str
+
+
+class ResponseCache:
+    def __init__(self, max_entries: int = 5000) -> None:
+        self.max_entries = max_entries
+        self.entries: OrderedDict[Hashable, CachedAnswer] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable, version: Hashable) -> CachedAnswer | None:
+        entry = self.entries.get(key)
+        if entry is None or entry.version != version:
+            self.misses += 1
+            return None
+        self.entries.move_to_end(key)
+        self.hits += 1
+        return entry
+
+    def put(self, key: Hashable, answer: CachedAnswer) -> None:
+        self.entries[key] = answer
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.max_entries:
+            self.entries.popitem(last=False)
+
+
+PLATFORM_VERSION = select(
+    cast(func.coalesce(func.sum(account_versions.c.version), 0), BigInteger),
+    func.count(),
+).where(account_versions.c.environment == bindparam("environment", type_=Text))
+
+
+async def platform_version(conn: AsyncConnection, environment: str) -> tuple[int, int]:
+    """Changes with every batch committed in the environment, for any account."""
+    row = (await conn.execute(PLATFORM_VERSION, {"environment": environment})).one()
+    return int(row[0]), int(row[1])
