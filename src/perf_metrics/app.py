@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = create_engine(settings)
         app.state.limiter = Limiter(settings)
         app.state.histogram_cache = HistogramCache()
-        app.state.response_cache = ResponseCache()
+        app.state.response_cache = ResponseCache(settings.response_cache_entries)
         try:
             yield
         finally:

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     ingest_rate_limit_per_minute: int = Field(1200, ge=1)
     unauthenticated_rate_limit_per_minute: int = Field(30, ge=1)
 
+    response_cache_entries: int = Field(
+        5000, ge=0, description="Metrics answers kept per process (0 turns the cache off)."
+    )
+
     max_ingest_records: int = 10_000
     max_ingest_bytes: int = 10 * 1024 * 1024
 

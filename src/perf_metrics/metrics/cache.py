@@ -37,6 +37,8 @@ class ResponseCache:
         self.misses = 0
 
     def get(self, key: Hashable, version: Hashable) -> CachedAnswer | None:
+        if not self.max_entries:
+            return None
         entry = self.entries.get(key)
         if entry is None or entry.version != version:
             self.misses += 1
@@ -46,6 +48,8 @@ class ResponseCache:
         return entry
 
     def put(self, key: Hashable, answer: CachedAnswer) -> None:
+        if not self.max_entries:
+            return
         self.entries[key] = answer
         self.entries.move_to_end(key)
         while len(self.entries) > self.max_entries:
