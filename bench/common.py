@@ -142,9 +142,14 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_results(name: str, results: dict[str, Any], table: list[tuple[str, ...]]) -> Path:
+def write_results(
+    name: str,
+    results: dict[str, Any],
+    table: list[tuple[str, ...]],
+    machine_info: dict[str, Any] | None = None,
+) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": machine(), **results}
+    payload = {"machine": machine_info or machine(), **results}
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     m = payload["machine"]
     lines = [
