@@ -44,7 +44,7 @@ def embedded_postgres(home: Path) -> Iterator[str]:
     import pgserver
 
     home.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(home / "pgdata", cleanup_mode="stop")
+    server = pgserver.get_server(home / "pgdata", cleanup_mode="stop")  # type: ignore[attr-defined]
     try:
         uri = server.get_uri()
         yield uri

@@ -49,7 +49,7 @@ def per_call_money(total: Number, calls: int) -> float | None:
 
 def _half_up_ratio(numerator: int, denominator: int, places: int) -> int:
     """round_half_up(numerator / denominator * 10**places) for non-negative integers."""
-    scaled = numerator * 10**places
+    scaled: int = numerator * pow(10, places)
     return (2 * scaled + denominator) // (2 * denominator)
 
 

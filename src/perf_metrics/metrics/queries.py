@@ -65,6 +65,11 @@ def _count_sum(column: Any) -> Any:
     return cast(func.sum(column), BigInteger)
 
 
+def cast_row(row: Any) -> Row[Any]:
+    """SQLAlchemy types a row by its columns; these helpers hand out plain Row[Any]."""
+    return row  # type: ignore[no-any-return]
+
+
 def _window(account_id: str, environment: str, start: date, end: date) -> dict[str, Any]:
     return {"account_id": account_id, "environment": environment, "start": start, "end": end}
 
@@ -72,7 +77,8 @@ def _window(account_id: str, environment: str, start: date, end: date) -> dict[s
 async def _all(
     conn: AsyncConnection, query: Select[Any], params: dict[str, Any]
 ) -> Sequence[Row[Any]]:
-    return (await conn.execute(query, params)).all()
+    rows: Sequence[Row[Any]] = (await conn.execute(query, params)).all()
+    return rows
 
 
 # --- per account -------------------------------------------------------------------------
@@ -252,9 +258,10 @@ async def select_trigger_totals(
 
 async def select_settings_and_price(conn: AsyncConnection, account_id: str, model: str) -> Row[Any]:
     """The account's settings and `model`'s list price (null when the price is missing)."""
-    return (
-        await conn.execute(SETTINGS_AND_PRICE, {"account_id": account_id, "price_model": model})
-    ).one()
+    result = await conn.execute(
+        SETTINGS_AND_PRICE, {"account_id": account_id, "price_model": model}
+    )
+    return cast_row(result.one())
 
 
 # --- providers: platform-wide, per environment ----------------------------------------------

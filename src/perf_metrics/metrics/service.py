@@ -732,17 +732,17 @@ async def get_daily(
 
     series = []
     for day in window.dates():
-        r = day_rows.get(day)
-        calls = r.calls if r else 0
+        row = day_rows.get(day)
+        calls = row.calls if row else 0
         models = model_days.get(day, {})
         tasks = task_days.get(day, {})
         series.append(
             {
                 "date": day.isoformat(),
                 "total_calls": calls,
-                "total_cost_usd": money(r.cost_usd) if r else 0.0,
-                "avg_latency_ms": mean_ms(r.latency_sum, calls) if r else None,
-                "success_rate": rate(r.successes, calls) if r else None,
+                "total_cost_usd": money(row.cost_usd) if row else 0.0,
+                "avg_latency_ms": mean_ms(row.latency_sum, calls) if row else None,
+                "success_rate": rate(row.successes, calls) if row else None,
                 "model_distribution": {m: models[m] for m in largest_first(models)},
                 "task_distribution": {t: tasks[t] for t in largest_first(tasks)},
             }

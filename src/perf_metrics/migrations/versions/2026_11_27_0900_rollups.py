@@ -6,6 +6,7 @@ Create Date: 2026-11-27 09:00:00
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -19,11 +20,11 @@ depends_on: str | Sequence[str] | None = None
 BIG = sa.BigInteger
 
 
-def _counts(*names: str) -> list[sa.Column]:
+def _counts(*names: str) -> list[sa.Column[Any]]:
     return [sa.Column(n, BIG, nullable=False, server_default="0") for n in names]
 
 
-def _account_day_keys() -> list[sa.Column]:
+def _account_day_keys() -> list[sa.Column[Any]]:
     return [
         sa.Column("account_id", sa.Text, nullable=False),
         sa.Column("environment", sa.Text, nullable=False),
