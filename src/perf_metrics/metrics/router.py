@@ -17,6 +17,7 @@ from perf_metrics.db import ConnectionDep
 from perf_metrics.errors import ErrorResponse, ServiceUnavailable
 from perf_metrics.metrics import schemas, service
 from perf_metrics.metrics.cache import CachedAnswer, ResponseCache, platform_version
+from perf_metrics.metrics.examples import EXAMPLES
 from perf_metrics.metrics.windows import TASK_TYPES, Params, day_window, hour_window
 
 router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
@@ -154,9 +155,11 @@ IF_NONE_MATCH = {
 
 def _doc(model: type[BaseModel]) -> dict[str, Any]:
     # If-None-Match is read from the raw headers in `_respond`; documented here.
+    endpoint = model.__name__.removesuffix("Response").lower()
+    ok = {**ERRORS[200], "content": {"application/json": {"example": EXAMPLES[endpoint]}}}
     return {
         "response_model": model,
-        "responses": ERRORS,
+        "responses": {**ERRORS, 200: ok},
         "openapi_extra": {"parameters": [IF_NONE_MATCH]},
     }
 

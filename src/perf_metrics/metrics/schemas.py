@@ -113,7 +113,7 @@ class BehaviorInsights(_Model):
 
 
 class CustomerResponse(_Model):
-    account_id: str
+    account_id: str = Field(description="The key's account.")
     period: DayPeriod
     usage: Usage
     cost_analysis: CostAnalysis
@@ -141,7 +141,7 @@ class TaskPerformance(_Model):
 
 
 class Recommendation(_Model):
-    task_type: str
+    task_type: str = Field(description="The task type whose routing could change.")
     current_model: str = Field(description="The model with most calls for this task.")
     recommended_model: str = Field(description="The task's optimal model.")
     potential_savings_usd: float = Field(
@@ -183,9 +183,11 @@ class FailureModel(_Model):
 
 
 class Mitigation(_Model):
-    issue: str
-    recommendation: str
-    expected_improvement: str
+    issue: str = Field(description="A failure mode concentrated on one first-choice model.")
+    recommendation: str = Field(
+        description="The model with the lowest rate of that mode on the same task types."
+    )
+    expected_improvement: str = Field(description="The reduction switching would bring.")
 
 
 class FailuresResponse(_Model):
@@ -195,13 +197,15 @@ class FailuresResponse(_Model):
     by_model: dict[str, FailureModel] = Field(
         description="Per first-choice model, most failures first."
     )
-    mitigation_recommendations: list[Mitigation]
+    mitigation_recommendations: list[Mitigation] = Field(
+        description="Switches the data supports, one per concentrated failure mode."
+    )
 
 
 class HourPeriod(_Model):
     start_time: str = Field(description="end_time - hours.")
     end_time: str = Field(description="end_time truncated down to 5 minutes (UTC).")
-    hours: int
+    hours: int = Field(description="Hours in the window.")
 
 
 class Incident(_Model):
@@ -247,9 +251,12 @@ class ProviderTrend(_Model):
 
 
 class ProviderRecommendation(_Model):
-    provider: str
-    message: str
-    action: str
+    provider: str = Field(description="The provider the finding is about.")
+    message: str = Field(
+        description="What the data shows: slow UTC hours (p95 >= 1.25 x window p95) or a "
+        "degraded/outage status."
+    )
+    action: str = Field(description="What to do about it, naming an alternative when one exists.")
 
 
 class ProvidersResponse(_Model):
@@ -257,8 +264,12 @@ class ProvidersResponse(_Model):
     providers: dict[str, ProviderHealth] = Field(
         description="Per provider seen in the window (first choice or served), most served first."
     )
-    trends: dict[str, ProviderTrend]
-    recommendations: list[ProviderRecommendation]
+    trends: dict[str, ProviderTrend] = Field(
+        description="Per provider, this window against the previous window of the same length."
+    )
+    recommendations: list[ProviderRecommendation] = Field(
+        description="Latency findings by UTC hour, then error-rate findings."
+    )
 
 
 class DailyPeriod(_Model):
@@ -267,11 +278,11 @@ class DailyPeriod(_Model):
 
 
 class Day(_Model):
-    date: str
-    total_calls: int
-    total_cost_usd: float
-    avg_latency_ms: int | None
-    success_rate: float | None
+    date: str = Field(description="The UTC day, YYYY-MM-DD.")
+    total_calls: int = Field(description="Calls that day (0 for a day without calls).")
+    total_cost_usd: float = Field(description="Sum of cost_usd that day, 2 decimals.")
+    avg_latency_ms: int | None = Field(description="Mean latency that day; null without calls.")
+    success_rate: float | None = Field(description="Successes / calls; null without calls.")
     model_distribution: dict[str, int] = Field(description="Served model -> calls.")
     task_distribution: dict[str, int] = Field(description="Task type -> calls.")
 
