@@ -16,4 +16,4 @@ HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
     for script in ("ingest.py", "read.py"):
-        subprocess.run([sys.executable, str(HERE / script), *sys.argv[1:2]], check=True)
+        subprocess.run([sys.executable, str(HERE / script)], check=True)
