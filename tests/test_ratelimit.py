@@ -44,6 +44,8 @@ async def test_exactly_the_tier_limit_succeeds(client, admin_ops, tier, limit) -
     key = (await admin_ops.key(acct))["key"]
     started = time.time()
     for i in range(limit):
+        if time.time() - started > 55:  # the 60 s window may turn over: nothing to judge
+            pytest.skip("the machine was too slow to send the requests within one window")
         response = await overview(client, key)
         assert response.status_code == 200, (i, response.text)
         assert response.headers["x-ratelimit-limit"] == str(limit)
@@ -51,8 +53,6 @@ async def test_exactly_the_tier_limit_succeeds(client, admin_ops, tier, limit) -
         reset = int(response.headers["x-ratelimit-reset"])
         assert started <= reset <= started + 61
         assert response.headers["ratelimit-policy"] == f'"default";q={limit};w=60'
-    if time.time() - started > 55:  # the 60 s window may have turned over: nothing to judge
-        pytest.skip("the machine was too slow to send the requests within one window")
     refused = await overview(client, key)
     error = assert_envelope(refused, 429, "rate_limit_exceeded")
     assert error["type"] == "rate_limit_error"
