@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
 from sqlalchemy import LargeBinary, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from perf_metrics.db import ConnectionDep, account_versions, accounts, api_keys
 from perf_metrics.errors import AuthenticationError, PermissionDenied
@@ -174,14 +174,11 @@ async def authenticate(conn: AsyncConnection, token: str, defer_touch: Any = Non
     )
 
 
-async def _principal(request: Request, conn: ConnectionDep) -> Principal:
-    cached: Principal | None = getattr(request.state, "principal", None)
-    if cached is not None:
-        return cached
+async def _authenticate_request(
+    request: Request, conn: AsyncConnection, defer_touch: Any = None
+) -> Principal:
     try:
-        principal = await authenticate(
-            conn, bearer_token(request), lambda touch: setattr(request.state, "touch_key", touch)
-        )
+        principal = await authenticate(conn, bearer_token(request), defer_touch)
     except AuthenticationError:
         # Failed attempts are budgeted per client address (429 past it), never per account.
         settings = request.app.state.settings
@@ -195,6 +192,23 @@ async def _principal(request: Request, conn: ConnectionDep) -> Principal:
     return principal
 
 
+async def _principal(request: Request, conn: ConnectionDep) -> Principal:
+    """On the request's connection (read routes: one connection, one snapshot)."""
+    return await _authenticate_request(
+        request, conn, lambda touch: setattr(request.state, "touch_key", touch)
+    )
+
+
+async def _principal_briefly(request: Request) -> Principal:
+    """On a connection of its own, returned to the pool at once: the ingest route then reads
+    and validates up to 10 MB of body holding no connection and no open transaction."""
+    engine: AsyncEngine = request.app.state.engine
+    async with engine.connect() as conn:
+        principal = await _authenticate_request(request, conn)
+        await conn.commit()
+    return principal
+
+
 async def _customer_key(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
     if principal.kind != "customer":
         raise PermissionDenied("This route needs a customer key (pk_live_ or pk_test_).")
@@ -202,7 +216,7 @@ async def _customer_key(principal: Annotated[Principal, Depends(_principal)]) ->
 
 
 async def _ingest_key(
-    request: Request, principal: Annotated[Principal, Depends(_principal)]
+    request: Request, principal: Annotated[Principal, Depends(_principal_briefly)]
 ) -> Principal:
     if principal.kind != "ingest":
         raise PermissionDenied("This route needs an ingest key (sk_ingest_).")

@@ -11,6 +11,7 @@ import re
 import secrets
 from typing import Any, Literal
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -277,22 +278,37 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def _unavailable_state(sqlstate: object) -> bool:
+    # 57014 query_canceled (statement_timeout), 57P0x admin shutdown/cannot connect now,
+    # 08xxx connection exceptions, 53xxx insufficient resources (too many connections),
+    # 3D000 no such database and 28xxx authentication failed (a misconfigured deployment).
+    return isinstance(sqlstate, str) and (
+        sqlstate in ("57014", "3D000") or sqlstate.startswith(("57P", "08", "53", "28"))
+    )
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
-    """Connection refused or lost, pool exhausted, statement timeout."""
+    """Connection refused or lost, pool exhausted, statement timeout. Covers SQLAlchemy's
+    wrapped errors and asyncpg's own (the bulk write path talks to asyncpg directly)."""
     if isinstance(
-        exc, PoolTimeoutError | OperationalError | InterfaceError | OSError | TimeoutError
+        exc,
+        PoolTimeoutError
+        | OperationalError
+        | InterfaceError
+        | OSError
+        | TimeoutError
+        | asyncpg.InterfaceError,
     ):
         return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return _unavailable_state(exc.sqlstate)
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
         orig = getattr(exc.orig, "sqlstate", None) or getattr(
             getattr(exc.orig, "__cause__", None), "sqlstate", None
         )
-        # 57014 query_canceled (statement_timeout), 57P0x admin shutdown/cannot connect now,
-        # 08xxx connection exceptions, 53xxx insufficient resources (too many connections),
-        # 3D000 no such database and 28xxx authentication failed (a misconfigured deployment).
-        if orig and (orig in ("57014", "3D000") or orig.startswith(("57P", "08", "53", "28"))):
+        if _unavailable_state(orig):
             return True
     return False
 
@@ -320,6 +336,12 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # Database failures go through ExceptionMiddleware (a 503 is an answer, not a crash);
     # everything else reaches the catch-all 500.
-    for exc_class in (SQLAlchemyError, OSError, TimeoutError):
+    for exc_class in (
+        SQLAlchemyError,
+        OSError,
+        TimeoutError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ):
         app.add_exception_handler(exc_class, _unhandled)
     app.add_exception_handler(Exception, _unhandled)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from anyio import to_thread
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.auth import IngestKeyDep
 from perf_metrics.calls.schema import CallRecord, parse_json_body, parse_ndjson_lines
 from perf_metrics.calls.store import store_batch
-from perf_metrics.db import ConnectionDep
 from perf_metrics.errors import ErrorResponse, PayloadTooLarge, PerfError
 from perf_metrics.observability import INGESTED
 from perf_metrics.settings import Settings
@@ -105,7 +106,7 @@ def _error(description: str, **headers: str) -> dict[str, Any]:
         "default": _error("Any other error (500 internal_error), in the same envelope"),
     },
 )
-async def ingest_calls(request: Request, key: IngestKeyDep, conn: ConnectionDep) -> IngestResponse:
+async def ingest_calls(request: Request, key: IngestKeyDep) -> IngestResponse:
     """Store a batch of calls: `{"calls": [...]}` as `application/json`, or one record per line
     as `application/x-ndjson`. All or nothing: one invalid record rejects the batch. A call_id
     already stored for its account is skipped, never overwritten. The answer comes after commit.
@@ -123,14 +124,15 @@ async def ingest_calls(request: Request, key: IngestKeyDep, conn: ConnectionDep)
         lines = body.split(b"\n")
         if sum(1 for line in lines if line.strip()) > settings.max_ingest_records:
             raise too_many
-        rows = parse_ndjson_lines(lines)
+        rows = await to_thread.run_sync(parse_ndjson_lines, lines)
     else:
-        rows = parse_json_body(body)
+        rows = await to_thread.run_sync(parse_json_body, body)
         if len(rows) > settings.max_ingest_records:
             raise too_many
-    # End the auth transaction, then write the batch in its own (committed before answering).
-    await conn.commit()
-    inserted = await store_batch(conn, rows)
+    # A connection only now, for the write (committed before answering).
+    engine: AsyncEngine = request.app.state.engine
+    async with engine.connect() as conn:
+        inserted = await store_batch(conn, rows)
     INGESTED.labels("inserted").inc(inserted)
     INGESTED.labels("duplicate").inc(len(rows) - inserted)
     return IngestResponse(received=len(rows), inserted=inserted, duplicates=len(rows) - inserted)

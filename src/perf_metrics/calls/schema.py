@@ -302,6 +302,10 @@ def parse_json_body(body: bytes) -> list[tuple[Any, ...]]:
 _RECORDS = TypeAdapter(list[CallRecord])
 
 
+class _SlowPath(Exception):
+    """The batch must be read line by line to say which lines are wrong."""
+
+
 def parse_ndjson_lines(lines: list[bytes], *, first_index: int = 0) -> list[tuple[Any, ...]]:
     """One JSON object per line (blank lines skipped) -> rows; an error's index is the line's
     position (0-based, plus `first_index`)."""
@@ -310,8 +314,10 @@ def parse_ndjson_lines(lines: list[bytes], *, first_index: int = 0) -> list[tupl
     try:
         # Fast path: the whole batch as one JSON array, validated in one pass.
         records = _RECORDS.validate_json(b"[" + b",".join(lines[i] for i in positions) + b"]")
+        if len(records) != len(positions):  # a line held more than one value: `{...},{...}`
+            raise _SlowPath
         indexed = [(first_index + i, r) for i, r in zip(positions, records, strict=True)]
-    except ValidationError:
+    except (ValidationError, _SlowPath):
         # Slow path, only for a bad batch: line by line, to name each bad line.
         indexed = []
         for i in positions:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -321,10 +322,12 @@ async def store_batch(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) ->
             inserted = await insert_calls(conn, rows)
             await conn.commit()
             return inserted
-        except DBAPIError as exc:
+        except (DBAPIError, asyncpg.PostgresError) as exc:
+            # COPY and the write statement run on asyncpg directly: its errors are not wrapped.
             await conn.rollback()
-            sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(
-                getattr(exc.orig, "__cause__", None), "sqlstate", None
+            orig = exc.orig if isinstance(exc, DBAPIError) else exc
+            sqlstate = getattr(orig, "sqlstate", None) or getattr(
+                getattr(orig, "__cause__", None), "sqlstate", None
             )
             if sqlstate in ("40P01", "40001") and attempt < _DEADLOCK_RETRIES:
                 log.warning("ingest batch retried after %s (attempt %d)", sqlstate, attempt + 1)

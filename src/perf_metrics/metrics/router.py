@@ -16,7 +16,12 @@ from perf_metrics.auth import MetricsKeyDep, Principal
 from perf_metrics.db import ConnectionDep
 from perf_metrics.errors import ErrorResponse, ServiceUnavailable
 from perf_metrics.metrics import schemas, service
-from perf_metrics.metrics.cache import CachedAnswer, ResponseCache, platform_version
+from perf_metrics.metrics.cache import (
+    CachedAnswer,
+    ResponseCache,
+    platform_version,
+    prices_version,
+)
 from perf_metrics.metrics.examples import EXAMPLES
 from perf_metrics.metrics.windows import TASK_TYPES, Params, day_window, hour_window
 
@@ -207,7 +212,7 @@ async def customer(
     return await _answer(
         request,
         ("customer", key.account_id, key.environment, window),
-        (key.data_version, key.settings_changed_at),
+        (key.data_version, key.settings_changed_at, await prices_version(conn)),
         lambda: service.get_customer(conn, _scope(key), window),
     )
 

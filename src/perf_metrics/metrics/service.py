@@ -156,8 +156,8 @@ def cost_analysis_months(daily_cost: dict[date, Decimal], today: date) -> dict[s
     comparable = cost(prev_start, prev_start.replace(day=min(today.day, prev_len)))
     days_in_month = calendar.monthrange(today.year, today.month)[1]
     before_today = cost(month_start, today - timedelta(days=1))
-    daily_rate = cost(today - timedelta(days=7), today - timedelta(days=1)) / 7
-    projected = before_today + daily_rate * (days_in_month - today.day + 1)
+    daily_rate = Fraction(cost(today - timedelta(days=7), today - timedelta(days=1))) / 7
+    projected = Fraction(before_today) + daily_rate * (days_in_month - today.day + 1)
     change = ratio((current - comparable) * 100, comparable)
     return {
         "current_month": money(current),
@@ -563,23 +563,32 @@ class HistogramCache:
         self, conn: AsyncConnection, environment: str, window: HourWindow
     ) -> list[tuple[str, datetime, tuple[int, Any]]]:
         index = await q.select_histogram_index(conn, environment, window.start, window.end)
-        stale = [
-            (r.grain, r.provider, r.bucket)
-            for r in index
-            if (cached := self.entries.get((environment, r.grain, r.provider, r.bucket))) is None
-            or cached[0] != r.served_calls
-        ]
-        for r in await q.select_histograms(conn, environment, stale) if stale else []:
-            counts = (r.lower, np.asarray(r.hist, dtype=np.int64))
-            self.entries[(environment, r.grain, r.provider, r.bucket)] = (r.served_calls, counts)
-        out = []
+        out: list[tuple[str, datetime, tuple[int, Any]]] = []
+        missing = []
         for r in index:
             key = (environment, r.grain, r.provider, r.bucket)
             entry = self.entries.get(key)
-            if entry is None:  # evicted between the two steps: read it again next time
-                continue
-            self.entries.move_to_end(key)
-            out.append((r.provider, r.bucket, entry[1]))
+            if entry is not None and entry[0] == r.served_calls:
+                self.entries.move_to_end(key)
+                out.append((r.provider, r.bucket, entry[1]))
+            else:
+                missing.append(r)
+        if missing:
+            # Read in this request's snapshot, like the index: used from here, not re-read from
+            # the shared cache (a concurrent request may store another snapshot's version).
+            keys = [(r.grain, r.provider, r.bucket) for r in missing]
+            fetched = {
+                (f.grain, f.provider, f.bucket): f
+                for f in await q.select_histograms(conn, environment, keys)
+            }
+            for r in missing:
+                f = fetched[(r.grain, r.provider, r.bucket)]
+                counts = (f.lower, np.asarray(f.hist, dtype=np.int64))
+                out.append((r.provider, r.bucket, counts))
+                self.entries[(environment, r.grain, r.provider, r.bucket)] = (
+                    f.served_calls,
+                    counts,
+                )
         while len(self.entries) > self.max_entries:
             self.entries.popitem(last=False)
         return out
