@@ -31,6 +31,18 @@ CREATE TEMP TABLE IF NOT EXISTS calls_stage
 
 _COLS = ", ".join(COLUMNS)
 
+# The two provider rollups (5-minute, hourly) share their columns and their merge.
+_PROVIDER_COLUMNS = """(environment, bucket, provider, fc_calls, fc_provider_failures,
+    fc_rate_limited, served_calls, latency_sum, hist)"""
+_PROVIDER_UPSERT = """  ON CONFLICT (environment, bucket, provider) DO UPDATE SET
+    fc_calls = r.fc_calls + excluded.fc_calls,
+    fc_provider_failures = r.fc_provider_failures + excluded.fc_provider_failures,
+    fc_rate_limited = r.fc_rate_limited + excluded.fc_rate_limited,
+    served_calls = r.served_calls + excluded.served_calls,
+    latency_sum = r.latency_sum + excluded.latency_sum,
+    hist = hist_add(r.hist, excluded.hist)
+  RETURNING 1"""
+
 # One statement: insert what is new, then fold only the inserted rows into every rollup.
 # Rows are taken in key order so that concurrent batches lock in the same order.
 INSERT_AND_ROLL_UP = f"""
@@ -203,18 +215,9 @@ p_rows AS (
   FROM p_fc f FULL JOIN p_served s USING (environment, b5, provider)
 ),
 r_p5 AS (
-  INSERT INTO rollup_provider_5m AS r
-    (environment, bucket, provider, fc_calls, fc_provider_failures, fc_rate_limited,
-     served_calls, latency_sum, hist)
+  INSERT INTO rollup_provider_5m AS r {_PROVIDER_COLUMNS}
   SELECT * FROM p_rows ORDER BY 1, 2, 3
-  ON CONFLICT (environment, bucket, provider) DO UPDATE SET
-    fc_calls = r.fc_calls + excluded.fc_calls,
-    fc_provider_failures = r.fc_provider_failures + excluded.fc_provider_failures,
-    fc_rate_limited = r.fc_rate_limited + excluded.fc_rate_limited,
-    served_calls = r.served_calls + excluded.served_calls,
-    latency_sum = r.latency_sum + excluded.latency_sum,
-    hist = hist_add(r.hist, excluded.hist)
-  RETURNING 1
+{_PROVIDER_UPSERT}
 ),
 -- the same per hour, built from the bins (one histogram per row, no merging)
 ph_fc AS (
@@ -234,23 +237,14 @@ ph_served AS (
   FROM ph_bins GROUP BY 1, 2, 3
 ),
 r_ph AS (
-  INSERT INTO rollup_provider_hourly AS r
-    (environment, bucket, provider, fc_calls, fc_provider_failures, fc_rate_limited,
-     served_calls, latency_sum, hist)
+  INSERT INTO rollup_provider_hourly AS r {_PROVIDER_COLUMNS}
   SELECT environment, bh, provider,
          coalesce(f.fc_calls, 0), coalesce(f.fc_provider_failures, 0),
          coalesce(f.fc_rate_limited, 0), coalesce(s.served_calls, 0),
          coalesce(s.latency_sum, 0), coalesce(s.hist, '{{}}'::integer[])
   FROM ph_fc f FULL JOIN ph_served s USING (environment, bh, provider)
   ORDER BY 1, 2, 3
-  ON CONFLICT (environment, bucket, provider) DO UPDATE SET
-    fc_calls = r.fc_calls + excluded.fc_calls,
-    fc_provider_failures = r.fc_provider_failures + excluded.fc_provider_failures,
-    fc_rate_limited = r.fc_rate_limited + excluded.fc_rate_limited,
-    served_calls = r.served_calls + excluded.served_calls,
-    latency_sum = r.latency_sum + excluded.latency_sum,
-    hist = hist_add(r.hist, excluded.hist)
-  RETURNING 1
+{_PROVIDER_UPSERT}
 ),
 r_version AS (
   INSERT INTO account_data_versions AS r (account_id, environment, version, updated_at)
