@@ -173,6 +173,21 @@ failure_daily = _account_day(
         for n in ("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
     ),
 )
+# The same at month grain (the 1st of each UTC month): full months inside long windows.
+failure_monthly = Table(
+    "rollup_failure_monthly",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("environment", Text, primary_key=True),
+    Column("month", Date, primary_key=True),
+    Column("task_type", Text, primary_key=True),
+    Column("first_model", Text, primary_key=True),
+    Column("failure_mode", Text, primary_key=True),
+    *(
+        Column(n, BigInteger)
+        for n in ("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
+    ),
+)
 trigger_daily = _account_day(
     "rollup_trigger_daily",
     Column("failure_mode", Text, primary_key=True),

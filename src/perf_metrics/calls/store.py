@@ -171,6 +171,25 @@ r_failure AS (
     unrecoverable = r.unrecoverable + excluded.unrecoverable
   RETURNING 1
 ),
+r_failure_month AS (
+  INSERT INTO rollup_failure_monthly AS r
+    (account_id, environment, month, task_type, first_model, failure_mode, calls,
+     retry_recovered, fallback_recovered, unrecoverable)
+  SELECT account_id, environment, date_trunc('month', day)::date, task_type, first_model,
+         coalesce(failure_mode, ''),
+         count(*),
+         count(*) FILTER (WHERE recovery = 'retry'),
+         count(*) FILTER (WHERE recovery = 'fallback'),
+         count(*) FILTER (WHERE status = 'error')
+  FROM c GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+  ON CONFLICT (account_id, environment, month, task_type, first_model, failure_mode)
+  DO UPDATE SET
+    calls = r.calls + excluded.calls,
+    retry_recovered = r.retry_recovered + excluded.retry_recovered,
+    fallback_recovered = r.fallback_recovered + excluded.fallback_recovered,
+    unrecoverable = r.unrecoverable + excluded.unrecoverable
+  RETURNING 1
+),
 r_trigger AS (
   INSERT INTO rollup_trigger_daily AS r
     (account_id, environment, day, failure_mode, failure_trigger, calls)
@@ -255,7 +274,8 @@ r_version AS (
 )
 SELECT (SELECT count(*) FROM ins) AS inserted,
        (SELECT count(*) FROM r_account) + (SELECT count(*) FROM r_model)
-       + (SELECT count(*) FROM r_failure) + (SELECT count(*) FROM r_trigger)
+       + (SELECT count(*) FROM r_failure) + (SELECT count(*) FROM r_failure_month)
+       + (SELECT count(*) FROM r_trigger)
        + (SELECT count(*) FROM r_p5) + (SELECT count(*) FROM r_ph)
        + (SELECT count(*) FROM r_version) AS rollup_rows
 """

@@ -37,6 +37,7 @@ from perf_metrics.db import (
     account_daily,
     accounts,
     failure_daily,
+    failure_monthly,
     model_daily,
     model_prices,
     provider_5m,
@@ -155,19 +156,41 @@ DAILY_DISTRIBUTIONS = (
     )
 )
 
-FAILURE_TOTALS = (
+# Failures: full calendar months inside the window from the month-grain rollup, the days
+# before the first and after the last full month from the day-grain one.
+M_LO = bindparam("m_lo", type_=Date)
+M_HI = bindparam("m_hi", type_=Date)
+_FAILURE_COUNTS = ("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
+_fd, _fm = failure_daily, failure_monthly
+_failure_rows = union_all(
     select(
-        failure_daily.c.task_type,
-        failure_daily.c.first_model,
-        failure_daily.c.failure_mode,
-        *(
-            _count_sum(failure_daily.c[c]).label(c)
-            for c in ("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
-        ),
-    )
-    .where(_scoped(failure_daily))
-    .group_by(failure_daily.c.task_type, failure_daily.c.first_model, failure_daily.c.failure_mode)
-)
+        _fd.c.task_type, _fd.c.first_model, _fd.c.failure_mode, *(_fd.c[c] for c in _FAILURE_COUNTS)
+    ).where(_scoped(_fd), or_(_fd.c.day < M_LO, _fd.c.day >= M_HI)),
+    select(
+        _fm.c.task_type, _fm.c.first_model, _fm.c.failure_mode, *(_fm.c[c] for c in _FAILURE_COUNTS)
+    ).where(
+        _fm.c.account_id == ACCOUNT,
+        _fm.c.environment == ENVIRONMENT,
+        _fm.c.month >= M_LO,
+        _fm.c.month < M_HI,
+    ),
+).subquery()
+FAILURE_TOTALS = select(
+    _failure_rows.c.task_type,
+    _failure_rows.c.first_model,
+    _failure_rows.c.failure_mode,
+    *(_count_sum(_failure_rows.c[c]).label(c) for c in _FAILURE_COUNTS),
+).group_by(_failure_rows.c.task_type, _failure_rows.c.first_model, _failure_rows.c.failure_mode)
+
+
+def full_months(start: date, end: date) -> tuple[date, date]:
+    """[m_lo, m_hi): the 1sts of the calendar months lying wholly inside [start, end];
+    an empty range (m_lo == m_hi) when there is none."""
+    m_lo = start if start.day == 1 else (start.replace(day=1) + timedelta(days=32)).replace(day=1)
+    after = end + timedelta(days=1)
+    m_hi = after if after.day == 1 else end.replace(day=1)
+    return (m_lo, m_hi) if m_lo < m_hi else (start, start)
+
 
 TRIGGER_TOTALS = (
     select(
@@ -247,7 +270,9 @@ async def select_failure_totals(
     conn: AsyncConnection, account_id: str, environment: str, start: date, end: date
 ) -> Sequence[Row[Any]]:
     """Per task x first-choice model x failure mode ('' = none) over the window."""
-    return await _all(conn, FAILURE_TOTALS, _window(account_id, environment, start, end))
+    m_lo, m_hi = full_months(start, end)
+    params = {**_window(account_id, environment, start, end), "m_lo": m_lo, "m_hi": m_hi}
+    return await _all(conn, FAILURE_TOTALS, params)
 
 
 async def select_trigger_totals(
