@@ -42,6 +42,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from perf_metrics.calls.schema import FAILURE_MODES, PROVIDER_SIDE_MODES, TASK_TYPES
+
 # Kept equal to the PRICES of the foundation migration (a test compares them).
 PRICES = [
     ("gpt-4o", "openai", "2.50", "10.00"),
@@ -57,48 +59,9 @@ PRICES = [
     ("mistral-large", "mistral", "2.00", "6.00"),
 ]
 
-RECORD_FIELDS = (
-    "call_id",
-    "account_id",
-    "environment",
-    "api_key_id",
-    "created_at",
-    "task_type",
-    "complexity_score",
-    "model",
-    "provider",
-    "initial_model",
-    "initial_provider",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "latency_ms",
-    "status",
-    "failure_mode",
-    "failure_trigger",
-    "recovery",
-    "retry_count",
-    "fallback_used",
-    "quality_score",
-    "message_count",
-    "max_cost_per_call",
-    "cost_ceiling_hit",
-    "user_id",
-    "metadata",
-)
-TASK_TYPES = ("extraction", "classification", "summarization", "reasoning", "code", "writing")
 # Answer-quality modes first, then the provider-side ones (indices 5..7).
-FAILURE_MODES = (
-    "format_violation",
-    "refusal",
-    "hallucination",
-    "incomplete",
-    "reasoning_error",
-    "provider_error",
-    "timeout",
-    "rate_limited",
-)
-PROVIDER_SIDE_MODES = frozenset(FAILURE_MODES[5:])
+if FAILURE_MODES[5:] != PROVIDER_SIDE_MODES:
+    raise RuntimeError("the generator's mode indices assume provider-side modes come last")
 
 BLOCK_SIZE = 10_000
 MAX_OUTPUT_TOKENS = 16_384

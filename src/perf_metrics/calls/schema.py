@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import orjson
 from pydantic import (
@@ -44,6 +44,8 @@ FailureMode = Literal[
     "timeout",
     "rate_limited",
 ]
+TASK_TYPES: tuple[str, ...] = get_args(TaskType)
+FAILURE_MODES: tuple[str, ...] = get_args(FailureMode)  # answer-quality first, then provider
 PROVIDER_SIDE_MODES = ("provider_error", "timeout", "rate_limited")
 CallId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Model = Annotated[str, StringConstraints(min_length=1, max_length=100)]

@@ -43,6 +43,18 @@ _PROVIDER_UPSERT = """  ON CONFLICT (environment, bucket, provider) DO UPDATE SE
     hist = hist_add(r.hist, excluded.hist)
   RETURNING 1"""
 
+# The two failure rollups (day, month) share their measures and their merge.
+_FAILURE_MEASURES = """count(*),
+         count(*) FILTER (WHERE recovery = 'retry'),
+         count(*) FILTER (WHERE recovery = 'fallback'),
+         count(*) FILTER (WHERE status = 'error')"""
+_FAILURE_UPSERT = """  DO UPDATE SET
+    calls = r.calls + excluded.calls,
+    retry_recovered = r.retry_recovered + excluded.retry_recovered,
+    fallback_recovered = r.fallback_recovered + excluded.fallback_recovered,
+    unrecoverable = r.unrecoverable + excluded.unrecoverable
+  RETURNING 1"""
+
 # One statement: insert what is new, then fold only the inserted rows into every rollup.
 # Rows are taken in key order so that concurrent batches lock in the same order.
 INSERT_AND_ROLL_UP = f"""
@@ -158,18 +170,10 @@ r_failure AS (
     (account_id, environment, day, task_type, first_model, failure_mode, calls,
      retry_recovered, fallback_recovered, unrecoverable)
   SELECT account_id, environment, day, task_type, first_model, coalesce(failure_mode, ''),
-         count(*),
-         count(*) FILTER (WHERE recovery = 'retry'),
-         count(*) FILTER (WHERE recovery = 'fallback'),
-         count(*) FILTER (WHERE status = 'error')
+{_FAILURE_MEASURES}
   FROM c GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
   ON CONFLICT (account_id, environment, day, task_type, first_model, failure_mode)
-  DO UPDATE SET
-    calls = r.calls + excluded.calls,
-    retry_recovered = r.retry_recovered + excluded.retry_recovered,
-    fallback_recovered = r.fallback_recovered + excluded.fallback_recovered,
-    unrecoverable = r.unrecoverable + excluded.unrecoverable
-  RETURNING 1
+{_FAILURE_UPSERT}
 ),
 r_failure_month AS (
   INSERT INTO rollup_failure_monthly AS r
@@ -177,18 +181,10 @@ r_failure_month AS (
      retry_recovered, fallback_recovered, unrecoverable)
   SELECT account_id, environment, date_trunc('month', day)::date, task_type, first_model,
          coalesce(failure_mode, ''),
-         count(*),
-         count(*) FILTER (WHERE recovery = 'retry'),
-         count(*) FILTER (WHERE recovery = 'fallback'),
-         count(*) FILTER (WHERE status = 'error')
+{_FAILURE_MEASURES}
   FROM c GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
   ON CONFLICT (account_id, environment, month, task_type, first_model, failure_mode)
-  DO UPDATE SET
-    calls = r.calls + excluded.calls,
-    retry_recovered = r.retry_recovered + excluded.retry_recovered,
-    fallback_recovered = r.fallback_recovered + excluded.fallback_recovered,
-    unrecoverable = r.unrecoverable + excluded.unrecoverable
-  RETURNING 1
+{_FAILURE_UPSERT}
 ),
 r_trigger AS (
   INSERT INTO rollup_trigger_daily AS r

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from perf_metrics.auth import MetricsKeyDep, Principal
+from perf_metrics.calls.schema import TASK_TYPES
 from perf_metrics.db import ConnectionDep
 from perf_metrics.errors import ErrorResponse, ServiceUnavailable
 from perf_metrics.metrics import schemas, service
@@ -23,7 +24,7 @@ from perf_metrics.metrics.cache import (
     prices_version,
 )
 from perf_metrics.metrics.examples import EXAMPLES
-from perf_metrics.metrics.windows import TASK_TYPES, Params, day_window, hour_window
+from perf_metrics.metrics.windows import Params, day_window, hour_window
 
 router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
 

@@ -15,7 +15,6 @@ from starlette.datastructures import QueryParams
 
 from perf_metrics.errors import InvalidParameter
 
-TASK_TYPES = ("extraction", "classification", "summarization", "reasoning", "code", "writing")
 FIVE_MINUTES = timedelta(minutes=5)
 # No call is older (ingest rejects them), and windows ending near year 1 overflow `datetime`.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
