@@ -24,9 +24,11 @@ from perf_metrics.errors import InvalidCallRecord
 
 log = logging.getLogger("perf_metrics.ingest")
 
+# The stage, and memory enough for the statement's hash aggregates not to spill to disk.
 STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS calls_stage
-  (LIKE calls INCLUDING DEFAULTS EXCLUDING CONSTRAINTS) ON COMMIT DELETE ROWS
+  (LIKE calls INCLUDING DEFAULTS EXCLUDING CONSTRAINTS) ON COMMIT DELETE ROWS;
+SET LOCAL work_mem = '64MB'
 """
 
 _COLS = ", ".join(COLUMNS)
@@ -288,7 +290,14 @@ def dedupe(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 
 async def unknown_accounts(conn: AsyncConnection, account_ids: set[str]) -> list[str]:
-    found = await conn.scalars(select(accounts.c.id).where(accounts.c.id.in_(account_ids)))
+    """The ids that name no account. The others are locked FOR KEY SHARE until commit, as a
+    foreign key would lock them row by row: once per account instead of once per call."""
+    found = await conn.scalars(
+        select(accounts.c.id)
+        .where(accounts.c.id.in_(sorted(account_ids)))
+        .order_by(accounts.c.id)
+        .with_for_update(read=True, key_share=True)
+    )
     return sorted(account_ids - set(found))
 
 
