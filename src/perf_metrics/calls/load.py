@@ -7,8 +7,11 @@ and nothing of the failing batch does; re-running the same file inserts nothing 
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -89,15 +92,54 @@ async def load_rows(
 
 
 async def load_jsonl(engine: AsyncEngine, stream: IO[bytes], progress: Any = None) -> LoadResult:
+    """Load a JSONL stream batch by batch, each batch its own transaction.
+
+    Pipelined: while Postgres stores batch N, a thread reads and validates batch N+1 (the
+    event loop only waits on the socket then, so the two share the GIL well). A bad line in
+    N+1 stops the load after N has committed; nothing of N+1 is written.
+    """
     result = LoadResult()
-    async with engine.connect() as conn:
-        for first, lines in read_batches(stream):
-            rows = parse_batch(first, lines)
-            result.received += len(rows)
-            result.inserted += await store_batch(conn, rows)
-            if progress is not None:
-                progress.update(sum(len(line) for line in lines))
+    batches = read_batches(stream)
+
+    def parse_next() -> tuple[list[tuple[Any, ...]], int] | None:
+        for first, lines in batches:
+            return parse_batch(first, lines), sum(len(line) for line in lines)
+        return None
+
+    with automatic_gc_paused():
+        async with engine.connect() as conn:
+            parsed = await asyncio.to_thread(parse_next)
+            while parsed is not None:
+                rows, size = parsed
+                following = asyncio.ensure_future(asyncio.to_thread(parse_next))
+                try:
+                    inserted = await store_batch(conn, rows)
+                except BaseException:
+                    await asyncio.wait([following])  # the thread cannot be cancelled
+                    if not following.cancelled():
+                        following.exception()  # retrieved: this batch's error is the one told
+                    raise
+                result.received += len(rows)
+                result.inserted += inserted
+                if progress is not None:
+                    progress.update(size)
+                parsed = await following
     return result
+
+
+@contextmanager
+def automatic_gc_paused() -> Iterator[None]:
+    """A bulk load allocates millions of short-lived rows without cycles; the cyclic collector
+    would walk them again and again (~20% of the validation time). Reference counting frees
+    them; one collection runs at the end."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+        gc.collect()
 
 
 def open_input(path: str) -> IO[bytes]:
