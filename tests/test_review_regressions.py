@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import types
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -97,7 +98,7 @@ async def test_a_statement_timeout_while_writing_a_batch_is_503(
     ingest = (await admin_ops.key(None))["key"]
     app = create_app(settings.model_copy(update={"db_statement_timeout_ms": 300}))
     async with engine.connect() as blocker:
-        await blocker.execute(text("LOCK TABLE rollup_account_daily IN EXCLUSIVE MODE"))
+        await blocker.execute(text("LOCK TABLE calls_pending IN EXCLUSIVE MODE"))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
@@ -107,6 +108,44 @@ async def test_a_statement_timeout_while_writing_a_batch_is_503(
         await blocker.rollback()
     assert_envelope(response, 503, "service_unavailable")
     assert "retry-after" in response.headers
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM calls")) == 0
+
+
+async def test_a_batch_whose_fold_fails_is_stored_and_folded_within_seconds(
+    settings, admin_ops, engine
+) -> None:
+    """The calls are committed before the fold; a fold that times out leaves them queued, and
+    the background folder puts them in the rollups once it can (SPEC §7: within 5 s)."""
+    await admin_ops.account(account_id="acct_review")
+    ingest = (await admin_ops.key(None))["key"]
+    app = create_app(
+        settings.model_copy(update={"db_statement_timeout_ms": 300, "fold_interval_s": 0.2})
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            async with engine.connect() as blocker:
+                await blocker.execute(text("LOCK TABLE rollup_account_daily IN EXCLUSIVE MODE"))
+                response = await client.post(
+                    "/v1/calls", json={"calls": [_record("t1")]}, headers=bearer(ingest)
+                )
+                assert response.json() == {"received": 1, "inserted": 1, "duplicates": 0}
+                async with engine.connect() as conn:
+                    assert await conn.scalar(text("SELECT count(*) FROM calls_pending")) == 1
+                await blocker.rollback()
+            started = time.monotonic()
+            while time.monotonic() - started < 5:
+                async with engine.connect() as conn:
+                    folded = await conn.scalar(
+                        text("SELECT coalesce(sum(calls), 0) FROM rollup_account_daily")
+                    )
+                if folded == 1:
+                    break
+                await asyncio.sleep(0.1)
+    assert folded == 1
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM calls_pending")) == 0
 
 
 async def test_a_slow_upload_holds_no_database_connection(settings, admin_ops) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +12,7 @@ from fastapi import FastAPI
 
 from perf_metrics import __version__, account_routes, health, observability
 from perf_metrics.calls import router as calls_router
+from perf_metrics.calls.store import Folder, fold_continuously
 from perf_metrics.db import create_engine
 from perf_metrics.errors import RequestIdMiddleware, install_error_handlers
 from perf_metrics.metrics import router as metrics_router
@@ -35,9 +38,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.limiter = Limiter(settings)
         app.state.histogram_cache = HistogramCache()
         app.state.response_cache = ResponseCache(settings.response_cache_entries)
+        app.state.folder = Folder(app.state.engine)
+        folder = asyncio.create_task(fold_continuously(app.state.engine, settings.fold_interval_s))
         try:
             yield
         finally:
+            folder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await folder
             await app.state.limiter.close()
             await app.state.engine.dispose()
 

@@ -166,7 +166,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> None:
     )
 
     async def go() -> Any:
-        engine = create_engine(settings, pool_size=1, max_overflow=0)
+        # Two connections: one stores batches, the other folds them into the rollups.
+        engine = create_engine(settings, pool_size=2, max_overflow=0)
         try:
             return await load_jsonl(engine, stream, progress)
         finally:

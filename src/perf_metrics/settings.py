@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     db_connect_timeout_s: float = Field(3.0, gt=0)
     db_statement_timeout_ms: int = Field(5000, ge=100, description="Per-statement limit.")
 
+    fold_interval_s: float = Field(
+        1.0, gt=0, le=5, description="How often the service folds calls left queued (SPEC: 5 s)."
+    )
+
     redis_url: str | None = Field(None, description="Rate-limit storage shared by processes.")
     rate_limit_enabled: bool = True
     rate_limit_window_s: int = Field(60, ge=1, description="Rate-limit window; 60 in production.")

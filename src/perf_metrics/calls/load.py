@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
@@ -18,13 +19,14 @@ from decimal import Decimal
 from typing import IO, Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from perf_metrics.calls.schema import parse_ndjson_lines
-from perf_metrics.calls.store import store_batch
+from perf_metrics.calls.store import fold, store_batch, store_calls
 from perf_metrics.errors import InvalidCallRecord
 
 BATCH_LINES = 20_000
+log = logging.getLogger("perf_metrics.ingest")
 
 
 @dataclass
@@ -94,9 +96,10 @@ async def load_rows(
 async def load_jsonl(engine: AsyncEngine, stream: IO[bytes], progress: Any = None) -> LoadResult:
     """Load a JSONL stream batch by batch, each batch its own transaction.
 
-    Pipelined: while Postgres stores batch N, a thread reads and validates batch N+1 (the
-    event loop only waits on the socket then, so the two share the GIL well). A bad line in
-    N+1 stops the load after N has committed; nothing of N+1 is written.
+    Pipelined on both cores: while Postgres stores batch N, a thread reads and validates batch
+    N+1 (the event loop only waits on sockets then, so the two share the GIL well), and a
+    second connection folds the queued calls of the batches before into the rollups. A bad
+    line in N+1 stops the load after N has committed (and is folded); nothing of N+1 is written.
     """
     result = LoadResult()
     batches = read_batches(stream)
@@ -107,24 +110,54 @@ async def load_jsonl(engine: AsyncEngine, stream: IO[bytes], progress: Any = Non
         return None
 
     with automatic_gc_paused():
-        async with engine.connect() as conn:
-            parsed = await asyncio.to_thread(parse_next)
-            while parsed is not None:
-                rows, size = parsed
-                following = asyncio.ensure_future(asyncio.to_thread(parse_next))
+        async with engine.connect() as conn, engine.connect() as folder_conn:
+            stored, finishing = asyncio.Event(), asyncio.Event()
+            folder = asyncio.ensure_future(_fold_while_loading(folder_conn, stored, finishing))
+            failed = False
+            try:
+                parsed = await asyncio.to_thread(parse_next)
+                while parsed is not None:
+                    rows, size = parsed
+                    following = asyncio.ensure_future(asyncio.to_thread(parse_next))
+                    try:
+                        inserted = await store_calls(conn, rows)
+                    except BaseException:
+                        await asyncio.wait([following])  # the thread cannot be cancelled
+                        if not following.cancelled():
+                            following.exception()  # retrieved: this batch's error is told
+                        raise
+                    stored.set()
+                    result.received += len(rows)
+                    result.inserted += inserted
+                    if progress is not None:
+                        progress.update(size)
+                    parsed = await following
+            except BaseException:
+                failed = True
+                raise
+            finally:
+                # One last fold for what is still queued, after a bad line too.
+                finishing.set()
+                stored.set()
                 try:
-                    inserted = await store_batch(conn, rows)
-                except BaseException:
-                    await asyncio.wait([following])  # the thread cannot be cancelled
-                    if not following.cancelled():
-                        following.exception()  # retrieved: this batch's error is the one told
-                    raise
-                result.received += len(rows)
-                result.inserted += inserted
-                if progress is not None:
-                    progress.update(size)
-                parsed = await following
+                    await folder
+                except Exception:
+                    if not failed:
+                        raise
+                    log.exception("final fold failed; the service's folder will take the rest")
     return result
+
+
+async def _fold_while_loading(
+    conn: AsyncConnection, stored: asyncio.Event, finishing: asyncio.Event
+) -> None:
+    """Fold after each stored batch (batches stored meanwhile share the next fold)."""
+    while True:
+        await stored.wait()
+        stored.clear()
+        await fold(conn)
+        if finishing.is_set():
+            return
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.auth import IngestKeyDep
 from perf_metrics.calls.schema import CallRecord, parse_json_body, parse_ndjson_lines
-from perf_metrics.calls.store import store_batch
+from perf_metrics.calls.store import Folder, store_calls
 from perf_metrics.errors import ErrorResponse, PayloadTooLarge, PerfError
 from perf_metrics.observability import INGESTED
 from perf_metrics.settings import Settings
@@ -109,7 +109,8 @@ def _error(description: str, **headers: str) -> dict[str, Any]:
 async def ingest_calls(request: Request, key: IngestKeyDep) -> IngestResponse:
     """Store a batch of calls: `{"calls": [...]}` as `application/json`, or one record per line
     as `application/x-ndjson`. All or nothing: one invalid record rejects the batch. A call_id
-    already stored for its account is skipped, never overwritten. The answer comes after commit.
+    already stored for its account is skipped, never overwritten. The answer comes after commit,
+    and once the batch is in every metric.
     """
     settings: Settings = request.app.state.settings
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -132,7 +133,10 @@ async def ingest_calls(request: Request, key: IngestKeyDep) -> IngestResponse:
     # A connection only now, for the write (committed before answering).
     engine: AsyncEngine = request.app.state.engine
     async with engine.connect() as conn:
-        inserted = await store_batch(conn, rows)
+        inserted = await store_calls(conn, rows)
+    # Then into the rollups, in a fold shared with the batches committed meanwhile.
+    folder: Folder = request.app.state.folder
+    await folder.flush_or_leave_queued()
     INGESTED.labels("inserted").inc(inserted)
     INGESTED.labels("duplicate").inc(len(rows) - inserted)
     return IngestResponse(received=len(rows), inserted=inserted, duplicates=len(rows) - inserted)

@@ -1,37 +1,92 @@
-"""The write path: raw call rows and every rollup, in one transaction.
+"""The write path: raw call rows, a queue of new calls, and the rollups folded from it.
 
 A batch is COPYed into a per-connection temporary table, then one statement inserts the new
-calls (ON CONFLICT DO NOTHING: a stored call_id is skipped, never overwritten) and folds exactly
-the inserted rows into each rollup. A duplicate or a rejected batch never touches a rollup, and
-the caller's transaction makes the whole batch visible at once, or not at all.
+calls (ON CONFLICT DO NOTHING: a stored call_id is skipped, never overwritten) and queues
+exactly the inserted rows in `calls_pending`, in the batch's transaction: the whole batch is
+stored and queued at once, or not at all. A duplicate or a rejected batch never reaches the queue.
+
+`fold` empties the queue into every rollup in one transaction (DELETE ... RETURNING feeds the
+upserts, so each queued call is counted exactly once), one fold at a time under an advisory
+lock. `store_batch` folds right after its commit, so a batch is in every metric by the time it
+is acknowledged; concurrent batches share folds instead of queueing on each other's rollup row
+locks, and a fold of several batches upserts each account-day row once. A queue left behind by
+a crash is folded by the service's background folder within seconds (SPEC §7: 5 s).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from perf_metrics.calls.schema import COLUMNS
-from perf_metrics.db import accounts
 from perf_metrics.errors import InvalidCallRecord
 
 log = logging.getLogger("perf_metrics.ingest")
 
-# The stage, and memory enough for the statement's hash aggregates not to spill to disk.
 STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS calls_stage
-  (LIKE calls INCLUDING DEFAULTS EXCLUDING CONSTRAINTS) ON COMMIT DELETE ROWS;
-SET LOCAL work_mem = '64MB'
+  (LIKE calls INCLUDING DEFAULTS EXCLUDING CONSTRAINTS) ON COMMIT DELETE ROWS
 """
+# Run through SQLAlchemy, it also BEGINs the transaction the raw asyncpg statements then join.
+# The memory: enough for the fold's hash aggregates not to spill to disk.
+BEGIN_WRITE = text("SET LOCAL work_mem = '64MB'")
 
 _COLS = ", ".join(COLUMNS)
+
+# What the rollups read of a call: the queue's columns.
+PENDING_COLUMNS = (
+    "account_id",
+    "environment",
+    "created_at",
+    "task_type",
+    "model",
+    "provider",
+    "initial_model",
+    "initial_provider",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "latency_ms",
+    "status",
+    "failure_mode",
+    "failure_trigger",
+    "recovery",
+    "retry_count",
+    "fallback_used",
+    "quality_score",
+    "complexity_score",
+    "message_count",
+    "cost_ceiling_hit",
+)
+_PENDING = ", ".join(PENDING_COLUMNS)
+
+# Insert what is new and queue it for the rollups. Rows go in key order so that concurrent
+# batches lock in the same order.
+INSERT_AND_QUEUE = f"""
+WITH ins AS (
+  INSERT INTO calls ({_COLS})
+  SELECT {_COLS} FROM calls_stage ORDER BY account_id, call_id
+  ON CONFLICT (account_id, call_id) DO NOTHING
+  RETURNING {_PENDING}
+),
+queued AS (
+  INSERT INTO calls_pending ({_PENDING}) SELECT {_PENDING} FROM ins RETURNING 1
+)
+SELECT count(*) FROM queued
+"""
+
+# One fold at a time, platform-wide (the provider rollups have no account dimension).
+FOLD_LOCK = "SELECT pg_advisory_xact_lock(7233510)"
+# Calls per fold transaction: a backlog is folded in steps well inside the statement timeout.
+FOLD_LIMIT = 20_000
 
 # The two provider rollups (5-minute, hourly) share their columns and their merge.
 _PROVIDER_COLUMNS = """(environment, bucket, provider, fc_calls, fc_provider_failures,
@@ -57,26 +112,21 @@ _FAILURE_UPSERT = """  DO UPDATE SET
     unrecoverable = r.unrecoverable + excluded.unrecoverable
   RETURNING 1"""
 
-# One statement: insert what is new, then fold only the inserted rows into every rollup.
-# Rows are taken in key order so that concurrent batches lock in the same order.
-INSERT_AND_ROLL_UP = f"""
-WITH ins AS (
-  INSERT INTO calls ({_COLS})
-  SELECT {_COLS} FROM calls_stage ORDER BY account_id, call_id
-  ON CONFLICT (account_id, call_id) DO NOTHING
-  RETURNING account_id, environment, created_at, task_type, model, provider, initial_model,
-            initial_provider, input_tokens, output_tokens, cost_usd, latency_ms, status,
-            failure_mode, failure_trigger, recovery, retry_count, fallback_used, quality_score,
-            complexity_score, message_count, cost_ceiling_hit
+# One statement: take everything queued, and fold it into every rollup.
+FOLD = f"""
+WITH taken AS (
+  DELETE FROM calls_pending
+  WHERE ctid = ANY(ARRAY(SELECT ctid FROM calls_pending LIMIT {FOLD_LIMIT}))
+  RETURNING {_PENDING}
 ),
 c AS (
-  SELECT ins.*,
+  SELECT taken.*,
          (created_at AT TIME ZONE 'UTC')::date AS day,
          coalesce(initial_model, model) AS first_model,
          coalesce(initial_provider, provider) AS first_provider,
          failure_mode IN ('provider_error', 'timeout', 'rate_limited') AS provider_side,
          extract(hour FROM created_at AT TIME ZONE 'UTC')::int AS hour
-  FROM ins
+  FROM taken
 ),
 -- per account, environment, day: totals and hour-of-day counts
 r_account AS (
@@ -270,7 +320,7 @@ r_version AS (
     version = r.version + 1, updated_at = excluded.updated_at
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM ins) AS inserted,
+SELECT (SELECT count(*) FROM taken) AS folded,
        (SELECT count(*) FROM r_account) + (SELECT count(*) FROM r_model)
        + (SELECT count(*) FROM r_failure) + (SELECT count(*) FROM r_failure_month)
        + (SELECT count(*) FROM r_trigger)
@@ -289,16 +339,13 @@ def dedupe(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [seen[k] for k in sorted(seen)]
 
 
-async def unknown_accounts(conn: AsyncConnection, account_ids: set[str]) -> list[str]:
-    """The ids that name no account. The others are locked FOR KEY SHARE until commit, as a
-    foreign key would lock them row by row: once per account instead of once per call."""
-    found = await conn.scalars(
-        select(accounts.c.id)
-        .where(accounts.c.id.in_(sorted(account_ids)))
-        .order_by(accounts.c.id)
-        .with_for_update(read=True, key_share=True)
-    )
-    return sorted(account_ids - set(found))
+# The ids that name no account. The others are locked FOR KEY SHARE until commit, as a foreign
+# key would lock them row by row: once per account instead of once per call.
+KNOWN_ACCOUNTS = """
+SELECT array_agg(id) FROM (
+  SELECT id FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE
+) locked
+"""
 
 
 async def _driver(conn: AsyncConnection) -> Any:
@@ -306,15 +353,26 @@ async def _driver(conn: AsyncConnection) -> Any:
     return raw.driver_connection
 
 
-async def insert_calls(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> int:
-    """Insert rows (already validated) in the caller's transaction; returns how many were new.
+def _sqlstate(exc: BaseException) -> str | None:
+    # COPY and the statements run on asyncpg directly: their errors are not wrapped.
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    state = getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )
+    return state if isinstance(state, str) else None
 
-    Raises InvalidCallRecord when an account does not exist; nothing is written then.
-    """
+
+async def insert_calls(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Insert rows (already validated) and queue the new ones, in the caller's transaction;
+    returns how many were new. Raises InvalidCallRecord when an account does not exist;
+    nothing is written then."""
     if not rows:
         return 0
-    # Through SQLAlchemy first: that BEGINs the transaction the raw COPY below runs in.
-    unknown = await unknown_accounts(conn, {r[0] for r in rows})
+    await conn.execute(BEGIN_WRITE)
+    raw = await _driver(conn)
+    await raw.execute(STAGE_DDL)
+    ids = sorted({r[0] for r in rows})
+    unknown = sorted(set(ids) - set(await raw.fetchval(KNOWN_ACCOUNTS, ids) or ()))
     if unknown:
         raise InvalidCallRecord(
             f"Unknown account_id: {', '.join(unknown[:20])}"
@@ -323,33 +381,24 @@ async def insert_calls(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -
             param="account_id",
             extra={"unknown_account_ids": unknown[:100]},
         )
-    raw = await _driver(conn)
-    await raw.execute(STAGE_DDL)
     await raw.copy_records_to_table("calls_stage", records=dedupe(rows), columns=COLUMNS)
-    inserted: int = await raw.fetchval(INSERT_AND_ROLL_UP)
+    inserted: int = await raw.fetchval(INSERT_AND_QUEUE)
     await raw.execute("TRUNCATE calls_stage")
     return inserted
 
 
-async def store_batch(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> int:
-    """Insert a batch and commit it; retried whole when Postgres breaks a deadlock.
-
-    The connection must not be inside a transaction with other pending work: this commits.
-    """
+async def _retrying(conn: AsyncConnection, work: Any) -> Any:
+    """Run `work(conn)` and commit; the whole of it again when Postgres breaks a deadlock."""
     for attempt in range(_DEADLOCK_RETRIES + 1):
         try:
-            inserted = await insert_calls(conn, rows)
+            result = await work(conn)
             await conn.commit()
-            return inserted
+            return result
         except (DBAPIError, asyncpg.PostgresError) as exc:
-            # COPY and the write statement run on asyncpg directly: its errors are not wrapped.
             await conn.rollback()
-            orig = exc.orig if isinstance(exc, DBAPIError) else exc
-            sqlstate = getattr(orig, "sqlstate", None) or getattr(
-                getattr(orig, "__cause__", None), "sqlstate", None
-            )
-            if sqlstate in ("40P01", "40001") and attempt < _DEADLOCK_RETRIES:
-                log.warning("ingest batch retried after %s (attempt %d)", sqlstate, attempt + 1)
+            state = _sqlstate(exc)
+            if state in ("40P01", "40001") and attempt < _DEADLOCK_RETRIES:
+                log.warning("ingest retried after %s (attempt %d)", state, attempt + 1)
                 await asyncio.sleep(0.05 * (attempt + 1))
                 continue
             raise
@@ -357,3 +406,109 @@ async def store_batch(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) ->
             await conn.rollback()
             raise
     raise AssertionError("unreachable")
+
+
+async def _fold_once(conn: AsyncConnection) -> int:
+    await conn.execute(BEGIN_WRITE)
+    raw = await _driver(conn)
+    await raw.execute(FOLD_LOCK)
+    folded: int = await raw.fetchval(FOLD)
+    return folded
+
+
+async def fold(conn: AsyncConnection) -> int:
+    """Fold every queued call into the rollups, committing every FOLD_LIMIT calls; returns how
+    many calls it took.
+
+    Waits for a fold in progress (one at a time): when it returns, every call committed before
+    it was called is in the rollups, whoever folded it.
+    """
+    total = 0
+    while True:
+        folded: int = await _retrying(conn, _fold_once)
+        total += folded
+        if folded < FOLD_LIMIT:
+            return total
+
+
+async def store_calls(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Insert a batch and queue its new calls, and commit; returns how many were new.
+
+    The connection must not be inside a transaction with other pending work: this commits.
+    """
+    inserted: int = await _retrying(conn, lambda c: insert_calls(c, rows))
+    return inserted
+
+
+async def store_batch(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> int:
+    """`store_calls`, then fold: the batch is in every metric when this returns.
+
+    A fold that fails after the commit is left to the next fold (the calls are stored and
+    queued; the background folder takes them within seconds) and does not fail the batch.
+    """
+    inserted = await store_calls(conn, rows)
+    if rows:  # a batch of duplicates too: it may be the retry of one whose fold never ran
+        try:
+            await fold(conn)
+        except (DBAPIError, asyncpg.PostgresError, OSError) as exc:
+            log.warning("fold after a stored batch failed; left to the next fold: %s", exc)
+    return inserted
+
+
+class Folder:
+    """A process's folds, shared by the requests that wait for one (group commit).
+
+    `flush()` returns once a fold that started after the call has completed: every call the
+    caller committed before calling is then in the rollups. Requests that commit while a fold
+    runs all share the next one, so under load one fold counts several batches, and each
+    account-day row is upserted once for all of them.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._lock = asyncio.Lock()
+        self._started = 0
+        self._done = 0
+
+    async def flush(self) -> None:
+        wanted = self._started + 1  # any fold numbered from here on starts after this moment
+        async with self._lock:
+            if self._done >= wanted:
+                return  # one did, while this request waited
+            self._started += 1
+            number = self._started
+            async with self._engine.connect() as conn:
+                await fold(conn)
+            self._done = number  # not after a failure: the waiters then try their own
+
+    async def flush_or_leave_queued(self) -> None:
+        """`flush`, but a failure is logged, not raised: the calls are stored and queued, and
+        the background folder takes them within seconds."""
+        try:
+            await self.flush()
+        except (DBAPIError, asyncpg.PostgresError, OSError, TimeoutError) as exc:
+            log.warning("fold after a stored batch failed; left to the next fold: %s", exc)
+
+
+async def fold_continuously(engine: AsyncEngine, interval_s: float) -> None:
+    """The service's background folder: at start and then every `interval_s`, fold what is
+    queued (calls a crashed or failed writer left behind). Runs until cancelled; database
+    trouble is logged at most once a minute and retried."""
+    last_warning = 0.0
+    while True:
+        try:
+            async with engine.connect() as conn:
+                if await conn.scalar(PENDING_EXISTS):
+                    await conn.commit()
+                    await fold(conn)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # keep folding once the database is back
+            now = time.monotonic()
+            if now - last_warning > 60:
+                last_warning = now
+                log.warning("background fold failed, retrying: %s", type(exc).__name__)
+        await asyncio.sleep(interval_s)
+
+
+PENDING_EXISTS = text("SELECT EXISTS (SELECT 1 FROM calls_pending)")
