@@ -61,6 +61,56 @@ async def row_by_row(database_url: str, lines: list[bytes]) -> float:
         await conn.close()
 
 
+def validation_only(path: Path, calls: int) -> float:
+    """Python's share: read and validate a file's lines into COPY rows, one core, no database."""
+    from perf_metrics.calls.load import automatic_gc_paused, parse_batch, read_batches
+
+    done = 0
+    with open(path, "rb") as fp, automatic_gc_paused():
+        start = time.perf_counter()
+        for first, lines in read_batches(fp):
+            done += len(parse_batch(first, lines))
+            if done >= calls:
+                break
+        return done / (time.perf_counter() - start)
+
+
+def validated_batches(path: Path, calls: int) -> list[list[tuple[object, ...]]]:
+    from perf_metrics.calls.load import parse_batch, read_batches
+
+    batches = []
+    with open(path, "rb") as fp:
+        for first, lines in read_batches(fp):
+            batches.append(parse_batch(first, lines))
+            if sum(map(len, batches)) >= calls:
+                break
+    return batches
+
+
+async def copy_floor(database_url: str, batches: list[list[tuple[object, ...]]]) -> float:
+    """The database's share at its least: COPY validated rows straight into an empty copy of
+    `calls` (its primary key and time index; no duplicates check, no queue, no rollups)."""
+    conn = await asyncpg.connect(database_url)
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda text: b"\x01" + text.encode(),
+        decoder=bytes.decode,
+        schema="pg_catalog",
+        format="binary",
+    )
+    try:
+        await conn.execute("CREATE TABLE calls_floor (LIKE calls INCLUDING ALL)")
+        start = time.perf_counter()
+        for rows in batches:
+            async with conn.transaction():
+                await conn.copy_records_to_table("calls_floor", records=rows, columns=COLUMNS)
+        rate = sum(map(len, batches)) / (time.perf_counter() - start)
+        await conn.execute("DROP TABLE calls_floor")
+        return rate
+    finally:
+        await conn.close()
+
+
 def http_ingest(base: str, key: str, bodies: list[bytes], clients: int) -> float:
     """Sustained calls/s posting 5,000-record batches from `clients` threads."""
     queue = list(bodies)
@@ -97,6 +147,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--http-calls", type=int, default=200_000)
     parser.add_argument("--baseline-calls", type=int, default=20_000)
+    parser.add_argument("--floor-calls", type=int, default=200_000)
     args = parser.parse_args()
 
     bulk = jsonl(args.calls, SEED)  # a 90-day backfill, as a bulk load is
@@ -120,6 +171,13 @@ def main() -> None:
         cli_rate = out["inserted"] / (time.perf_counter() - start)
         print(f"perf-metrics ingest: {cli_rate:,.0f} calls/s", file=sys.stderr)
 
+        floor = asyncio.run(
+            copy_floor(url.replace("+asyncpg", ""), validated_batches(bulk, args.floor_calls))
+        )
+        print(f"COPY straight into calls: {floor:,.0f} calls/s", file=sys.stderr)
+        validation = validation_only(bulk, args.floor_calls)
+        print(f"validation alone: {validation:,.0f} calls/s", file=sys.stderr)
+
         key = run_cli(url, "keys", "create", "--ingest")["key"]
         with open(live, "rb") as fp:
             records = [orjson.loads(line) for line in fp]
@@ -139,6 +197,8 @@ def main() -> None:
         cli_ingest_calls_per_s=round(cli_rate),
         http_1_client_calls_per_s=round(http_1),
         http_4_clients_calls_per_s=round(http_4),
+        copy_floor_calls_per_s=round(floor),
+        validation_only_calls_per_s=round(validation),
     )
     table = [
         ("path", "calls/s", "x row-by-row", "target"),
@@ -160,6 +220,18 @@ def main() -> None:
             f"{http_4:,.0f}",
             f"{http_4 / baseline:.1f}",
             "30,000",
+        ),
+        (
+            "floor: COPY validated rows straight into calls (no rollups, no dedup), 1 connection",
+            f"{floor:,.0f}",
+            f"{floor / baseline:.1f}",
+            "",
+        ),
+        (
+            "floor: validation alone (read, decode, check, build rows), 1 core",
+            f"{validation:,.0f}",
+            f"{validation / baseline:.1f}",
+            "",
         ),
     ]
     print(write_results("ingest", results, table))

@@ -42,29 +42,10 @@ BEGIN_WRITE = text("SET LOCAL work_mem = '64MB'")
 _COLS = ", ".join(COLUMNS)
 
 # What the rollups read of a call: the queue's columns.
-PENDING_COLUMNS = (
-    "account_id",
-    "environment",
-    "created_at",
-    "task_type",
-    "model",
-    "provider",
-    "initial_model",
-    "initial_provider",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "latency_ms",
-    "status",
-    "failure_mode",
-    "failure_trigger",
-    "recovery",
-    "retry_count",
-    "fallback_used",
-    "quality_score",
-    "complexity_score",
-    "message_count",
-    "cost_ceiling_hit",
+PENDING_COLUMNS = tuple(
+    c
+    for c in COLUMNS
+    if c not in ("call_id", "api_key_id", "max_cost_per_call", "user_id", "metadata")
 )
 _PENDING = ", ".join(PENDING_COLUMNS)
 
