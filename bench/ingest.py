@@ -61,20 +61,6 @@ async def row_by_row(database_url: str, lines: list[bytes]) -> float:
         await conn.close()
 
 
-def validation_only(path: Path, calls: int) -> float:
-    """Python's share: read and validate a file's lines into COPY rows, one core, no database."""
-    from perf_metrics.calls.load import automatic_gc_paused, parse_batch, read_batches
-
-    done = 0
-    with open(path, "rb") as fp, automatic_gc_paused():
-        start = time.perf_counter()
-        for first, lines in read_batches(fp):
-            done += len(parse_batch(first, lines))
-            if done >= calls:
-                break
-        return done / (time.perf_counter() - start)
-
-
 def validated_batches(path: Path, calls: int) -> list[list[tuple[object, ...]]]:
     from perf_metrics.calls.load import parse_batch, read_batches
 
@@ -85,6 +71,16 @@ def validated_batches(path: Path, calls: int) -> list[list[tuple[object, ...]]]:
             if sum(map(len, batches)) >= calls:
                 break
     return batches
+
+
+def validation_only(path: Path, calls: int) -> float:
+    """Python's share: read and validate a file's lines into COPY rows, one core, no database."""
+    from perf_metrics.calls.load import automatic_gc_paused
+
+    with automatic_gc_paused():
+        start = time.perf_counter()
+        done = sum(map(len, validated_batches(path, calls)))
+        return done / (time.perf_counter() - start)
 
 
 async def copy_floor(database_url: str, batches: list[list[tuple[object, ...]]]) -> float:

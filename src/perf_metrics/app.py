@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.histogram_cache = HistogramCache()
         app.state.response_cache = ResponseCache(settings.response_cache_entries)
         app.state.folder = Folder(app.state.engine)
-        folder = asyncio.create_task(fold_continuously(app.state.engine, settings.fold_interval_s))
+        folder = asyncio.create_task(fold_continuously(app.state.folder, settings.fold_interval_s))
         try:
             yield
         finally:

@@ -278,12 +278,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def _unavailable_state(sqlstate: object) -> bool:
+def _unavailable_state(state: object) -> bool:
     # 57014 query_canceled (statement_timeout), 57P0x admin shutdown/cannot connect now,
     # 08xxx connection exceptions, 53xxx insufficient resources (too many connections),
     # 3D000 no such database and 28xxx authentication failed (a misconfigured deployment).
-    return isinstance(sqlstate, str) and (
-        sqlstate in ("57014", "3D000") or sqlstate.startswith(("57P", "08", "53", "28"))
+    return isinstance(state, str) and (
+        state in ("57014", "3D000") or state.startswith(("57P", "08", "53", "28"))
     )
 
 
@@ -300,17 +300,18 @@ def is_database_unavailable(exc: BaseException) -> bool:
         | asyncpg.InterfaceError,
     ):
         return True
-    if isinstance(exc, asyncpg.PostgresError):
-        return _unavailable_state(exc.sqlstate)
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        orig = getattr(exc.orig, "sqlstate", None) or getattr(
-            getattr(exc.orig, "__cause__", None), "sqlstate", None
-        )
-        if _unavailable_state(orig):
-            return True
-    return False
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return _unavailable_state(sqlstate(exc))
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """Postgres's error code, from asyncpg's own error or one SQLAlchemy wrapped."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    state = getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )
+    return state if isinstance(state, str) else None
 
 
 async def _unhandled(request: Request, exc: Exception) -> Response:

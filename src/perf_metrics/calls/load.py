@@ -19,10 +19,10 @@ from decimal import Decimal
 from typing import IO, Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.calls.schema import parse_ndjson_lines
-from perf_metrics.calls.store import fold, store_batch, store_calls
+from perf_metrics.calls.store import Folder, store_batch, store_calls
 from perf_metrics.errors import InvalidCallRecord
 
 BATCH_LINES = 20_000
@@ -98,7 +98,7 @@ async def load_jsonl(engine: AsyncEngine, stream: IO[bytes], progress: Any = Non
 
     Pipelined on both cores: while Postgres stores batch N, a thread reads and validates batch
     N+1 (the event loop only waits on sockets then, so the two share the GIL well), and a
-    second connection folds the queued calls of the batches before into the rollups. A bad
+    second connection folds the batches before into the rollups (`Folder`). A bad
     line in N+1 stops the load after N has committed (and is folded); nothing of N+1 is written.
     """
     result = LoadResult()
@@ -109,10 +109,10 @@ async def load_jsonl(engine: AsyncEngine, stream: IO[bytes], progress: Any = Non
             return parse_batch(first, lines), sum(len(line) for line in lines)
         return None
 
+    folder = Folder(engine)  # its own connection: it folds while `conn` stores
+    folds: list[asyncio.Future[None]] = []
     with automatic_gc_paused():
-        async with engine.connect() as conn, engine.connect() as folder_conn:
-            stored, finishing = asyncio.Event(), asyncio.Event()
-            folder = asyncio.ensure_future(_fold_while_loading(folder_conn, stored, finishing))
+        async with engine.connect() as conn:
             failed = False
             try:
                 parsed = await asyncio.to_thread(parse_next)
@@ -126,7 +126,8 @@ async def load_jsonl(engine: AsyncEngine, stream: IO[bytes], progress: Any = Non
                         if not following.cancelled():
                             following.exception()  # retrieved: this batch's error is told
                         raise
-                    stored.set()
+                    # Batches stored while a fold runs share the next one.
+                    folds.append(asyncio.ensure_future(folder.flush()))
                     result.received += len(rows)
                     result.inserted += inserted
                     if progress is not None:
@@ -136,28 +137,14 @@ async def load_jsonl(engine: AsyncEngine, stream: IO[bytes], progress: Any = Non
                 failed = True
                 raise
             finally:
-                # One last fold for what is still queued, after a bad line too.
-                finishing.set()
-                stored.set()
-                try:
-                    await folder
-                except Exception:
-                    if not failed:
-                        raise
-                    log.exception("final fold failed; the service's folder will take the rest")
+                # Every stored batch folded before returning, after a bad line too.
+                outcomes = await asyncio.gather(*folds, return_exceptions=True)
+                errors = [e for e in outcomes if isinstance(e, BaseException)]
+                if errors and not failed:
+                    raise errors[0]
+                if errors:
+                    log.error("fold failed; the service's folder will take the rest: %s", errors[0])
     return result
-
-
-async def _fold_while_loading(
-    conn: AsyncConnection, stored: asyncio.Event, finishing: asyncio.Event
-) -> None:
-    """Fold after each stored batch (batches stored meanwhile share the next fold)."""
-    while True:
-        await stored.wait()
-        stored.clear()
-        await fold(conn)
-        if finishing.is_set():
-            return
 
 
 @contextmanager

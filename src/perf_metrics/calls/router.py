@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.auth import IngestKeyDep
 from perf_metrics.calls.schema import CallRecord, parse_json_body, parse_ndjson_lines
-from perf_metrics.calls.store import Folder, store_calls
+from perf_metrics.calls.store import Folder, leave_queued_if_unavailable, store_calls
 from perf_metrics.errors import ErrorResponse, PayloadTooLarge, PerfError
 from perf_metrics.observability import INGESTED
 from perf_metrics.settings import Settings
@@ -136,7 +136,7 @@ async def ingest_calls(request: Request, key: IngestKeyDep) -> IngestResponse:
         inserted = await store_calls(conn, rows)
     # Then into the rollups, in a fold shared with the batches committed meanwhile.
     folder: Folder = request.app.state.folder
-    await folder.flush_or_leave_queued()
+    await leave_queued_if_unavailable(folder.flush())
     INGESTED.labels("inserted").inc(inserted)
     INGESTED.labels("duplicate").inc(len(rows) - inserted)
     return IngestResponse(received=len(rows), inserted=inserted, duplicates=len(rows) - inserted)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import asyncpg
@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from perf_metrics.calls.schema import COLUMNS
-from perf_metrics.errors import InvalidCallRecord
+from perf_metrics.errors import InvalidCallRecord, is_database_unavailable, sqlstate
 
 log = logging.getLogger("perf_metrics.ingest")
 
@@ -63,6 +63,8 @@ queued AS (
 )
 SELECT count(*) FROM queued
 """
+
+PENDING_EXISTS = text("SELECT EXISTS (SELECT 1 FROM calls_pending)")
 
 # One fold at a time, platform-wide (the provider rollups have no account dimension).
 FOLD_LOCK = "SELECT pg_advisory_xact_lock(7233510)"
@@ -334,15 +336,6 @@ async def _driver(conn: AsyncConnection) -> Any:
     return raw.driver_connection
 
 
-def _sqlstate(exc: BaseException) -> str | None:
-    # COPY and the statements run on asyncpg directly: their errors are not wrapped.
-    orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    state = getattr(orig, "sqlstate", None) or getattr(
-        getattr(orig, "__cause__", None), "sqlstate", None
-    )
-    return state if isinstance(state, str) else None
-
-
 async def insert_calls(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> int:
     """Insert rows (already validated) and queue the new ones, in the caller's transaction;
     returns how many were new. Raises InvalidCallRecord when an account does not exist;
@@ -364,8 +357,7 @@ async def insert_calls(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -
         )
     await raw.copy_records_to_table("calls_stage", records=dedupe(rows), columns=COLUMNS)
     inserted: int = await raw.fetchval(INSERT_AND_QUEUE)
-    await raw.execute("TRUNCATE calls_stage")
-    return inserted
+    return inserted  # the stage empties itself at commit (or rollback)
 
 
 async def _retrying(conn: AsyncConnection, work: Any) -> Any:
@@ -377,7 +369,7 @@ async def _retrying(conn: AsyncConnection, work: Any) -> Any:
             return result
         except (DBAPIError, asyncpg.PostgresError) as exc:
             await conn.rollback()
-            state = _sqlstate(exc)
+            state = sqlstate(exc)
             if state in ("40P01", "40001") and attempt < _DEADLOCK_RETRIES:
                 log.warning("ingest retried after %s (attempt %d)", state, attempt + 1)
                 await asyncio.sleep(0.05 * (attempt + 1))
@@ -422,18 +414,24 @@ async def store_calls(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) ->
 
 
 async def store_batch(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> int:
-    """`store_calls`, then fold: the batch is in every metric when this returns.
-
-    A fold that fails after the commit is left to the next fold (the calls are stored and
-    queued; the background folder takes them within seconds) and does not fail the batch.
-    """
+    """`store_calls`, then fold: the batch is in every metric when this returns (unless the
+    database failed the fold: see `leave_queued_if_unavailable`)."""
     inserted = await store_calls(conn, rows)
     if rows:  # a batch of duplicates too: it may be the retry of one whose fold never ran
-        try:
-            await fold(conn)
-        except (DBAPIError, asyncpg.PostgresError, OSError) as exc:
-            log.warning("fold after a stored batch failed; left to the next fold: %s", exc)
+        await leave_queued_if_unavailable(fold(conn))
     return inserted
+
+
+async def leave_queued_if_unavailable(folding: Awaitable[Any]) -> None:
+    """Await a fold that follows a committed batch. If the database fails it (down, timed
+    out), the batch is stored and queued all the same: say so in the log, not to the client,
+    and let the next fold (the background folder's, within seconds) take it."""
+    try:
+        await folding
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        log.warning("fold after a stored batch failed; left to the next fold: %s", exc)
 
 
 class Folder:
@@ -462,26 +460,20 @@ class Folder:
                 await fold(conn)
             self._done = number  # not after a failure: the waiters then try their own
 
-    async def flush_or_leave_queued(self) -> None:
-        """`flush`, but a failure is logged, not raised: the calls are stored and queued, and
-        the background folder takes them within seconds."""
-        try:
-            await self.flush()
-        except (DBAPIError, asyncpg.PostgresError, OSError, TimeoutError) as exc:
-            log.warning("fold after a stored batch failed; left to the next fold: %s", exc)
+    async def anything_queued(self) -> bool:
+        async with self._engine.connect() as conn:
+            return bool(await conn.scalar(PENDING_EXISTS))
 
 
-async def fold_continuously(engine: AsyncEngine, interval_s: float) -> None:
+async def fold_continuously(folder: Folder, interval_s: float) -> None:
     """The service's background folder: at start and then every `interval_s`, fold what is
     queued (calls a crashed or failed writer left behind). Runs until cancelled; database
     trouble is logged at most once a minute and retried."""
     last_warning = 0.0
     while True:
         try:
-            async with engine.connect() as conn:
-                if await conn.scalar(PENDING_EXISTS):
-                    await conn.commit()
-                    await fold(conn)
+            if await folder.anything_queued():
+                await folder.flush()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # keep folding once the database is back
@@ -490,6 +482,3 @@ async def fold_continuously(engine: AsyncEngine, interval_s: float) -> None:
                 last_warning = now
                 log.warning("background fold failed, retrying: %s", type(exc).__name__)
         await asyncio.sleep(interval_s)
-
-
-PENDING_EXISTS = text("SELECT EXISTS (SELECT 1 FROM calls_pending)")
