@@ -107,8 +107,20 @@ async def copy_floor(database_url: str, batches: list[list[tuple[object, ...]]])
         await conn.close()
 
 
-def http_ingest(base: str, key: str, bodies: list[bytes], clients: int) -> float:
-    """Sustained calls/s posting 5,000-record batches from `clients` threads."""
+def queue_empty(database_url: str) -> bool:
+    async def check() -> bool:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM calls_pending)")
+        finally:
+            await conn.close()
+
+    return asyncio.run(check())
+
+
+def http_ingest(base: str, key: str, bodies: list[bytes], clients: int, database_url: str) -> float:
+    """Sustained calls/s posting 5,000-record batches from `clients` threads, until the last
+    batch is answered and folded into the rollups (the clock stops when the queue is empty)."""
     queue = list(bodies)
     lock = threading.Lock()
     sent = [0]
@@ -135,13 +147,15 @@ def http_ingest(base: str, key: str, bodies: list[bytes], clients: int) -> float
         t.start()
     for t in threads:
         t.join()
+    while not queue_empty(database_url):
+        time.sleep(0.02)
     return sent[0] / (time.perf_counter() - start)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=1_000_000)
-    parser.add_argument("--http-calls", type=int, default=200_000)
+    parser.add_argument("--http-calls", type=int, default=300_000)
     parser.add_argument("--baseline-calls", type=int, default=20_000)
     parser.add_argument("--floor-calls", type=int, default=200_000)
     args = parser.parse_args()
@@ -180,19 +194,25 @@ def main() -> None:
         bodies = [
             orjson.dumps({"calls": records[i : i + 5000]}) for i in range(0, len(records), 5000)
         ]
-        half = len(bodies) // 2
+        third = len(bodies) // 3
+        plain = url.replace("+asyncpg", "")
         # As deployed (the compose file's WEB_CONCURRENCY): 2 workers, access log off.
-        with served(url, workers=2, RATE_LIMIT_ENABLED="false", LOG_LEVEL="WARNING") as base:
-            http_1 = http_ingest(base, key, bodies[:half], clients=1)
+        env = {"RATE_LIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING"}
+        with served(url, workers=2, **env) as base:
+            http_1 = http_ingest(base, key, bodies[:third], 1, plain)
             print(f"HTTP, 1 client: {http_1:,.0f} calls/s", file=sys.stderr)
-            http_4 = http_ingest(base, key, bodies[half:], clients=4)
+            http_4 = http_ingest(base, key, bodies[third : 2 * third], 4, plain)
             print(f"HTTP, 4 clients: {http_4:,.0f} calls/s", file=sys.stderr)
+        with served(url, workers=2, INGEST_WAITS_FOR_FOLD="true", **env) as base:
+            http_4_waiting = http_ingest(base, key, bodies[2 * third :], 4, plain)
+            print(f"HTTP, 4 clients, waiting for the fold: {http_4_waiting:,.0f}", file=sys.stderr)
 
     results.update(
         row_by_row_calls_per_s=round(baseline),
         cli_ingest_calls_per_s=round(cli_rate),
         http_1_client_calls_per_s=round(http_1),
         http_4_clients_calls_per_s=round(http_4),
+        http_4_clients_waiting_for_fold_calls_per_s=round(http_4_waiting),
         copy_floor_calls_per_s=round(floor),
         validation_only_calls_per_s=round(validation),
     )
@@ -206,16 +226,22 @@ def main() -> None:
             "100,000",
         ),
         (
-            "POST /v1/calls, last-day calls, 5,000/batch, 1 client, 2 workers",
+            "POST /v1/calls, last-day calls, 5,000/batch, 1 client, 2 workers, until folded",
             f"{http_1:,.0f}",
             f"{http_1 / baseline:.1f}",
             "30,000",
         ),
         (
-            "POST /v1/calls, last-day calls, 5,000/batch, 4 clients, 2 workers",
+            "POST /v1/calls, last-day calls, 5,000/batch, 4 clients, 2 workers, until folded",
             f"{http_4:,.0f}",
             f"{http_4 / baseline:.1f}",
             "30,000",
+        ),
+        (
+            "POST /v1/calls, as above, INGEST_WAITS_FOR_FOLD=true (read-your-writes)",
+            f"{http_4_waiting:,.0f}",
+            f"{http_4_waiting / baseline:.1f}",
+            "",
         ),
         (
             "floor: COPY validated rows straight into calls (no rollups, no dedup), 1 connection",

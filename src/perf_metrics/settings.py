@@ -40,7 +40,12 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(5000, ge=100, description="Per-statement limit.")
 
     fold_interval_s: float = Field(
-        1.0, gt=0, le=5, description="How often the service folds calls left queued (SPEC: 5 s)."
+        0.5, gt=0, le=2, description="How often each process folds queued calls into rollups."
+    )
+    ingest_waits_for_fold: bool = Field(
+        False,
+        description="POST /v1/calls answers only once its batch is in the rollups (read-your-"
+        "writes) instead of right after commit; folds are then smaller and cost more per call.",
     )
 
     redis_url: str | None = Field(None, description="Rate-limit storage shared by processes.")

@@ -109,8 +109,8 @@ def _error(description: str, **headers: str) -> dict[str, Any]:
 async def ingest_calls(request: Request, key: IngestKeyDep) -> IngestResponse:
     """Store a batch of calls: `{"calls": [...]}` as `application/json`, or one record per line
     as `application/x-ndjson`. All or nothing: one invalid record rejects the batch. A call_id
-    already stored for its account is skipped, never overwritten. The answer comes after commit,
-    and once the batch is in every metric.
+    already stored for its account is skipped, never overwritten. The answer comes after commit;
+    the batch shows in every metric within about a second (SPEC: 5 s).
     """
     settings: Settings = request.app.state.settings
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -134,9 +134,11 @@ async def ingest_calls(request: Request, key: IngestKeyDep) -> IngestResponse:
     engine: AsyncEngine = request.app.state.engine
     async with engine.connect() as conn:
         inserted = await store_calls(conn, rows)
-    # Then into the rollups, in a fold shared with the batches committed meanwhile.
-    folder: Folder = request.app.state.folder
-    await leave_queued_if_unavailable(folder.flush())
+    if settings.ingest_waits_for_fold:
+        # Into the rollups before answering, in a fold shared with the batches committed
+        # meanwhile. Otherwise the background folder takes the batch within a second or so.
+        folder: Folder = request.app.state.folder
+        await leave_queued_if_unavailable(folder.flush())
     INGESTED.labels("inserted").inc(inserted)
     INGESTED.labels("duplicate").inc(len(rows) - inserted)
     return IngestResponse(received=len(rows), inserted=inserted, duplicates=len(rows) - inserted)

@@ -69,7 +69,7 @@ PENDING_EXISTS = text("SELECT EXISTS (SELECT 1 FROM calls_pending)")
 # One fold at a time, platform-wide (the provider rollups have no account dimension).
 FOLD_LOCK = "SELECT pg_advisory_xact_lock(7233510)"
 # Calls per fold transaction: a backlog is folded in steps well inside the statement timeout.
-FOLD_LIMIT = 20_000
+FOLD_LIMIT = 50_000
 
 # The two provider rollups (5-minute, hourly) share their columns and their merge.
 _PROVIDER_COLUMNS = """(environment, bucket, provider, fc_calls, fc_provider_failures,

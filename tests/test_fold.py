@@ -1,0 +1,102 @@
+"""The default ingest mode: POST /v1/calls answers at commit, the background folder puts the
+batch in the rollups within SPEC §7's 5 seconds, every call counted exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from perf_metrics.app import create_app
+from perf_metrics.calls.store import Folder
+from tests.conftest import bearer
+from tests.factories import random_log
+
+N = 400
+
+
+@pytest.fixture
+def app_settings(settings):
+    return settings.model_copy(update={"ingest_waits_for_fold": False, "fold_interval_s": 0.5})
+
+
+async def totals(engine) -> tuple[int, int, int, int]:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM calls),"
+                    " (SELECT coalesce(sum(calls), 0) FROM rollup_account_daily),"
+                    " (SELECT coalesce(sum(calls), 0) FROM rollup_model_daily),"
+                    " (SELECT count(*) FROM calls_pending)"
+                )
+            )
+        ).one()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+
+async def test_a_batch_shows_in_the_metrics_within_seconds_of_its_answer(client, admin_ops) -> None:
+    acct = await admin_ops.account(tier="enterprise")
+    customer = (await admin_ops.key(acct))["key"]
+    ingest = (await admin_ops.key(None))["key"]
+    now = datetime.now(UTC)
+    calls = random_log(random.Random(3), [acct], N, now - timedelta(days=2), now)
+    response = await client.post("/v1/calls", json={"calls": calls}, headers=bearer(ingest))
+    assert response.json() == {"received": N, "inserted": N, "duplicates": 0}
+    live = sum(1 for c in calls if c["environment"] == "live")  # what a live key sees
+    answered = time.monotonic()
+    while True:
+        overview = await client.get("/v1/metrics/overview?days=7", headers=bearer(customer))
+        if overview.json()["summary"]["total_calls"] == live:
+            break
+        assert overview.json()["summary"]["total_calls"] == 0  # a batch shows whole, or not
+        assert time.monotonic() - answered < 5, "not in the metrics 5 s after the answer"
+        await asyncio.sleep(0.05)
+
+
+async def test_concurrent_batches_are_folded_exactly_once(client, admin_ops, engine) -> None:
+    accounts = [await admin_ops.account() for _ in range(3)]
+    ingest = (await admin_ops.key(None))["key"]
+    now = datetime.now(UTC)
+    calls = random_log(random.Random(4), accounts, 3 * N, now - timedelta(days=3), now)
+    batches = [calls[i : i + 150] for i in range(0, len(calls), 150)]
+    # Every batch twice, all at once: duplicates are skipped, never folded.
+    responses = await asyncio.gather(
+        *(
+            client.post("/v1/calls", json={"calls": b}, headers=bearer(ingest))
+            for b in batches + batches
+        )
+    )
+    assert sum(r.json()["inserted"] for r in responses) == len(calls)
+    started = time.monotonic()
+    while (state := await totals(engine)) != (len(calls), len(calls), len(calls), 0):
+        assert state[1] <= len(calls) and state[2] <= len(calls), state
+        assert time.monotonic() - started < 5, state
+        await asyncio.sleep(0.05)
+
+
+async def test_a_flush_waits_for_a_fold_that_started_after_it(settings, admin_ops, engine) -> None:
+    """Group commit: flushes that arrive while a fold runs share one more fold, and when each
+    returns everything committed before it is folded."""
+    acct = await admin_ops.account()
+    ingest = (await admin_ops.key(None))["key"]
+    now = datetime.now(UTC)
+    calls = random_log(random.Random(5), [acct], N, now - timedelta(days=1), now)
+    app = create_app(settings.model_copy(update={"fold_interval_s": 2}))
+    async with app.router.lifespan_context(app):
+        folder: Folder = app.state.folder
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as other:
+            for i in range(0, N, 100):
+                # Waits for the fold (these settings): each answer finds its batch folded.
+                await other.post(
+                    "/v1/calls", json={"calls": calls[i : i + 100]}, headers=bearer(ingest)
+                )
+                assert (await totals(engine))[1:] == (i + 100, i + 100, 0)
+        await asyncio.gather(*(folder.flush() for _ in range(5)))
+        assert await totals(engine) == (N, N, N, 0)
