@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from perf_metrics.app import create_app
+from perf_metrics.calls import store
 from perf_metrics.calls.store import Folder
 from tests.conftest import bearer
 from tests.factories import random_log
@@ -100,3 +101,32 @@ async def test_a_flush_waits_for_a_fold_that_started_after_it(settings, admin_op
                 assert (await totals(engine))[1:] == (i + 100, i + 100, 0)
         await asyncio.gather(*(folder.flush() for _ in range(5)))
         assert await totals(engine) == (N, N, N, 0)
+
+
+async def test_the_folder_vacuums_the_queue_so_it_does_not_grow(
+    settings, admin_ops, engine, monkeypatch
+) -> None:
+    """A server may run without autovacuum (this machine's does): the folder's own VACUUM lets
+    later batches reuse the pages of folded calls instead of extending the queue forever."""
+    monkeypatch.setattr(store, "VACUUM_EVERY", 100)
+    acct = await admin_ops.account()
+    ingest = (await admin_ops.key(None))["key"]
+    now = datetime.now(UTC)
+    calls = random_log(random.Random(6), [acct], 10 * N, now - timedelta(days=1), now)
+    app = create_app(settings)  # waits for the fold: each answer is after a fold (and vacuum)
+    sizes = []
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as other:
+            for i in range(0, len(calls), N):
+                response = await other.post(
+                    "/v1/calls", json={"calls": calls[i : i + N]}, headers=bearer(ingest)
+                )
+                assert response.json()["inserted"] == N
+                async with engine.connect() as conn:
+                    sizes.append(
+                        await conn.scalar(text("SELECT pg_relation_size('calls_pending')"))
+                    )
+    assert await totals(engine) == (10 * N, 10 * N, 10 * N, 0)
+    # Without the vacuum the file grows by one batch's worth per batch (10x at the end).
+    assert sizes[-1] <= 2 * sizes[0], sizes

@@ -66,6 +66,15 @@ SELECT count(*) FROM queued
 
 PENDING_EXISTS = text("SELECT EXISTS (SELECT 1 FROM calls_pending)")
 
+# Every fold leaves the calls it took as dead rows in the queue. Autovacuum reclaims them
+# (migration 0005 sets low thresholds), but a server may run with autovacuum off, and then the
+# queue only grows: every insert extends the file, and every fold's scan starts by walking
+# the dead rows of all folds before. So each process's folder also vacuums the queue itself
+# after this many folded calls (~35 MB of dead rows). No TRUNCATE: giving the empty pages back
+# needs an exclusive lock, which busy writers keep from it; the pages are reused instead.
+VACUUM_EVERY = 200_000
+VACUUM_QUEUE = text("VACUUM (TRUNCATE false) calls_pending")
+
 # One fold at a time, platform-wide (the provider rollups have no account dimension).
 FOLD_LOCK = "SELECT pg_advisory_xact_lock(7233510)"
 # Calls per fold transaction: a backlog is folded in steps well inside the statement timeout.
@@ -448,6 +457,7 @@ class Folder:
         self._lock = asyncio.Lock()
         self._started = 0
         self._done = 0
+        self._folded_since_vacuum = 0
 
     async def flush(self) -> None:
         wanted = self._started + 1  # any fold numbered from here on starts after this moment
@@ -457,12 +467,22 @@ class Folder:
             self._started += 1
             number = self._started
             async with self._engine.connect() as conn:
-                await fold(conn)
+                self._folded_since_vacuum += await fold(conn)
+                if self._folded_since_vacuum >= VACUUM_EVERY:
+                    self._folded_since_vacuum = 0
+                    await vacuum_queue(conn)
             self._done = number  # not after a failure: the waiters then try their own
 
     async def anything_queued(self) -> bool:
         async with self._engine.connect() as conn:
             return bool(await conn.scalar(PENDING_EXISTS))
+
+
+async def vacuum_queue(conn: AsyncConnection) -> None:
+    """Reclaim the queue's dead rows (VACUUM runs outside a transaction)."""
+    await conn.commit()  # end the transaction the connection may have begun
+    autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+    await autocommit.execute(VACUUM_QUEUE)
 
 
 async def fold_continuously(folder: Folder, interval_s: float) -> None:
