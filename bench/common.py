@@ -111,6 +111,37 @@ def served(database_url: str, workers: int = 1, **env: str) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
+def cpu_busy_seconds() -> float | None:
+    """CPU time the whole machine has spent busy (all cores, every process), from
+    /proc/stat; None where there is no /proc."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(f) for f in fields]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Machine-wide busy CPU seconds over a `with` block: what a run costs in CPU, whoever
+    spent it (client, server workers, Postgres backends, WAL writer)."""
+
+    busy_s: float | None = None
+
+    def __enter__(self) -> CpuMeter:
+        self._start = cpu_busy_seconds()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = cpu_busy_seconds()
+        if self._start is not None and end is not None:
+            self.busy_s = end - self._start
+
+    def per_call_us(self, calls: int) -> float | None:
+        return None if self.busy_s is None or not calls else self.busy_s / calls * 1e6
+
+
 def machine() -> dict[str, Any]:
     cpu = ""
     try:

@@ -1,6 +1,6 @@
 """Ingest throughput: HTTP batches, `perf-metrics ingest`, and a row-by-row INSERT baseline.
 
-    python bench/ingest.py [--calls 1000000] [--http-calls 200000]
+    python bench/ingest.py [--calls 1000000] [--http-calls 1500000]
 
 Everything runs in one scratch database on BENCH_DATABASE_URL (default: the local Postgres),
 measured in the same run so the ratios are comparable. Writes bench/results/ingest.{json,md}.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import threading
 import time
@@ -23,7 +24,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATA, run_cli, scratch_database, served, write_results
+from common import DATA, CpuMeter, run_cli, scratch_database, served, write_results
 from perf_metrics import synthetic
 from perf_metrics.calls.schema import COLUMNS, parse_ndjson_lines
 
@@ -118,9 +119,12 @@ def queue_empty(database_url: str) -> bool:
     return asyncio.run(check())
 
 
-def http_ingest(base: str, key: str, bodies: list[bytes], clients: int, database_url: str) -> float:
+def http_ingest(
+    base: str, key: str, bodies: list[bytes], clients: int, database_url: str
+) -> tuple[float, float | None]:
     """Sustained calls/s posting 5,000-record batches from `clients` threads, until the last
-    batch is answered and folded into the rollups (the clock stops when the queue is empty)."""
+    batch is answered and folded into the rollups (the clock stops when the queue is empty);
+    and the machine's CPU time per call over the run (clients, workers and Postgres)."""
     queue = list(bodies)
     lock = threading.Lock()
     sent = [0]
@@ -142,28 +146,32 @@ def http_ingest(base: str, key: str, bodies: list[bytes], clients: int, database
                     sent[0] += response.json()["received"]
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    while not queue_empty(database_url):
-        time.sleep(0.02)
-    return sent[0] / (time.perf_counter() - start)
+    with CpuMeter() as cpu:
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        while not queue_empty(database_url):
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - start
+    return sent[0] / elapsed, cpu.per_call_us(sent[0])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=1_000_000)
-    parser.add_argument("--http-calls", type=int, default=300_000)
+    # Three HTTP runs of a third each: ~15 s apiece, long enough to include checkpoints.
+    parser.add_argument("--http-calls", type=int, default=1_500_000)
     parser.add_argument("--baseline-calls", type=int, default=20_000)
     parser.add_argument("--floor-calls", type=int, default=200_000)
     args = parser.parse_args()
 
     bulk = jsonl(args.calls, SEED)  # a 90-day backfill, as a bulk load is
-    # What the router sends in production: the last day's calls, in time order (other ids).
+    # What the router sends in production: recent calls in time order (other ids), 300k a day
+    # as before the runs were made longer, so a batch spans as many accounts and hours.
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    live = jsonl(args.http_calls, SEED + 1, days=1, end=now)
+    live = jsonl(args.http_calls, SEED + 1, days=max(1, args.http_calls // 300_000), end=now)
     results: dict[str, object] = {"calls": args.calls, "accounts": ACCOUNTS}
     with scratch_database() as url:
         run_cli(url, "seed", "--accounts", str(ACCOUNTS), "--calls", "0", "--seed", str(SEED))
@@ -176,86 +184,79 @@ def main() -> None:
         baseline = asyncio.run(row_by_row(url.replace("+asyncpg", ""), sample))
         print(f"row-by-row INSERT: {baseline:,.0f} calls/s", file=sys.stderr)
 
-        start = time.perf_counter()
-        out = run_cli(url, "ingest", str(bulk))
-        cli_rate = out["inserted"] / (time.perf_counter() - start)
+        with CpuMeter() as cpu:
+            start = time.perf_counter()
+            out = run_cli(url, "ingest", str(bulk))
+            cli_rate = out["inserted"] / (time.perf_counter() - start)
+        cli_cpu = cpu.per_call_us(out["inserted"])
         print(f"perf-metrics ingest: {cli_rate:,.0f} calls/s", file=sys.stderr)
 
-        floor = asyncio.run(
-            copy_floor(url.replace("+asyncpg", ""), validated_batches(bulk, args.floor_calls))
-        )
+        batches = validated_batches(bulk, args.floor_calls)
+        with CpuMeter() as cpu:
+            floor = asyncio.run(copy_floor(url.replace("+asyncpg", ""), batches))
+        floor_cpu = cpu.per_call_us(sum(map(len, batches)))
+        del batches
         print(f"COPY straight into calls: {floor:,.0f} calls/s", file=sys.stderr)
         validation = validation_only(bulk, args.floor_calls)
         print(f"validation alone: {validation:,.0f} calls/s", file=sys.stderr)
 
         key = run_cli(url, "keys", "create", "--ingest")["key"]
         with open(live, "rb") as fp:
-            records = [orjson.loads(line) for line in fp]
+            lines = [line.rstrip(b"\n") for line in fp]
         bodies = [
-            orjson.dumps({"calls": records[i : i + 5000]}) for i in range(0, len(records), 5000)
+            b'{"calls":[' + b",".join(lines[i : i + 5000]) + b"]}"
+            for i in range(0, len(lines), 5000)
         ]
+        del lines
         third = len(bodies) // 3
         plain = url.replace("+asyncpg", "")
         # As deployed (the compose file's WEB_CONCURRENCY): 2 workers, access log off.
         env = {"RATE_LIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING"}
         with served(url, workers=2, **env) as base:
-            http_1 = http_ingest(base, key, bodies[:third], 1, plain)
+            http_1, http_1_cpu = http_ingest(base, key, bodies[:third], 1, plain)
             print(f"HTTP, 1 client: {http_1:,.0f} calls/s", file=sys.stderr)
-            http_4 = http_ingest(base, key, bodies[third : 2 * third], 4, plain)
+            http_4, http_4_cpu = http_ingest(base, key, bodies[third : 2 * third], 4, plain)
             print(f"HTTP, 4 clients: {http_4:,.0f} calls/s", file=sys.stderr)
         with served(url, workers=2, INGEST_WAITS_FOR_FOLD="true", **env) as base:
-            http_4_waiting = http_ingest(base, key, bodies[2 * third :], 4, plain)
+            http_4_waiting, http_4_waiting_cpu = http_ingest(
+                base, key, bodies[2 * third :], 4, plain
+            )
             print(f"HTTP, 4 clients, waiting for the fold: {http_4_waiting:,.0f}", file=sys.stderr)
 
-    results.update(
-        row_by_row_calls_per_s=round(baseline),
-        cli_ingest_calls_per_s=round(cli_rate),
-        http_1_client_calls_per_s=round(http_1),
-        http_4_clients_calls_per_s=round(http_4),
-        http_4_clients_waiting_for_fold_calls_per_s=round(http_4_waiting),
-        copy_floor_calls_per_s=round(floor),
-        validation_only_calls_per_s=round(validation),
-    )
+    cores = os.cpu_count() or 1
+    rows = [
+        # (label, key, calls/s, machine CPU us per call or None, target)
+        ("row-by-row INSERT (no rollups)", "row_by_row", baseline, None, ""),
+        (f"perf-metrics ingest, {args.calls:,} lines, rollups", "cli_ingest", cli_rate, cli_cpu,
+         "100,000"),
+        ("POST /v1/calls, recent calls (300k/day), 5,000/batch, 1 client, 2 workers, until "
+         "folded", "http_1_client", http_1, http_1_cpu, "30,000"),
+        ("POST /v1/calls, the same, 4 clients", "http_4_clients", http_4, http_4_cpu, "30,000"),
+        ("POST /v1/calls, 4 clients, INGEST_WAITS_FOR_FOLD=true (read-your-writes)",
+         "http_4_clients_waiting_for_fold", http_4_waiting, http_4_waiting_cpu, ""),
+        ("floor: COPY validated rows straight into calls (no rollups, no dedup), 1 connection",
+         "copy_floor", floor, floor_cpu, ""),
+        ("floor: validation alone (read, decode, check, build rows), 1 core",
+         "validation_only", validation, 1e6 / validation, ""),
+    ]  # fmt: skip
+    for _, name, rate, cpu_us, _ in rows:
+        results[f"{name}_calls_per_s"] = round(rate)
+        if cpu_us is not None:
+            results[f"{name}_cpu_us_per_call"] = round(cpu_us, 1)
     table = [
-        ("path", "calls/s", "x row-by-row", "target"),
-        ("row-by-row INSERT (no rollups)", f"{baseline:,.0f}", "1.0", ""),
-        (
-            f"perf-metrics ingest, {args.calls:,} lines, rollups",
-            f"{cli_rate:,.0f}",
-            f"{cli_rate / baseline:.1f}",
-            "100,000",
-        ),
-        (
-            "POST /v1/calls, last-day calls, 5,000/batch, 1 client, 2 workers, until folded",
-            f"{http_1:,.0f}",
-            f"{http_1 / baseline:.1f}",
-            "30,000",
-        ),
-        (
-            "POST /v1/calls, last-day calls, 5,000/batch, 4 clients, 2 workers, until folded",
-            f"{http_4:,.0f}",
-            f"{http_4 / baseline:.1f}",
-            "30,000",
-        ),
-        (
-            "POST /v1/calls, as above, INGEST_WAITS_FOR_FOLD=true (read-your-writes)",
-            f"{http_4_waiting:,.0f}",
-            f"{http_4_waiting / baseline:.1f}",
-            "",
-        ),
-        (
-            "floor: COPY validated rows straight into calls (no rollups, no dedup), 1 connection",
-            f"{floor:,.0f}",
-            f"{floor / baseline:.1f}",
-            "",
-        ),
-        (
-            "floor: validation alone (read, decode, check, build rows), 1 core",
-            f"{validation:,.0f}",
-            f"{validation / baseline:.1f}",
-            "",
-        ),
+        ("path", "calls/s", "x row-by-row", "CPU µs/call", f"bound: {cores} cores busy", "target")
     ]
+    for label, _, rate, cpu_us, target in rows:
+        table.append(
+            (
+                label,
+                f"{rate:,.0f}",
+                f"{rate / baseline:.1f}",
+                "" if cpu_us is None else f"{cpu_us:.1f}",
+                "" if cpu_us is None else f"{cores * 1e6 / cpu_us:,.0f}",
+                target,
+            )
+        )
     print(write_results("ingest", results, table))
 
 

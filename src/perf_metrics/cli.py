@@ -220,7 +220,8 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
     progress = tqdm(total=args.calls, unit="call", desc="seed", file=sys.stderr, disable=None)
 
     async def go() -> Any:
-        engine = create_engine(settings, pool_size=1, max_overflow=0)
+        # Two connections: one stores batches, the other folds them into the rollups.
+        engine = create_engine(settings, pool_size=2, max_overflow=0)
         try:
             return await seed(
                 engine,

@@ -11,7 +11,7 @@ import asyncio
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.calls.schema import parse_ndjson_lines
-from perf_metrics.calls.store import Folder, store_batch, store_calls
+from perf_metrics.calls.store import Folder, store_calls
 from perf_metrics.errors import InvalidCallRecord
 
 BATCH_LINES = 20_000
@@ -77,31 +77,9 @@ def parse_batch(first: int, lines: list[bytes]) -> list[tuple[Any, ...]]:
         ) from None
 
 
-async def load_rows(
-    engine: AsyncEngine, batches: Iterable[list[tuple[Any, ...]]] | AsyncIterator[Any]
-) -> LoadResult:
-    result = LoadResult()
-    async with engine.connect() as conn:
-        if isinstance(batches, AsyncIterator):
-            async for rows in batches:
-                result.received += len(rows)
-                result.inserted += await store_batch(conn, rows)
-        else:
-            for rows in batches:
-                result.received += len(rows)
-                result.inserted += await store_batch(conn, rows)
-    return result
-
-
 async def load_jsonl(engine: AsyncEngine, stream: IO[bytes], progress: Any = None) -> LoadResult:
-    """Load a JSONL stream batch by batch, each batch its own transaction.
-
-    Pipelined on both cores: while Postgres stores batch N, a thread reads and validates batch
-    N+1 (the event loop only waits on sockets then, so the two share the GIL well), and a
-    second connection folds the batches before into the rollups (`Folder`). A bad
-    line in N+1 stops the load after N has committed (and is folded); nothing of N+1 is written.
-    """
-    result = LoadResult()
+    """Load a JSONL stream batch by batch, each batch its own transaction. A bad line in batch
+    N+1 stops the load after N has committed (and is folded); nothing of N+1 is written."""
     batches = read_batches(stream)
 
     def parse_next() -> tuple[list[tuple[Any, ...]], int] | None:
@@ -109,16 +87,33 @@ async def load_jsonl(engine: AsyncEngine, stream: IO[bytes], progress: Any = Non
             return parse_batch(first, lines), sum(len(line) for line in lines)
         return None
 
+    return await load_pipelined(engine, parse_next, progress)
+
+
+async def load_pipelined(
+    engine: AsyncEngine,
+    next_batch: Callable[[], tuple[list[tuple[Any, ...]], int] | None],
+    progress: Any = None,
+) -> LoadResult:
+    """Store the batches `next_batch()` returns ((validated rows, progress units), None at
+    the end), each in its own transaction, until it returns None or raises.
+
+    Pipelined on both cores: while Postgres stores batch N, a thread builds and validates batch
+    N+1 (the event loop only waits on sockets then, so the two share the GIL well), and a
+    second connection folds the batches before into the rollups (`Folder`). Returns once every
+    stored batch is folded, after a failure too.
+    """
+    result = LoadResult()
     folder = Folder(engine)  # its own connection: it folds while `conn` stores
     folds: list[asyncio.Future[None]] = []
     with automatic_gc_paused():
         async with engine.connect() as conn:
             failed = False
             try:
-                parsed = await asyncio.to_thread(parse_next)
+                parsed = await asyncio.to_thread(next_batch)
                 while parsed is not None:
                     rows, size = parsed
-                    following = asyncio.ensure_future(asyncio.to_thread(parse_next))
+                    following = asyncio.ensure_future(asyncio.to_thread(next_batch))
                     try:
                         inserted = await store_calls(conn, rows)
                     except BaseException:
@@ -193,20 +188,20 @@ async def seed(
                     conn, name=spec.name, tier=spec.tier, account_id=spec.account_id
                 )
     totals: dict[str, list[Any]] = {}
-    result = LoadResult()
-    async with engine.connect() as conn:
-        for chunk in synthetic.generate_calls(
-            plan, days=days, calls=calls, seed=seed_value, end=end, chunk_size=BATCH_LINES
-        ):
+    chunks = synthetic.generate_calls(
+        plan, days=days, calls=calls, seed=seed_value, end=end, chunk_size=BATCH_LINES
+    )
+
+    def generate_next() -> tuple[list[tuple[Any, ...]], int] | None:
+        for chunk in chunks:  # in the loader's thread, one chunk at a time
             for record in chunk:
                 entry = totals.setdefault(record["account_id"], [0, Decimal(0)])
                 entry[0] += 1
                 entry[1] += Decimal(repr(record["cost_usd"]))
-            rows = parse_ndjson_lines([orjson.dumps(r) for r in chunk])
-            result.received += len(rows)
-            result.inserted += await store_batch(conn, rows)
-            if progress is not None:
-                progress.update(len(chunk))
+            return parse_ndjson_lines([orjson.dumps(r) for r in chunk]), len(chunk)
+        return None
+
+    result = await load_pipelined(engine, generate_next, progress)
     return {
         **result.as_json(),
         "accounts": [
