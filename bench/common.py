@@ -119,8 +119,10 @@ def cpu_busy_seconds() -> float | None:
     except OSError:
         return None
     ticks = [int(f) for f in fields]
-    idle = ticks[3] + ticks[4]  # idle, iowait
-    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+    # user, nice, system, irq, softirq: not idle or iowait, nor steal (another VM's time) or
+    # guest (already inside user)
+    busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 class CpuMeter:

@@ -130,3 +130,23 @@ async def test_the_folder_vacuums_the_queue_so_it_does_not_grow(
     assert await totals(engine) == (10 * N, 10 * N, 10 * N, 0)
     # Without the vacuum the file grows by one batch's worth per batch (10x at the end).
     assert sizes[-1] <= 2 * sizes[0], sizes
+
+
+async def test_a_failed_vacuum_fails_neither_the_fold_nor_the_batch(
+    settings, admin_ops, engine, monkeypatch, caplog
+) -> None:
+    """The vacuum runs after the fold has committed: its failure is logged, nothing else."""
+    monkeypatch.setattr(store, "VACUUM_EVERY", 1)
+    monkeypatch.setattr(store, "VACUUM_QUEUE", "VACUUM calls_pending_no_such_table")
+    acct = await admin_ops.account()
+    ingest = (await admin_ops.key(None))["key"]
+    now = datetime.now(UTC)
+    calls = random_log(random.Random(7), [acct], N, now - timedelta(days=1), now)
+    app = create_app(settings)  # waits for the fold, so the vacuum runs in the request
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as other:
+            response = await other.post("/v1/calls", json={"calls": calls}, headers=bearer(ingest))
+    assert response.status_code == 200, response.text
+    assert await totals(engine) == (N, N, N, 0)
+    assert "vacuum of the ingest queue failed" in caplog.text

@@ -47,7 +47,7 @@ PENDING_COLUMNS = tuple(
     for c in COLUMNS
     if c not in ("call_id", "api_key_id", "max_cost_per_call", "user_id", "metadata")
 )
-_PENDING = ", ".join(PENDING_COLUMNS)
+PENDING_LIST = ", ".join(PENDING_COLUMNS)
 
 # Insert what is new and queue it for the rollups. Rows go in key order so that concurrent
 # batches lock in the same order.
@@ -56,10 +56,10 @@ WITH ins AS (
   INSERT INTO calls ({_COLS})
   SELECT {_COLS} FROM calls_stage ORDER BY account_id, call_id
   ON CONFLICT (account_id, call_id) DO NOTHING
-  RETURNING {_PENDING}
+  RETURNING {PENDING_LIST}
 ),
 queued AS (
-  INSERT INTO calls_pending ({_PENDING}) SELECT {_PENDING} FROM ins RETURNING 1
+  INSERT INTO calls_pending ({PENDING_LIST}) SELECT {PENDING_LIST} FROM ins RETURNING 1
 )
 SELECT count(*) FROM queued
 """
@@ -72,8 +72,10 @@ PENDING_EXISTS = text("SELECT EXISTS (SELECT 1 FROM calls_pending)")
 # the dead rows of all folds before. So each process's folder also vacuums the queue itself
 # after this many folded calls (~35 MB of dead rows). No TRUNCATE: giving the empty pages back
 # needs an exclusive lock, which busy writers keep from it; the pages are reused instead.
+# SKIP_LOCKED: when another process (or autovacuum) is at it, there is nothing to wait for.
 VACUUM_EVERY = 200_000
-VACUUM_QUEUE = text("VACUUM (TRUNCATE false) calls_pending")
+VACUUM_QUEUE = "VACUUM (TRUNCATE false, SKIP_LOCKED) calls_pending"
+VACUUM_TIMEOUT_S = 60  # a queue bloated before this existed takes longer than a statement may
 
 # One fold at a time, platform-wide (the provider rollups have no account dimension).
 FOLD_LOCK = "SELECT pg_advisory_xact_lock(7233510)"
@@ -104,12 +106,30 @@ _FAILURE_UPSERT = """  DO UPDATE SET
     unrecoverable = r.unrecoverable + excluded.unrecoverable
   RETURNING 1"""
 
-# One statement: take everything queued, and fold it into every rollup.
-FOLD = f"""
-WITH taken AS (
+# What a fold takes: up to FOLD_LIMIT queued calls, deleted as they are read.
+TAKE_QUEUED = f"""
   DELETE FROM calls_pending
   WHERE ctid = ANY(ARRAY(SELECT ctid FROM calls_pending LIMIT {FOLD_LIMIT}))
-  RETURNING {_PENDING}
+  RETURNING {PENDING_LIST}"""
+
+# The rollup tables a fold writes, in the order it writes them (account_data_versions, a
+# counter for cache keys, is not a rollup of the calls).
+ROLLUP_TABLES = (
+    "rollup_account_daily",
+    "rollup_model_daily",
+    "rollup_failure_daily",
+    "rollup_failure_monthly",
+    "rollup_trigger_daily",
+    "rollup_provider_5m",
+    "rollup_provider_hourly",
+)
+
+
+def fold_statement(taken: str = TAKE_QUEUED, into: str = "") -> str:
+    """One statement: fold the calls the `taken` query returns (the queue's columns) into every
+    rollup; `into` prefixes the rollup tables' names (verification folds into copies)."""
+    return f"""
+WITH taken AS ({taken}
 ),
 c AS (
   SELECT taken.*,
@@ -122,7 +142,7 @@ c AS (
 ),
 -- per account, environment, day: totals and hour-of-day counts
 r_account AS (
-  INSERT INTO rollup_account_daily AS r
+  INSERT INTO {into}rollup_account_daily AS r
     (account_id, environment, day, calls, successes, routed_right, fallbacks, retried,
      ceiling_hits, cost_usd, latency_sum, input_tokens, output_tokens, quality_sum, quality_n,
      complexity_sum, complexity_n, message_sum, message_n, hour_calls)
@@ -192,7 +212,7 @@ r_account AS (
 ),
 -- per day x task x served model
 r_model AS (
-  INSERT INTO rollup_model_daily AS r
+  INSERT INTO {into}rollup_model_daily AS r
     (account_id, environment, day, task_type, model, calls, successes, cost_usd, latency_sum,
      quality_sum, quality_n)
   SELECT account_id, environment, day, task_type, model,
@@ -210,7 +230,7 @@ r_model AS (
 ),
 -- per day x task x first-choice model x failure mode ('' = none)
 r_failure AS (
-  INSERT INTO rollup_failure_daily AS r
+  INSERT INTO {into}rollup_failure_daily AS r
     (account_id, environment, day, task_type, first_model, failure_mode, calls,
      retry_recovered, fallback_recovered, unrecoverable)
   SELECT account_id, environment, day, task_type, first_model, coalesce(failure_mode, ''),
@@ -220,7 +240,7 @@ r_failure AS (
 {_FAILURE_UPSERT}
 ),
 r_failure_month AS (
-  INSERT INTO rollup_failure_monthly AS r
+  INSERT INTO {into}rollup_failure_monthly AS r
     (account_id, environment, month, task_type, first_model, failure_mode, calls,
      retry_recovered, fallback_recovered, unrecoverable)
   SELECT account_id, environment, date_trunc('month', day)::date, task_type, first_model,
@@ -231,7 +251,7 @@ r_failure_month AS (
 {_FAILURE_UPSERT}
 ),
 r_trigger AS (
-  INSERT INTO rollup_trigger_daily AS r
+  INSERT INTO {into}rollup_trigger_daily AS r
     (account_id, environment, day, failure_mode, failure_trigger, calls)
   SELECT account_id, environment, day, failure_mode, failure_trigger, count(*)
   FROM c WHERE failure_mode IS NOT NULL AND failure_trigger IS NOT NULL
@@ -274,7 +294,7 @@ p_rows AS (
   FROM p_fc f FULL JOIN p_served s USING (environment, b5, provider)
 ),
 r_p5 AS (
-  INSERT INTO rollup_provider_5m AS r {_PROVIDER_COLUMNS}
+  INSERT INTO {into}rollup_provider_5m AS r {_PROVIDER_COLUMNS}
   SELECT * FROM p_rows ORDER BY 1, 2, 3
 {_PROVIDER_UPSERT}
 ),
@@ -296,7 +316,7 @@ ph_served AS (
   FROM ph_bins GROUP BY 1, 2, 3
 ),
 r_ph AS (
-  INSERT INTO rollup_provider_hourly AS r {_PROVIDER_COLUMNS}
+  INSERT INTO {into}rollup_provider_hourly AS r {_PROVIDER_COLUMNS}
   SELECT environment, bh, provider,
          coalesce(f.fc_calls, 0), coalesce(f.fc_provider_failures, 0),
          coalesce(f.fc_rate_limited, 0), coalesce(s.served_calls, 0),
@@ -306,7 +326,7 @@ r_ph AS (
 {_PROVIDER_UPSERT}
 ),
 r_version AS (
-  INSERT INTO account_data_versions AS r (account_id, environment, version, updated_at)
+  INSERT INTO {into}account_data_versions AS r (account_id, environment, version, updated_at)
   SELECT DISTINCT account_id, environment, 1, now() FROM c ORDER BY 1, 2
   ON CONFLICT (account_id, environment) DO UPDATE SET
     version = r.version + 1, updated_at = excluded.updated_at
@@ -319,6 +339,10 @@ SELECT (SELECT count(*) FROM taken) AS folded,
        + (SELECT count(*) FROM r_p5) + (SELECT count(*) FROM r_ph)
        + (SELECT count(*) FROM r_version) AS rollup_rows
 """
+
+
+# Take everything queued (up to FOLD_LIMIT), and fold it into every rollup.
+FOLD = fold_statement()
 
 _DEADLOCK_RETRIES = 3
 
@@ -340,7 +364,7 @@ SELECT array_agg(id) FROM (
 """
 
 
-async def _driver(conn: AsyncConnection) -> Any:
+async def driver_connection(conn: AsyncConnection) -> Any:
     raw = await conn.get_raw_connection()
     return raw.driver_connection
 
@@ -352,7 +376,7 @@ async def insert_calls(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -
     if not rows:
         return 0
     await conn.execute(BEGIN_WRITE)
-    raw = await _driver(conn)
+    raw = await driver_connection(conn)
     await raw.execute(STAGE_DDL)
     ids = sorted({r[0] for r in rows})
     unknown = sorted(set(ids) - set(await raw.fetchval(KNOWN_ACCOUNTS, ids) or ()))
@@ -392,7 +416,7 @@ async def _retrying(conn: AsyncConnection, work: Any) -> Any:
 
 async def _fold_once(conn: AsyncConnection) -> int:
     await conn.execute(BEGIN_WRITE)
-    raw = await _driver(conn)
+    raw = await driver_connection(conn)
     await raw.execute(FOLD_LOCK)
     folded: int = await raw.fetchval(FOLD)
     return folded
@@ -468,21 +492,33 @@ class Folder:
             number = self._started
             async with self._engine.connect() as conn:
                 self._folded_since_vacuum += await fold(conn)
-                if self._folded_since_vacuum >= VACUUM_EVERY:
-                    self._folded_since_vacuum = 0
-                    await vacuum_queue(conn)
             self._done = number  # not after a failure: the waiters then try their own
+            vacuum = self._folded_since_vacuum >= VACUUM_EVERY
+            if vacuum:
+                self._folded_since_vacuum = 0
+        if vacuum:  # out of the lock: the next fold need not wait for it
+            await self.vacuum_queue()
+
+    async def vacuum_queue(self) -> None:
+        """Reclaim the queue's dead rows. The fold has committed whatever happens here, so a
+        failure is only logged: the next vacuum (or autovacuum) takes them."""
+        try:
+            async with self._engine.connect() as conn:
+                # On the driver's connection, outside any transaction (VACUUM cannot run in
+                # one), with a session-wide timeout: so the connection is closed afterwards
+                # rather than returned to the pool with that setting.
+                raw = await driver_connection(conn)
+                try:
+                    await raw.execute(f"SET statement_timeout = '{VACUUM_TIMEOUT_S}s'")
+                    await raw.execute(VACUUM_QUEUE, timeout=VACUUM_TIMEOUT_S + 1)
+                finally:
+                    await conn.invalidate()
+        except Exception as exc:
+            log.warning("vacuum of the ingest queue failed, left for later: %s", exc)
 
     async def anything_queued(self) -> bool:
         async with self._engine.connect() as conn:
             return bool(await conn.scalar(PENDING_EXISTS))
-
-
-async def vacuum_queue(conn: AsyncConnection) -> None:
-    """Reclaim the queue's dead rows (VACUUM runs outside a transaction)."""
-    await conn.commit()  # end the transaction the connection may have begun
-    autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-    await autocommit.execute(VACUUM_QUEUE)
 
 
 async def fold_continuously(folder: Folder, interval_s: float) -> None:
