@@ -240,6 +240,49 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
     emit(result)
 
 
+def _maintenance(settings: Settings) -> Settings:
+    """Rollup checks and rebuilds read the whole call log: minutes, not the service's seconds."""
+    return settings.model_copy(update={"db_statement_timeout_ms": 3_600_000})
+
+
+def cmd_rollups_verify(args: argparse.Namespace, settings: Settings) -> None:
+    from perf_metrics.calls.maintenance import verify_rollups
+    from perf_metrics.db import create_engine
+
+    async def go() -> Any:
+        engine = create_engine(_maintenance(settings), pool_size=1, max_overflow=0)
+        try:
+            async with engine.connect() as conn:
+                if args.account:
+                    await admin.get_account(conn, args.account)  # an unknown id is an error
+                    await conn.rollback()
+                # One snapshot for the whole comparison, while ingest and folds go on.
+                await conn.execution_options(isolation_level="REPEATABLE READ")
+                result = await verify_rollups(conn, args.account, args.examples)
+                await conn.rollback()  # it wrote temporary tables only
+                return result
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(go())
+    emit(result)
+    if not result["ok"]:
+        raise CliError(
+            "the rollups differ from the call log (report above); "
+            "`perf-metrics rollups rebuild` recomputes them"
+        )
+
+
+def cmd_rollups_rebuild(args: argparse.Namespace, settings: Settings) -> None:
+    import time
+
+    from perf_metrics.calls.maintenance import rebuild_rollups
+
+    started = time.monotonic()
+    result = run_in_transaction(_maintenance(settings), rebuild_rollups)
+    emit({**result, "seconds": round(time.monotonic() - started, 1)})
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
     from perf_metrics.demo import run_demo
 
@@ -333,6 +376,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", metavar="FILE", help="write JSONL (- for stdout) instead of loading")
     p.add_argument("--end", help="end of the log (RFC 3339; default now): reproducible logs")
     p.set_defaults(func=cmd_seed)
+
+    rollups = sub.add_parser(
+        "rollups", help="check the rollups against the call log, or rebuild them"
+    ).add_subparsers(dest="action", required=True)
+    p = rollups.add_parser(
+        "verify", help="compare the rollups with the call log; exit status 1 if they differ"
+    )
+    p.add_argument("--account", help="check one account's rows only")
+    p.add_argument("--examples", type=int, default=5, help="differing rows shown per table")
+    p.set_defaults(func=cmd_rollups_verify)
+    p = rollups.add_parser(
+        "rebuild", help="recompute every rollup from the call log (ingest and reads wait)"
+    )
+    p.set_defaults(func=cmd_rollups_rebuild)
 
     p = sub.add_parser("serve", help="serve the API with uvicorn")
     p.add_argument("--host", default="127.0.0.1")

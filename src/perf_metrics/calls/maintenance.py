@@ -1,0 +1,115 @@
+"""Checking and rebuilding the rollups against the call log (`perf-metrics rollups ...`).
+
+The write path keeps one invariant: in any snapshot, the rollups plus what is still queued
+count every stored call exactly once. `verify_rollups` checks it the direct way: in one
+snapshot it folds the whole call log (or one account's) into empty copies of the rollup
+tables, folds the queue into copies of the stored rollups, and compares the two row by row.
+It uses the fold's own statement, so it finds drift (a call counted twice or never, rows
+edited or deleted by hand, calls deleted without their rollups), not a wrong formula: the
+tests check the formulas against a plain Python reference.
+
+`rebuild_rollups` recomputes every rollup from the call log in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from perf_metrics.calls.store import (
+    BEGIN_WRITE,
+    FOLD_LOCK,
+    PENDING_LIST,
+    ROLLUP_TABLES,
+    driver_connection,
+    fold_statement,
+)
+
+# The rollups keyed by account; the provider ones are platform-wide.
+ACCOUNT_TABLES = tuple(t for t in ROLLUP_TABLES if not t.startswith("rollup_provider"))
+
+PRIMARY_KEY = """
+SELECT array_agg(a.attname ORDER BY k.n)
+FROM pg_index i
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = $1::regclass AND i.indisprimary
+"""
+
+
+async def verify_rollups(
+    conn: AsyncConnection, account_id: str | None = None, examples: int = 5
+) -> dict[str, Any]:
+    """Compare the stored rollups (plus the queue) with the rollups of the call log.
+
+    Runs in the caller's transaction, which should be REPEATABLE READ so that every statement
+    sees the same snapshot; it writes only temporary tables, dropped at commit. With
+    `account_id`, checks that account's rows of the account-keyed rollups only.
+    """
+    await conn.execute(BEGIN_WRITE)
+    raw = await driver_connection(conn)
+    where, args = ("", ()) if account_id is None else (" WHERE account_id = $1", (account_id,))
+    checked = ROLLUP_TABLES if account_id is None else ACCOUNT_TABLES
+    for table in (*ROLLUP_TABLES, "account_data_versions"):
+        for copy in ("v_stored_", "v_expected_"):
+            await raw.execute(
+                f"CREATE TEMP TABLE {copy}{table} (LIKE {table} INCLUDING ALL) ON COMMIT DROP"
+            )
+    for table in checked:
+        await raw.execute(f"INSERT INTO v_stored_{table} SELECT * FROM {table}{where}", *args)
+    # Queued calls are stored but not folded yet: stored rollups + queue = the log's rollups.
+    queued = await raw.fetchrow(
+        fold_statement(f"SELECT {PENDING_LIST} FROM calls_pending{where}", "v_stored_"), *args
+    )
+    logged = await raw.fetchrow(
+        fold_statement(f"SELECT {PENDING_LIST} FROM calls{where}", "v_expected_"), *args
+    )
+    tables = []
+    for table in checked:
+        key = ", ".join(await raw.fetchval(PRIMARY_KEY, table))
+        differing = f"""
+            SELECT to_jsonb(s)::text AS stored, to_jsonb(e)::text AS expected
+            FROM v_stored_{table} s FULL JOIN v_expected_{table} e USING ({key})
+            WHERE s IS DISTINCT FROM e"""
+        tables.append(
+            {
+                "table": table,
+                "rows": await raw.fetchval(f"SELECT count(*) FROM v_stored_{table}"),
+                "expected_rows": await raw.fetchval(f"SELECT count(*) FROM v_expected_{table}"),
+                "differing_rows": await raw.fetchval(f"SELECT count(*) FROM ({differing}) d"),
+                "examples": [
+                    {"stored": _exact(r["stored"]), "expected": _exact(r["expected"])}
+                    for r in await raw.fetch(f"{differing} LIMIT {int(examples)}")
+                ],
+            }
+        )
+    return {
+        "ok": not any(t["differing_rows"] for t in tables),
+        "account_id": account_id,
+        "calls": logged["folded"],
+        "queued": queued["folded"],
+        "tables": tables,
+    }
+
+
+def _exact(row: str | None) -> orjson.Fragment | None:
+    """A row as Postgres wrote it in JSON: sums of money keep every digit."""
+    return None if row is None else orjson.Fragment(row)
+
+
+async def rebuild_rollups(conn: AsyncConnection) -> dict[str, Any]:
+    """Recompute every rollup from the call log, in the caller's transaction.
+
+    Ingest waits (the call log is locked against writes) and so do readers of the rollups
+    (they are truncated) until the caller commits: nobody sees a half-built rollup. Every
+    account's cache version is bumped, so no cached answer outlives the rebuild.
+    """
+    await conn.execute(BEGIN_WRITE)
+    raw = await driver_connection(conn)
+    await raw.execute("LOCK TABLE calls IN SHARE MODE")  # no batch commits meanwhile
+    await raw.execute(FOLD_LOCK)  # and no fold
+    await raw.execute(f"TRUNCATE {', '.join(ROLLUP_TABLES)}, calls_pending")
+    row = await raw.fetchrow(fold_statement(f"SELECT {PENDING_LIST} FROM calls"))
+    return {"calls": row["folded"], "rollup_rows": row["rollup_rows"]}

@@ -1,0 +1,160 @@
+"""`perf-metrics rollups verify` and `rebuild`: the rollups checked against the call log."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+
+from perf_metrics.calls.maintenance import rebuild_rollups, verify_rollups
+from perf_metrics.calls.schema import parse_ndjson_lines
+from perf_metrics.calls.store import ROLLUP_TABLES, store_batch, store_calls
+from tests.factories import random_log
+
+N = 300
+VERSIONS = text("SELECT account_id, sum(version) FROM account_data_versions GROUP BY 1")
+
+
+def rows(calls: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return parse_ndjson_lines([orjson.dumps(c) for c in calls])
+
+
+async def verify(engine, account_id: str | None = None) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        report = await verify_rollups(conn, account_id)
+        await conn.rollback()
+    return report
+
+
+def by_table(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["table"]: t for t in report["tables"]}
+
+
+def exact(example: Any) -> Any:
+    """An example row (stored or expected) as Python, its numbers as Decimals."""
+    if example is None:
+        return None
+    return json.loads(orjson.dumps(example), parse_float=Decimal)
+
+
+async def two_accounts_one_batch_queued(admin_ops, engine) -> tuple[str, str]:
+    """Two accounts' calls over a month boundary; the last batch stored but not folded."""
+    a, b = await admin_ops.account(), await admin_ops.account()
+    start = datetime(2026, 9, 25, tzinfo=UTC)
+    log = random_log(random.Random(11), [a, b], 3 * N, start, start + timedelta(days=10))
+    async with engine.connect() as conn:
+        await store_batch(conn, rows(log[:N]))
+        await store_batch(conn, rows(log[N : 2 * N]))
+        await store_calls(conn, rows(log[2 * N :]))  # queued only
+    return a, b
+
+
+async def test_consistent_rollups_verify_with_calls_still_queued(admin_ops, engine) -> None:
+    await two_accounts_one_batch_queued(admin_ops, engine)
+    report = await verify(engine)
+    assert report["ok"] is True
+    assert (report["calls"], report["queued"]) == (3 * N, N)
+    assert set(by_table(report)) == set(ROLLUP_TABLES)
+    for table in report["tables"]:
+        assert table["differing_rows"] == 0 and table["examples"] == []
+        assert table["rows"] == table["expected_rows"] > 0
+
+
+async def test_drift_is_named_and_a_rebuild_repairs_it(admin_ops, engine) -> None:
+    a, b = await two_accounts_one_batch_queued(admin_ops, engine)
+    async with engine.begin() as conn:
+        # A row counted twice, a call deleted without its rollups, a provider row lost.
+        await conn.execute(
+            text(
+                "UPDATE rollup_account_daily SET calls = calls + 1 WHERE ctid ="
+                " (SELECT ctid FROM rollup_account_daily WHERE account_id = :a LIMIT 1)"
+            ),
+            {"a": a},
+        )
+        await conn.execute(
+            text(
+                "DELETE FROM calls WHERE ctid = (SELECT ctid FROM calls WHERE account_id = :b"
+                " AND (account_id, call_id) NOT IN (SELECT account_id, call_id FROM calls"
+                " ORDER BY ingested_at DESC LIMIT :n) LIMIT 1)"
+            ),
+            {"b": b, "n": N},
+        )
+        await conn.execute(
+            text(
+                "DELETE FROM rollup_provider_hourly WHERE ctid ="
+                " (SELECT ctid FROM rollup_provider_hourly LIMIT 1)"
+            )
+        )
+    report = await verify(engine)
+    assert report["ok"] is False
+    tables = by_table(report)
+    account_daily = tables["rollup_account_daily"]
+    assert account_daily["differing_rows"] >= 2  # a's doubled row and b's row of the deleted call
+    examples = [(exact(e["stored"]), exact(e["expected"])) for e in account_daily["examples"]]
+    doubled = [(s, e) for s, e in examples if s and s["account_id"] == a]
+    assert [s["calls"] - e["calls"] for s, e in doubled] == [1]
+    assert tables["rollup_provider_hourly"]["differing_rows"] >= 1
+    # Every call counts in these: b's deleted call is missing from them too.
+    for table in ("rollup_model_daily", "rollup_failure_daily", "rollup_failure_monthly",
+                  "rollup_provider_5m"):  # fmt: skip
+        assert tables[table]["differing_rows"] == 1, table
+
+    # One account's check sees only that account's rows.
+    only_a = await verify(engine, a)
+    assert only_a["ok"] is False and only_a["account_id"] == a
+    assert by_table(only_a)["rollup_account_daily"]["differing_rows"] == 1
+    assert "rollup_provider_hourly" not in by_table(only_a)
+
+    async with engine.connect() as conn:
+        versions_before = dict((await conn.execute(VERSIONS)).all())
+        await conn.rollback()
+    async with engine.begin() as conn:
+        rebuilt = await rebuild_rollups(conn)
+    assert rebuilt["calls"] == 3 * N - 1
+    report = await verify(engine)
+    assert report["ok"] is True and report["queued"] == 0 and report["calls"] == 3 * N - 1
+    async with engine.connect() as conn:
+        versions_after = dict((await conn.execute(VERSIONS)).all())
+    # Cached answers are keyed by these versions: none survives the rebuild.
+    assert all(versions_after[k] > v for k, v in versions_before.items())
+
+
+def run_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "perf_metrics.cli", *args],
+        env={**os.environ, "DATABASE_URL": database_url.replace("+asyncpg", "")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_the_commands_exit_1_on_drift_for_cron(admin_ops, engine, database_url) -> None:
+    await two_accounts_one_batch_queued(admin_ops, engine)
+    ok = run_cli(database_url, "rollups", "verify")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["ok"] is True
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE rollup_model_daily SET cost_usd = cost_usd + 1e-12"))
+    drift = run_cli(database_url, "rollups", "verify", "--examples", "1")
+    assert drift.returncode == 1
+    assert "perf-metrics rollups rebuild" in drift.stderr
+    model = by_table(json.loads(drift.stdout))["rollup_model_daily"]
+    assert model["differing_rows"] > 0 and len(model["examples"]) == 1
+    stored, expected = (exact(model["examples"][0][k]) for k in ("stored", "expected"))
+    assert stored["cost_usd"] - expected["cost_usd"] == Decimal("1e-12")  # every digit shown
+    unknown = run_cli(database_url, "rollups", "verify", "--account", "acct_nope")
+    assert unknown.returncode == 1 and "acct_nope" in unknown.stderr
+    rebuilt = run_cli(database_url, "rollups", "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert json.loads(rebuilt.stdout)["calls"] == 3 * N
+    assert run_cli(database_url, "rollups", "verify").returncode == 0
