@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics import accounts as admin
 from perf_metrics.app import create_app
+from perf_metrics.calls.maintenance import verify_rollups
 from perf_metrics.db import create_engine
 from perf_metrics.migrate import upgrade
 from perf_metrics.settings import Settings
@@ -111,6 +112,16 @@ class Admin:
 @pytest.fixture
 def admin_ops(engine: AsyncEngine) -> Admin:
     return Admin(engine)
+
+
+async def rollups_report(engine: AsyncEngine, account_id: str | None = None) -> dict[str, Any]:
+    """`perf-metrics rollups verify`: the stored rollups plus the queue against the log's own,
+    every table and measure, in one snapshot."""
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        report = await verify_rollups(conn, account_id)
+        await conn.rollback()
+    return report
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ from sqlalchemy import text
 from perf_metrics import accounts as admin
 from perf_metrics.db import create_engine
 from perf_metrics.settings import Settings
+from tests.conftest import rollups_report
 from tests.factories import random_log
 
 pytestmark = pytest.mark.slow
@@ -89,6 +90,15 @@ async def _state(database_url: str, account_id: str) -> tuple[int, int, int, int
         await engine.dispose()
 
 
+async def _rollups_match_the_log(database_url: str) -> bool:
+    """Every rollup, every measure: the stored rollups plus the queue equal the log's."""
+    engine = create_engine(Settings(database_url=database_url))
+    try:
+        return bool((await rollups_report(engine))["ok"])
+    finally:
+        await engine.dispose()
+
+
 def test_killed_server_leaves_all_or_nothing_and_a_retry_converges(database_url: str) -> None:
     async def setup() -> tuple[str, str, str]:
         engine = create_engine(Settings(database_url=database_url))
@@ -138,6 +148,7 @@ def test_killed_server_leaves_all_or_nothing_and_a_retry_converges(database_url:
         # Killed between the commit and the fold, the calls wait in the queue, all of them.
         assert daily == model == raw - queued, "rollups disagree with the raw rows"
         assert queued in (0, raw)
+        assert asyncio.run(_rollups_match_the_log(database_url))
         seen.add(raw)
     # Retrying converges to exactly one copy, however many times it is sent.
     proc, base = _serve(database_url)
@@ -153,3 +164,4 @@ def test_killed_server_leaves_all_or_nothing_and_a_retry_converges(database_url:
         proc.terminate()
         proc.wait(timeout=20)
     assert asyncio.run(_state(database_url, account_id)) == (N, N, N, 0)
+    assert asyncio.run(_rollups_match_the_log(database_url))

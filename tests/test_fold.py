@@ -15,7 +15,7 @@ from sqlalchemy import text
 from perf_metrics.app import create_app
 from perf_metrics.calls import store
 from perf_metrics.calls.store import Folder
-from tests.conftest import bearer
+from tests.conftest import bearer, rollups_report
 from tests.factories import random_log
 
 N = 400
@@ -79,6 +79,8 @@ async def test_concurrent_batches_are_folded_exactly_once(client, admin_ops, eng
         assert state[1] <= len(calls) and state[2] <= len(calls), state
         assert time.monotonic() - started < 5, state
         await asyncio.sleep(0.05)
+    # And every other rollup and measure, as a fold of the whole log would have them.
+    assert (await rollups_report(engine))["ok"]
 
 
 async def test_a_flush_waits_for_a_fold_that_started_after_it(settings, admin_ops, engine) -> None:

@@ -14,9 +14,10 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 
-from perf_metrics.calls.maintenance import rebuild_rollups, verify_rollups
+from perf_metrics.calls.maintenance import rebuild_rollups
 from perf_metrics.calls.schema import parse_ndjson_lines
 from perf_metrics.calls.store import ROLLUP_TABLES, store_batch, store_calls
+from tests.conftest import rollups_report
 from tests.factories import random_log
 
 N = 300
@@ -25,14 +26,6 @@ VERSIONS = text("SELECT account_id, sum(version) FROM account_data_versions GROU
 
 def rows(calls: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return parse_ndjson_lines([orjson.dumps(c) for c in calls])
-
-
-async def verify(engine, account_id: str | None = None) -> dict[str, Any]:
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="REPEATABLE READ")
-        report = await verify_rollups(conn, account_id)
-        await conn.rollback()
-    return report
 
 
 def by_table(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -60,7 +53,7 @@ async def two_accounts_one_batch_queued(admin_ops, engine) -> tuple[str, str]:
 
 async def test_consistent_rollups_verify_with_calls_still_queued(admin_ops, engine) -> None:
     await two_accounts_one_batch_queued(admin_ops, engine)
-    report = await verify(engine)
+    report = await rollups_report(engine)
     assert report["ok"] is True
     assert (report["calls"], report["queued"]) == (3 * N, N)
     assert set(by_table(report)) == set(ROLLUP_TABLES)
@@ -94,7 +87,7 @@ async def test_drift_is_named_and_a_rebuild_repairs_it(admin_ops, engine) -> Non
                 " (SELECT ctid FROM rollup_provider_hourly LIMIT 1)"
             )
         )
-    report = await verify(engine)
+    report = await rollups_report(engine)
     assert report["ok"] is False
     tables = by_table(report)
     account_daily = tables["rollup_account_daily"]
@@ -109,7 +102,7 @@ async def test_drift_is_named_and_a_rebuild_repairs_it(admin_ops, engine) -> Non
         assert tables[table]["differing_rows"] == 1, table
 
     # One account's check sees only that account's rows.
-    only_a = await verify(engine, a)
+    only_a = await rollups_report(engine, a)
     assert only_a["ok"] is False and only_a["account_id"] == a
     assert by_table(only_a)["rollup_account_daily"]["differing_rows"] == 1
     assert "rollup_provider_hourly" not in by_table(only_a)
@@ -120,7 +113,7 @@ async def test_drift_is_named_and_a_rebuild_repairs_it(admin_ops, engine) -> Non
     async with engine.begin() as conn:
         rebuilt = await rebuild_rollups(conn)
     assert rebuilt["calls"] == 3 * N - 1
-    report = await verify(engine)
+    report = await rollups_report(engine)
     assert report["ok"] is True and report["queued"] == 0 and report["calls"] == 3 * N - 1
     async with engine.connect() as conn:
         versions_after = dict((await conn.execute(VERSIONS)).all())
