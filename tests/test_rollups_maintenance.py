@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -21,7 +22,7 @@ from tests.conftest import rollups_report
 from tests.factories import random_log
 
 N = 300
-VERSIONS = text("SELECT account_id, sum(version) FROM account_data_versions GROUP BY 1")
+VERSIONS = text("SELECT account_id, environment, version FROM account_data_versions")
 
 
 def rows(calls: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -97,9 +98,10 @@ async def test_drift_is_named_and_a_rebuild_repairs_it(admin_ops, engine) -> Non
     assert [s["calls"] - e["calls"] for s, e in doubled] == [1]
     assert tables["rollup_provider_hourly"]["differing_rows"] >= 1
     # Every call counts in these: b's deleted call is missing from them too.
-    for table in ("rollup_model_daily", "rollup_failure_daily", "rollup_failure_monthly",
-                  "rollup_provider_5m"):  # fmt: skip
+    for table in ("rollup_model_daily", "rollup_failure_daily", "rollup_failure_monthly"):
         assert tables[table]["differing_rows"] == 1, table
+    # Two 5-minute rows when the call fell back from one provider to another.
+    assert tables["rollup_provider_5m"]["differing_rows"] >= 1
 
     # One account's check sees only that account's rows.
     only_a = await rollups_report(engine, a)
@@ -108,17 +110,45 @@ async def test_drift_is_named_and_a_rebuild_repairs_it(admin_ops, engine) -> Non
     assert "rollup_provider_hourly" not in by_table(only_a)
 
     async with engine.connect() as conn:
-        versions_before = dict((await conn.execute(VERSIONS)).all())
+        versions_before = {(r[0], r[1]): r[2] for r in (await conn.execute(VERSIONS)).all()}
         await conn.rollback()
+    async with engine.begin() as conn:  # and an account left with no test calls at all
+        await conn.execute(
+            text("DELETE FROM calls WHERE account_id = :a AND environment = 'test'"), {"a": a}
+        )
+        logged = await conn.scalar(text("SELECT count(*) FROM calls"))
     async with engine.begin() as conn:
         rebuilt = await rebuild_rollups(conn)
-    assert rebuilt["calls"] == 3 * N - 1
+    assert rebuilt["calls"] == logged < 3 * N - 1
     report = await rollups_report(engine)
-    assert report["ok"] is True and report["queued"] == 0 and report["calls"] == 3 * N - 1
+    assert report["ok"] is True and report["queued"] == 0 and report["calls"] == logged
     async with engine.connect() as conn:
-        versions_after = dict((await conn.execute(VERSIONS)).all())
-    # Cached answers are keyed by these versions: none survives the rebuild.
+        versions_after = {(r[0], r[1]): r[2] for r in (await conn.execute(VERSIONS)).all()}
+    # Cached answers are keyed by these versions: none survives the rebuild, not even those of
+    # an account-environment whose calls are all gone.
+    assert (a, "test") in versions_before
     assert all(versions_after[k] > v for k, v in versions_before.items())
+    async with engine.connect() as conn:
+        left = await conn.scalar(
+            text("SELECT count(*) FROM rollup_account_daily WHERE account_id = :a"
+                 " AND environment = 'test'"), {"a": a},
+        )  # fmt: skip
+    assert left == 0
+
+
+async def test_readers_see_the_old_rollups_until_a_rebuild_commits(admin_ops, engine) -> None:
+    await two_accounts_one_batch_queued(admin_ops, engine)
+    total = text("SELECT sum(calls) FROM rollup_account_daily")
+    async with engine.connect() as reader, engine.connect() as rebuilder:
+        await reader.execution_options(isolation_level="REPEATABLE READ")
+        before = await reader.scalar(total)  # its snapshot: before the rebuild
+        await rebuild_rollups(rebuilder)
+        # Not blocked, and not shown the rebuild's half-done (or, later, empty) tables.
+        assert await asyncio.wait_for(reader.scalar(total), 5) == before == 2 * N
+        await rebuilder.commit()
+        assert await reader.scalar(total) == 2 * N  # the same snapshot, after the commit
+        await reader.rollback()
+        assert await reader.scalar(total) == 3 * N  # a new one: the queued batch is in
 
 
 def run_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -139,7 +169,7 @@ async def test_the_commands_exit_1_on_drift_for_cron(admin_ops, engine, database
     async with engine.begin() as conn:
         await conn.execute(text("UPDATE rollup_model_daily SET cost_usd = cost_usd + 1e-12"))
     drift = run_cli(database_url, "rollups", "verify", "--examples", "1")
-    assert drift.returncode == 1
+    assert drift.returncode == 3  # apart from errors (1, 2): cron can tell
     assert "perf-metrics rollups rebuild" in drift.stderr
     model = by_table(json.loads(drift.stdout))["rollup_model_daily"]
     assert model["differing_rows"] > 0 and len(model["examples"]) == 1
@@ -147,6 +177,7 @@ async def test_the_commands_exit_1_on_drift_for_cron(admin_ops, engine, database
     assert stored["cost_usd"] - expected["cost_usd"] == Decimal("1e-12")  # every digit shown
     unknown = run_cli(database_url, "rollups", "verify", "--account", "acct_nope")
     assert unknown.returncode == 1 and "acct_nope" in unknown.stderr
+    assert run_cli(database_url, "rollups", "verify", "--examples", "-1").returncode == 2
     rebuilt = run_cli(database_url, "rollups", "rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert json.loads(rebuilt.stdout)["calls"] == 3 * N

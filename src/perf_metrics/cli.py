@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import orjson
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
@@ -22,6 +23,14 @@ from perf_metrics.settings import Settings, get_settings
 
 class CliError(Exception):
     """Printed to stderr as `error: ...`; exit status 1."""
+
+    exit_status = 1
+
+
+class RollupsDrifted(CliError):
+    """`rollups verify` found differences: exit status 3, apart from errors (1 and 2)."""
+
+    exit_status = 3
 
 
 def emit(payload: Any) -> None:
@@ -37,8 +46,10 @@ def _where(settings: Settings) -> str:
 
 def _database_problem(exc: BaseException, settings: Settings) -> str:
     where = _where(settings)
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        detail = str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
+    # From SQLAlchemy, or straight from the driver (statements run on its connection).
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    if cause is not None and isinstance(exc, (DBAPIError, asyncpg.PostgresError)):
+        detail = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         if is_database_unavailable(exc):
             return f"cannot reach the database at {where} ({detail}). Is Postgres running?"
         return f"database error at {where}: {detail}"
@@ -267,7 +278,7 @@ def cmd_rollups_verify(args: argparse.Namespace, settings: Settings) -> None:
     result = asyncio.run(go())
     emit(result)
     if not result["ok"]:
-        raise CliError(
+        raise RollupsDrifted(
             "the rollups differ from the call log (report above); "
             "`perf-metrics rollups rebuild` recomputes them"
         )
@@ -319,6 +330,16 @@ def _unit_float(text: str) -> float:
         raise argparse.ArgumentTypeError("must be a number between 0 and 1") from None
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
     return value
 
 
@@ -384,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="compare the rollups with the call log; exit status 1 if they differ"
     )
     p.add_argument("--account", help="check one account's rows only")
-    p.add_argument("--examples", type=int, default=5, help="differing rows shown per table")
+    p.add_argument("--examples", type=_count, default=5, help="differing rows shown per table")
     p.set_defaults(func=cmd_rollups_verify)
     p = rollups.add_parser(
         "rebuild", help="recompute every rollup from the call log (ingest and reads wait)"
@@ -424,13 +445,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         args.func(args, settings)
-    except (CliError, admin.AdminError) as exc:
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except admin.AdminError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except PerfError as exc:  # the write path refused a batch (e.g. unknown accounts)
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
-    except (SQLAlchemyError, OSError) as exc:
+    except (SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         print(f"error: {_database_problem(exc, settings)}", file=sys.stderr)
         return 2
     return 0

@@ -27,6 +27,8 @@ from perf_metrics.calls.store import (
     fold_statement,
 )
 
+REBUILD_LOCK_TIMEOUT_S = 10
+
 # The rollups keyed by account; the provider ones are platform-wide.
 ACCOUNT_TABLES = tuple(t for t in ROLLUP_TABLES if not t.startswith("rollup_provider"))
 
@@ -102,14 +104,20 @@ def _exact(row: str | None) -> orjson.Fragment | None:
 async def rebuild_rollups(conn: AsyncConnection) -> dict[str, Any]:
     """Recompute every rollup from the call log, in the caller's transaction.
 
-    Ingest waits (the call log is locked against writes) and so do readers of the rollups
-    (they are truncated) until the caller commits: nobody sees a half-built rollup. Every
-    account's cache version is bumped, so no cached answer outlives the rebuild.
+    Ingest waits (the call log is locked against writes) and so do folds; readers go on
+    reading the old rollups (DELETE, not TRUNCATE, which would show them empty tables once it
+    commits) and see the new ones at commit. Every account's cache version is bumped, those of
+    accounts left without calls too, so no cached answer outlives the rebuild.
     """
     await conn.execute(BEGIN_WRITE)
     raw = await driver_connection(conn)
+    # Waiting long for a lock here would hold up all ingest behind it: give up instead.
+    await raw.execute(f"SET LOCAL lock_timeout = '{REBUILD_LOCK_TIMEOUT_S}s'")
     await raw.execute("LOCK TABLE calls IN SHARE MODE")  # no batch commits meanwhile
     await raw.execute(FOLD_LOCK)  # and no fold
-    await raw.execute(f"TRUNCATE {', '.join(ROLLUP_TABLES)}, calls_pending")
+    await raw.execute("SET LOCAL lock_timeout = 0")
+    for table in (*ROLLUP_TABLES, "calls_pending"):
+        await raw.execute(f"DELETE FROM {table}")
+    await raw.execute("UPDATE account_data_versions SET version = version + 1, updated_at = now()")
     row = await raw.fetchrow(fold_statement(f"SELECT {PENDING_LIST} FROM calls"))
     return {"calls": row["folded"], "rollup_rows": row["rollup_rows"]}

@@ -336,8 +336,8 @@ SELECT (SELECT count(*) FROM taken) AS folded,
        (SELECT count(*) FROM r_account) + (SELECT count(*) FROM r_model)
        + (SELECT count(*) FROM r_failure) + (SELECT count(*) FROM r_failure_month)
        + (SELECT count(*) FROM r_trigger)
-       + (SELECT count(*) FROM r_p5) + (SELECT count(*) FROM r_ph)
-       + (SELECT count(*) FROM r_version) AS rollup_rows
+       + (SELECT count(*) FROM r_p5) + (SELECT count(*) FROM r_ph) AS rollup_rows,
+       (SELECT count(*) FROM r_version) AS versions
 """
 
 
