@@ -7,8 +7,11 @@ read back from the API. SPEC §2 (the call record), §6 (errors), §7 (ingest).
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import random
+import tracemalloc
+import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -928,6 +931,90 @@ async def test_smaller_record_limit_from_settings(client, ingest_key, acct, engi
     response = await post_json(client, ingest_key, _many(3))
     assert response.status_code == 200, response.text
     assert await count_calls(engine) == 3
+
+
+# --- gzip bodies ----------------------------------------------------------------------------
+
+
+async def post_gzip(
+    client: httpx.AsyncClient, key: str, body: bytes, content_type: str, encoding: str = "gzip"
+) -> httpx.Response:
+    headers = {**bearer(key), "Content-Type": content_type, "Content-Encoding": encoding}
+    return await client.post("/v1/calls", content=body, headers=headers)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "GZIP", " gzip "])
+async def test_gzip_bodies_are_stored_as_the_plain_ones(
+    client, ingest_key, acct, engine, encoding
+) -> None:
+    plain = dumps({"calls": _many(300, "j")})
+    packed = gzip.compress(plain)
+    response = await post_gzip(client, ingest_key, packed, "application/json", encoding)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"received": 300, "inserted": 300, "duplicates": 0}
+    lines = ndjson(_many(300, "n"))
+    response = await post_gzip(client, ingest_key, gzip.compress(lines), "application/x-ndjson")
+    assert response.json() == {"received": 300, "inserted": 300, "duplicates": 0}
+    # The same batch again, compressed or not: duplicates.
+    response = await post_gzip(client, ingest_key, gzip.compress(plain), "application/json")
+    assert response.json() == {"received": 300, "inserted": 0, "duplicates": 300}
+    assert (await post(client, ingest_key, plain, "application/json")).json()["inserted"] == 0
+    assert await count_calls(engine) == 600
+
+
+@pytest.mark.parametrize("app_settings", [{"max_ingest_bytes": 100_000}], indirect=True)
+async def test_a_gzip_bomb_is_413_before_it_expands(client, ingest_key, acct, engine) -> None:
+    """The limit is on the decompressed body: 1 GB of spaces compresses to ~1 MB, and is
+    refused after inflating at most the limit (streamed, chunk by chunk)."""
+    head = dumps({"calls": [rec()]})[:-1]
+    bomb = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [bomb.compress(head)]
+    spaces = b" " * 1_000_000
+    parts += [bomb.compress(spaces) for _ in range(1000)]
+    parts.append(bomb.compress(b"}") + bomb.flush())
+    body = b"".join(parts)
+    assert len(body) < 100_000 * 20
+    headers = {**bearer(ingest_key), "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    tracemalloc.start()
+    try:
+        response = await client.post("/v1/calls", content=_chunks(body, 65_536), headers=headers)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert_envelope(response, 413, "payload_too_large")
+    assert peak < 10_000_000, peak  # one 64 KB chunk of it inflates to ~64 MB
+    # Under the limit once inflated: accepted.
+    small = gzip.compress(dumps({"calls": _many(3, "z")}))
+    response = await post_gzip(client, ingest_key, small, "application/json")
+    assert response.status_code == 200, response.text
+    assert await count_calls(engine) == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"not gzip at all", "not valid gzip"),
+        (gzip.compress(dumps({"calls": [rec()]}))[:-12], "cut short"),
+        (gzip.compress(dumps({"calls": [rec()]})) * 2, "one gzip member"),
+        (gzip.compress(b'{"calls": [}'), ""),  # valid gzip, invalid JSON inside
+    ],
+)
+async def test_bad_gzip_is_400_and_stores_nothing(
+    client, ingest_key, acct, engine, body, message
+) -> None:
+    response = await post_gzip(client, ingest_key, body, "application/json")
+    error = assert_envelope(response, 400, "invalid_json")
+    assert message in error["message"]
+    assert await count_calls(engine) == 0
+
+
+@pytest.mark.parametrize("encoding", ["br", "deflate", "compress", "gzip, br", "x-gzip"])
+async def test_other_content_encodings_are_415(client, ingest_key, acct, engine, encoding) -> None:
+    body = gzip.compress(dumps({"calls": [rec()]}))
+    response = await post_gzip(client, ingest_key, body, "application/json", encoding)
+    error = assert_envelope(response, 415, "unsupported_media_type")
+    assert error["param"] == "Content-Encoding"
+    assert await count_calls(engine) == 0
 
 
 # --- content type and auth -------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from anyio import to_thread
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from perf_metrics.auth import IngestKeyDep
 from perf_metrics.calls.schema import CallRecord, parse_json_body, parse_ndjson_lines
 from perf_metrics.calls.store import Folder, leave_queued_if_unavailable, store_calls
-from perf_metrics.errors import ErrorResponse, PayloadTooLarge, PerfError
+from perf_metrics.errors import ErrorResponse, InvalidJSON, PayloadTooLarge, PerfError
 from perf_metrics.observability import INGESTED
 from perf_metrics.settings import Settings
 
@@ -37,17 +38,42 @@ class IngestResponse(BaseModel):
 
 
 async def read_limited_body(request: Request, limit: int) -> bytes:
-    """The body, refusing (413) as soon as it passes `limit` bytes: never all of it in memory."""
+    """The body, decompressed if sent with `Content-Encoding: gzip`, refusing (413) as soon as
+    it passes `limit` bytes, compressed or not: never more than that in memory, whatever a
+    small compressed body would expand to."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip"):
+        raise UnsupportedMediaType(
+            "Send the body uncompressed or with Content-Encoding: gzip.", param="Content-Encoding"
+        )
+    too_large = PayloadTooLarge(f"The body is larger than {limit} bytes.")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
+        raise too_large
+    gunzip = zlib.decompressobj(wbits=31) if encoding == "gzip" else None
     chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"The body is larger than {limit} bytes.")
-        chunks.append(chunk)
+    received = size = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise too_large
+            if gunzip is not None:
+                # At most one byte past the limit: output left over means a 413 anyway.
+                chunk = gunzip.decompress(chunk, limit + 1 - size)
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        if gunzip is not None and not gunzip.eof:
+            raise InvalidJSON("The gzip body is cut short.", param="Content-Encoding")
+        if gunzip is not None and gunzip.unused_data:
+            raise InvalidJSON(
+                "Bytes follow the end of the gzip stream: send the batch as one gzip member.",
+                param="Content-Encoding",
+            )
+    except zlib.error as exc:
+        raise InvalidJSON(f"The body is not valid gzip: {exc}.", param="Content-Encoding") from None
     return b"".join(chunks)
 
 
@@ -63,8 +89,9 @@ def _request_body() -> dict[str, Any]:
     return {
         "required": True,
         "description": '`{"calls": [...]}` as application/json, or the records one per line '
-        "as application/x-ndjson (shown as an array of lines); at most 10,000 records and "
-        "10 MB. Rules across fields (SPEC §2) and the account's existence are checked too: a "
+        "as application/x-ndjson (shown as an array of lines), optionally with "
+        "Content-Encoding: gzip; at most 10,000 records and 10 MB (uncompressed). Rules "
+        "across fields (SPEC §2) and the account's existence are checked too: a "
         "record that breaks one is a 400 naming it.",
         "content": {
             "application/json": {"schema": batch},
@@ -93,8 +120,11 @@ def _error(description: str, **headers: str) -> dict[str, Any]:
         400: _error("Invalid JSON, invalid records (up to 100 errors), unknown account"),
         401: _error("Missing or invalid ingest key", WWW_Authenticate="Bearer"),
         403: _error("Not an ingest key"),
-        413: _error("More than 10,000 records or 10 MB"),
-        415: _error("Content-Type is neither application/json nor application/x-ndjson"),
+        413: _error("More than 10,000 records or 10 MB (uncompressed)"),
+        415: _error(
+            "Content-Type is neither application/json nor application/x-ndjson, or "
+            "Content-Encoding is neither gzip nor identity"
+        ),
         429: _error(
             "Rate limit of the ingest key, or of bad keys from one address; see Retry-After",
             Retry_After="Seconds to wait before retrying.",
