@@ -23,7 +23,7 @@ from perf_metrics.migrate import upgrade
 from perf_metrics.settings import Settings
 from tests.pg import scratch_database
 
-KEEP_TABLES = {"alembic_version", "model_prices"}
+KEEP_TABLES = {"alembic_version", "model_prices", "rollup_watermarks"}
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +58,13 @@ async def clean_tables(engine: AsyncEngine) -> None:
         data_tables = [n for n in names if n not in KEEP_TABLES]
         if data_tables:
             await conn.execute(text(f"TRUNCATE {', '.join(data_tables)} CASCADE"))
+        # As the migration leaves it: month rows of the failures rollup up to this month.
+        await conn.execute(
+            text(
+                "UPDATE rollup_watermarks"
+                " SET failure_monthly_before = date_trunc('month', now() AT TIME ZONE 'UTC')"
+            )
+        )
 
 
 @pytest.fixture

@@ -188,6 +188,13 @@ failure_monthly = Table(
         for n in ("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
     ),
 )
+# One row: rollup_failure_monthly holds the months before this 1st of a month (migration 0006).
+rollup_watermarks = Table(
+    "rollup_watermarks",
+    metadata,
+    Column("id", Boolean, primary_key=True),
+    Column("failure_monthly_before", Date, nullable=False),
+)
 trigger_daily = _account_day(
     "rollup_trigger_daily",
     Column("failure_mode", Text, primary_key=True),

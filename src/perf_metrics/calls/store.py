@@ -79,6 +79,27 @@ VACUUM_TIMEOUT_S = 60  # a queue bloated before this existed takes longer than a
 
 # One fold at a time, platform-wide (the provider rollups have no account dimension).
 FOLD_LOCK = "SELECT pg_advisory_xact_lock(7233510)"
+# rollup_failure_monthly holds the months before `failure_monthly_before`, whole (migration
+# 0006): live traffic's month has as many month rows as day rows, and upserting both was a
+# fifth of a fold. The mark moves when a month ends (`seal_ended_months`).
+THIS_MONTH = "date_trunc('month', now() AT TIME ZONE 'UTC')::date"
+WATERMARK = f"SELECT failure_monthly_before, {THIS_MONTH} FROM rollup_watermarks FOR UPDATE"
+SEAL_DELETE = "DELETE FROM rollup_failure_monthly WHERE month >= $1 AND month < $2"
+SEAL_INSERT = """
+INSERT INTO rollup_failure_monthly
+  (account_id, environment, month, task_type, first_model, failure_mode, calls,
+   retry_recovered, fallback_recovered, unrecoverable)
+SELECT account_id, environment, date_trunc('month', day)::date, task_type, first_model,
+       failure_mode, sum(calls), sum(retry_recovered), sum(fallback_recovered),
+       sum(unrecoverable)
+FROM rollup_failure_daily WHERE day >= $1 AND day < $2
+GROUP BY 1, 2, 3, 4, 5, 6
+"""
+SEAL_MARK = """
+UPDATE rollup_watermarks SET failure_monthly_before = $2 WHERE failure_monthly_before = $1
+"""
+SEAL_TIMEOUT_S = 600
+
 # Calls per fold transaction: a backlog is folded in steps well inside the statement timeout.
 FOLD_LIMIT = 50_000
 
@@ -127,7 +148,12 @@ ROLLUP_TABLES = (
 
 def fold_statement(taken: str = TAKE_QUEUED, into: str = "") -> str:
     """One statement: fold the calls the `taken` query returns (the queue's columns) into every
-    rollup; `into` prefixes the rollup tables' names (verification folds into copies)."""
+    rollup; `into` prefixes the rollup tables' names (verification folds into copies).
+
+    The upserts come in no particular order: only a fold (or a rebuild), under FOLD_LOCK,
+    writes the rollups, so there is no lock order to keep, and unsorted input lets Postgres
+    group by hashing instead of sorting each rollup's rows (8-10% of a fold, measured).
+    """
     return f"""
 WITH taken AS ({taken}
 ),
@@ -189,7 +215,6 @@ r_account AS (
            count(*) FILTER (WHERE hour = 22),
            count(*) FILTER (WHERE hour = 23)]
   FROM c GROUP BY 1, 2, 3
-  ORDER BY 1, 2, 3
   ON CONFLICT (account_id, environment, day) DO UPDATE SET
     calls = r.calls + excluded.calls,
     successes = r.successes + excluded.successes,
@@ -218,7 +243,7 @@ r_model AS (
   SELECT account_id, environment, day, task_type, model,
          count(*), count(*) FILTER (WHERE status = 'success'), sum(cost_usd), sum(latency_ms),
          coalesce(sum(quality_score::text::numeric), 0), count(quality_score)
-  FROM c GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+  FROM c GROUP BY 1, 2, 3, 4, 5
   ON CONFLICT (account_id, environment, day, task_type, model) DO UPDATE SET
     calls = r.calls + excluded.calls,
     successes = r.successes + excluded.successes,
@@ -235,10 +260,11 @@ r_failure AS (
      retry_recovered, fallback_recovered, unrecoverable)
   SELECT account_id, environment, day, task_type, first_model, coalesce(failure_mode, ''),
 {_FAILURE_MEASURES}
-  FROM c GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+  FROM c GROUP BY 1, 2, 3, 4, 5, 6
   ON CONFLICT (account_id, environment, day, task_type, first_model, failure_mode)
 {_FAILURE_UPSERT}
 ),
+-- month rows only for the months that have ended (the current one is built when it ends)
 r_failure_month AS (
   INSERT INTO {into}rollup_failure_monthly AS r
     (account_id, environment, month, task_type, first_model, failure_mode, calls,
@@ -246,7 +272,8 @@ r_failure_month AS (
   SELECT account_id, environment, date_trunc('month', day)::date, task_type, first_model,
          coalesce(failure_mode, ''),
 {_FAILURE_MEASURES}
-  FROM c GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+  FROM c WHERE day < (SELECT failure_monthly_before FROM rollup_watermarks)
+  GROUP BY 1, 2, 3, 4, 5, 6
   ON CONFLICT (account_id, environment, month, task_type, first_model, failure_mode)
 {_FAILURE_UPSERT}
 ),
@@ -255,7 +282,7 @@ r_trigger AS (
     (account_id, environment, day, failure_mode, failure_trigger, calls)
   SELECT account_id, environment, day, failure_mode, failure_trigger, count(*)
   FROM c WHERE failure_mode IS NOT NULL AND failure_trigger IS NOT NULL
-  GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+  GROUP BY 1, 2, 3, 4, 5
   ON CONFLICT (account_id, environment, day, failure_mode, failure_trigger)
   DO UPDATE SET calls = r.calls + excluded.calls
   RETURNING 1
@@ -295,7 +322,7 @@ p_rows AS (
 ),
 r_p5 AS (
   INSERT INTO {into}rollup_provider_5m AS r {_PROVIDER_COLUMNS}
-  SELECT * FROM p_rows ORDER BY 1, 2, 3
+  SELECT * FROM p_rows
 {_PROVIDER_UPSERT}
 ),
 -- the same per hour, built from the bins (one histogram per row, no merging)
@@ -322,12 +349,11 @@ r_ph AS (
          coalesce(f.fc_rate_limited, 0), coalesce(s.served_calls, 0),
          coalesce(s.latency_sum, 0), coalesce(s.hist, '{{}}'::integer[])
   FROM ph_fc f FULL JOIN ph_served s USING (environment, bh, provider)
-  ORDER BY 1, 2, 3
 {_PROVIDER_UPSERT}
 ),
 r_version AS (
   INSERT INTO {into}account_data_versions AS r (account_id, environment, version, updated_at)
-  SELECT DISTINCT account_id, environment, 1, now() FROM c ORDER BY 1, 2
+  SELECT DISTINCT account_id, environment, 1, now() FROM c
   ON CONFLICT (account_id, environment) DO UPDATE SET
     version = r.version + 1, updated_at = excluded.updated_at
   RETURNING 1
@@ -418,8 +444,23 @@ async def _fold_once(conn: AsyncConnection) -> int:
     await conn.execute(BEGIN_WRITE)
     raw = await driver_connection(conn)
     await raw.execute(FOLD_LOCK)
+    await seal_ended_months(raw)
     folded: int = await raw.fetchval(FOLD)
     return folded
+
+
+async def seal_ended_months(raw: Any) -> None:
+    """The first fold of a month builds the month rows of the months that have ended since the
+    mark, from their daily rows, and moves the mark: from then on folds upsert those months'
+    rows as the daily ones. Runs under FOLD_LOCK, in the fold's transaction."""
+    before, this_month = await raw.fetchrow(WATERMARK)
+    if before >= this_month:
+        return
+    # Once a month, a scan of every account's daily rows since the mark: longer than a fold.
+    await raw.execute(f"SET LOCAL statement_timeout = '{SEAL_TIMEOUT_S}s'")
+    for statement in (SEAL_DELETE, SEAL_INSERT, SEAL_MARK):
+        await raw.execute(statement, before, this_month, timeout=SEAL_TIMEOUT_S + 1)
+    log.info("failure month rows built for %s..%s", before, this_month)
 
 
 async def fold(conn: AsyncConnection) -> int:

@@ -42,6 +42,7 @@ from perf_metrics.db import (
     model_prices,
     provider_5m,
     provider_hourly,
+    rollup_watermarks,
     trigger_daily,
 )
 
@@ -157,22 +158,26 @@ DAILY_DISTRIBUTIONS = (
 )
 
 # Failures: full calendar months inside the window from the month-grain rollup, the days
-# before the first and after the last full month from the day-grain one.
+# before the first and after the last full month from the day-grain one. Month rows exist
+# only for the months before the watermark (the current month until it ends: store.py), so
+# the month range stops there and the days from it on come from the daily rows.
 M_LO = bindparam("m_lo", type_=Date)
 M_HI = bindparam("m_hi", type_=Date)
+_SEALED = select(rollup_watermarks.c.failure_monthly_before).scalar_subquery()
+_M_END = func.greatest(M_LO, func.least(M_HI, _SEALED))
 _FAILURE_COUNTS = ("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
 _fd, _fm = failure_daily, failure_monthly
 _failure_rows = union_all(
     select(
         _fd.c.task_type, _fd.c.first_model, _fd.c.failure_mode, *(_fd.c[c] for c in _FAILURE_COUNTS)
-    ).where(_scoped(_fd), or_(_fd.c.day < M_LO, _fd.c.day >= M_HI)),
+    ).where(_scoped(_fd), or_(_fd.c.day < M_LO, _fd.c.day >= _M_END)),
     select(
         _fm.c.task_type, _fm.c.first_model, _fm.c.failure_mode, *(_fm.c[c] for c in _FAILURE_COUNTS)
     ).where(
         _fm.c.account_id == ACCOUNT,
         _fm.c.environment == ENVIRONMENT,
         _fm.c.month >= M_LO,
-        _fm.c.month < M_HI,
+        _fm.c.month < _M_END,
     ),
 ).subquery()
 FAILURE_TOTALS = select(
