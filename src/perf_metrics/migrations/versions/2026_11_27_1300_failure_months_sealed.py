@@ -71,7 +71,7 @@ def downgrade() -> None:
                sum(unrecoverable)
         FROM rollup_failure_daily
         WHERE day >= (SELECT failure_monthly_before FROM rollup_watermarks)
-        GROUP BY 1, 2, 3, 4, 5, 6
+        GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
         """
     )
     op.drop_table("rollup_watermarks")
