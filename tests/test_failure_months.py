@@ -5,6 +5,7 @@ daily rows."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -14,8 +15,11 @@ import pytest
 from sqlalchemy import text
 
 from perf_metrics.calls import store
+from perf_metrics.calls.maintenance import rebuild_rollups
 from perf_metrics.calls.schema import parse_ndjson_lines
 from perf_metrics.calls.store import driver_connection, store_batch, store_calls
+from perf_metrics.db import create_engine
+from perf_metrics.metrics.queries import full_months
 from tests.conftest import bearer, rollups_report
 from tests.factories import random_log
 
@@ -29,6 +33,8 @@ def app_settings(settings):
 
 
 def this_month() -> date:
+    """The month the database is in (the mark follows the database's clock, not this one's;
+    the two differ only in the instant around midnight on the 1st)."""
     return datetime.now(UTC).date().replace(day=1)
 
 
@@ -55,6 +61,24 @@ async def set_mark(engine, first: date) -> None:
         await conn.execute(
             text("UPDATE rollup_watermarks SET failure_monthly_before = :m"), {"m": first}
         )
+
+
+async def four_months_of_calls(admin_ops, engine, seed: int) -> tuple[str, str]:
+    """An account with N calls from four months back to now, folded; and its key."""
+    acct = await admin_ops.account(tier="enterprise")
+    key = (await admin_ops.key(acct))["key"]
+    start = datetime.combine(months_back(this_month(), 4), datetime.min.time(), UTC)
+    calls = random_log(random.Random(seed), [acct], N, start, datetime.now(UTC))
+    async with engine.connect() as conn:
+        await store_batch(conn, rows(calls))
+    return acct, str(key)
+
+
+async def failures_answer(client, key: str) -> dict[str, Any]:
+    response = await client.get("/v1/metrics/failures?days=90", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 async def test_month_rows_only_for_months_that_have_ended(admin_ops, engine) -> None:
@@ -109,18 +133,10 @@ async def test_the_first_fold_of_a_month_builds_the_months_that_ended(admin_ops,
 async def test_readers_take_months_past_the_mark_from_the_daily_rows(
     client, admin_ops, engine
 ) -> None:
-    acct = await admin_ops.account(tier="enterprise")
-    key = (await admin_ops.key(acct))["key"]
-    start = datetime.combine(months_back(this_month(), 4), datetime.min.time(), UTC)
-    calls = random_log(random.Random(23), [acct], N, start, datetime.now(UTC))
-    async with engine.connect() as conn:
-        await store_batch(conn, rows(calls))
+    _, key = await four_months_of_calls(admin_ops, engine, seed=23)
 
     async def failures() -> dict[str, Any]:
-        response = await client.get("/v1/metrics/failures?days=90", headers=bearer(key))
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
+        return await failures_answer(client, key)
 
     before = await failures()
     assert before["summary"]["total_failures"] > 0
@@ -132,3 +148,88 @@ async def test_readers_take_months_past_the_mark_from_the_daily_rows(
             text("DELETE FROM rollup_failure_monthly WHERE month >= :m"), {"m": mark}
         )
     assert await failures() == before
+
+
+async def test_a_mark_inside_the_windows_full_months_splits_them(client, admin_ops, engine):
+    """Full months before the mark from the month rows, after it from the daily rows; month
+    rows from the mark on (strays, as a process on the old code would write) are not read."""
+    acct, key = await four_months_of_calls(admin_ops, engine, seed=24)
+    before = await failures_answer(client, key)
+    today = datetime.now(UTC).date()
+    m_lo, m_hi = full_months(today - timedelta(days=89), today)
+    mark = (m_lo + timedelta(days=32)).replace(day=1)  # the 2nd full month
+    assert m_lo < mark < m_hi
+    await set_mark(engine, mark)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("DELETE FROM rollup_failure_monthly WHERE month >= :m"), {"m": mark}
+        )
+        # A stray month row at the mark and one this month: far too many calls to miss.
+        for month in (mark, this_month()):
+            await conn.execute(
+                text(
+                    "INSERT INTO rollup_failure_monthly VALUES"
+                    " (:a, 'live', :m, 'extraction', 'gpt-4o', 'timeout', 10000, 0, 0, 10000)"
+                ),
+                {"a": acct, "m": month},
+            )
+    assert await failures_answer(client, key) == before
+    assert (await rollups_report(engine))["ok"]  # strays are not drift: nothing reads them
+
+    # The next fold seals the months since the mark afresh: the strays go.
+    async with engine.connect() as conn:
+        await store.fold(conn)
+    daily = await month_totals(engine, "rollup_failure_daily", "day")
+    monthly = await month_totals(engine, "rollup_failure_monthly", "month")
+    assert monthly == {m: n for m, n in daily.items() if m < this_month()}
+    assert await failures_answer(client, key) == before
+
+    # Sealed again from an earlier mark: the same rows.
+    await set_mark(engine, months_back(this_month(), 4))
+    async with engine.connect() as conn:
+        await store.fold(conn)
+    assert await month_totals(engine, "rollup_failure_monthly", "month") == monthly
+    assert (await rollups_report(engine))["ok"]
+
+
+async def test_a_fold_waits_out_a_long_holder_of_the_fold_lock(settings, admin_ops) -> None:
+    """Waiting for the lock (another process folding, a month being sealed) is not a
+    statement running too long: the fold waits past the statement timeout."""
+    quick = settings.model_copy(update={"db_statement_timeout_ms": 500})
+    engine = create_engine(quick)
+    try:
+        acct = await admin_ops.account()
+        calls = random_log(random.Random(25), [acct], 50, datetime.now(UTC) - timedelta(days=1),
+                           datetime.now(UTC))  # fmt: skip
+        async with engine.connect() as holder, engine.connect() as folder:
+            await store_calls(folder, rows(calls))
+            await holder.execute(text(store.FOLD_LOCK))  # held until rollback
+            folding = asyncio.ensure_future(store.fold(folder))
+            await asyncio.sleep(1.5)  # three statement timeouts
+            assert not folding.done()
+            await holder.rollback()
+            assert await asyncio.wait_for(folding, 10) == 50
+            # And the fold's own statements are back under the short timeout.
+            await folder.execute(text("SELECT 1"))
+            timeout = await folder.scalar(text("SHOW statement_timeout"))
+            assert timeout == "500ms"
+    finally:
+        await engine.dispose()
+
+
+async def test_a_lost_mark_stops_folds_loudly_and_a_rebuild_restores_it(admin_ops, engine):
+    acct = await admin_ops.account()
+    calls = random_log(random.Random(26), [acct], 50, datetime.now(UTC) - timedelta(days=40),
+                       datetime.now(UTC))  # fmt: skip
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM rollup_watermarks"))
+    async with engine.connect() as conn:
+        await store_calls(conn, rows(calls))
+        with pytest.raises(RuntimeError, match="rollups rebuild"):
+            await store.fold(conn)
+    async with engine.begin() as conn:
+        await rebuild_rollups(conn)
+    async with engine.connect() as conn:
+        mark = await conn.scalar(text("SELECT failure_monthly_before FROM rollup_watermarks"))
+    assert mark == this_month()
+    assert (await rollups_report(engine))["ok"]

@@ -23,11 +23,17 @@ from perf_metrics.calls.store import (
     FOLD_LOCK,
     PENDING_LIST,
     ROLLUP_TABLES,
+    THIS_MONTH,
     driver_connection,
     fold_statement,
 )
 
 REBUILD_LOCK_TIMEOUT_S = 10
+MARK = "SELECT failure_monthly_before FROM rollup_watermarks"
+RESTORE_MARK = f"""
+INSERT INTO rollup_watermarks (failure_monthly_before) VALUES ({THIS_MONTH})
+ON CONFLICT (id) DO NOTHING
+"""
 
 # The rollups keyed by account; the provider ones are platform-wide.
 ACCOUNT_TABLES = tuple(t for t in ROLLUP_TABLES if not t.startswith("rollup_provider"))
@@ -60,7 +66,10 @@ async def verify_rollups(
                 f"CREATE TEMP TABLE {copy}{table} (LIKE {table} INCLUDING ALL) ON COMMIT DROP"
             )
     for table in checked:
-        await raw.execute(f"INSERT INTO v_stored_{table} SELECT * FROM {table}{where}", *args)
+        stored = f"SELECT * FROM {table}{where}"
+        if table == "rollup_failure_monthly":  # rows from the mark on are strays, never read
+            stored += (" AND" if where else " WHERE") + f" month < ({MARK})"
+        await raw.execute(f"INSERT INTO v_stored_{table} {stored}", *args)
     # Queued calls are stored but not folded yet: stored rollups + queue = the log's rollups.
     queued = await raw.fetchrow(
         fold_statement(f"SELECT {PENDING_LIST} FROM calls_pending{where}", "v_stored_"), *args
@@ -116,6 +125,8 @@ async def rebuild_rollups(conn: AsyncConnection) -> dict[str, Any]:
     await raw.execute("LOCK TABLE calls IN SHARE MODE")  # no batch commits meanwhile
     await raw.execute(FOLD_LOCK)  # and no fold
     await raw.execute("SET LOCAL lock_timeout = 0")
+    # The month mark, back if it was lost (months before it get month rows below).
+    await raw.execute(RESTORE_MARK)
     for table in (*ROLLUP_TABLES, "calls_pending"):
         await raw.execute(f"DELETE FROM {table}")
     await raw.execute("UPDATE account_data_versions SET version = version + 1, updated_at = now()")

@@ -79,12 +79,17 @@ VACUUM_TIMEOUT_S = 60  # a queue bloated before this existed takes longer than a
 
 # One fold at a time, platform-wide (the provider rollups have no account dimension).
 FOLD_LOCK = "SELECT pg_advisory_xact_lock(7233510)"
+FOLD_LOCK_WAIT_S = 60
+FOLD_LOCK_WAITING = (
+    f"SET LOCAL statement_timeout = '{FOLD_LOCK_WAIT_S}s'; {FOLD_LOCK};"
+    " SET LOCAL statement_timeout TO DEFAULT"
+)
 # rollup_failure_monthly holds the months before `failure_monthly_before`, whole (migration
 # 0006): live traffic's month has as many month rows as day rows, and upserting both was a
 # fifth of a fold. The mark moves when a month ends (`seal_ended_months`).
 THIS_MONTH = "date_trunc('month', now() AT TIME ZONE 'UTC')::date"
 WATERMARK = f"SELECT failure_monthly_before, {THIS_MONTH} FROM rollup_watermarks FOR UPDATE"
-SEAL_DELETE = "DELETE FROM rollup_failure_monthly WHERE month >= $1 AND month < $2"
+SEAL_DELETE = "DELETE FROM rollup_failure_monthly WHERE month >= $1"
 SEAL_INSERT = """
 INSERT INTO rollup_failure_monthly
   (account_id, environment, month, task_type, first_model, failure_mode, calls,
@@ -447,7 +452,9 @@ async def _retrying(conn: AsyncConnection, work: Any) -> Any:
 async def _fold_once(conn: AsyncConnection) -> int:
     await conn.execute(BEGIN_WRITE)
     raw = await driver_connection(conn)
-    await raw.execute(FOLD_LOCK)
+    # Waiting for the lock counts against the statement timeout: a fold waits out another
+    # process's (or a month's sealing, seconds) rather than fail.
+    await raw.execute(FOLD_LOCK_WAITING, timeout=FOLD_LOCK_WAIT_S + 1)
     await seal_ended_months(raw)
     folded: int = await raw.fetchval(FOLD)
     return folded
@@ -457,13 +464,22 @@ async def seal_ended_months(raw: Any) -> None:
     """The first fold of a month builds the month rows of the months that have ended since the
     mark, from their daily rows, and moves the mark: from then on folds upsert those months'
     rows as the daily ones. Runs under FOLD_LOCK, in the fold's transaction."""
-    before, this_month = await raw.fetchrow(WATERMARK)
+    mark = await raw.fetchrow(WATERMARK)
+    if mark is None:
+        raise RuntimeError(
+            "rollup_watermarks has lost its row: `perf-metrics rollups rebuild` restores it"
+        )
+    before, this_month = mark
     if before >= this_month:
         return
     # Once a month, a scan of every account's daily rows since the mark: longer than a fold.
     await raw.execute(f"SET LOCAL statement_timeout = '{SEAL_TIMEOUT_S}s'")
-    for statement in (SEAL_DELETE, SEAL_INSERT, SEAL_MARK):
-        await raw.execute(statement, before, this_month, timeout=SEAL_TIMEOUT_S + 1)
+    # Month rows from the mark on can only be strays (of a process still running the code
+    # before migration 0006): they go, and the ended months are built afresh.
+    await raw.execute(SEAL_DELETE, before, timeout=SEAL_TIMEOUT_S + 1)
+    await raw.execute(SEAL_INSERT, before, this_month, timeout=SEAL_TIMEOUT_S + 1)
+    await raw.execute(SEAL_MARK, before, this_month)
+    await raw.execute("SET LOCAL statement_timeout TO DEFAULT")  # the fold's own, again
     log.info("failure month rows built for %s..%s", before, this_month)
 
 
