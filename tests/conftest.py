@@ -10,19 +10,32 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from perf_metrics import accounts as admin
 from perf_metrics.app import create_app
 from perf_metrics.calls.maintenance import verify_rollups
+from perf_metrics.calls.schema import parse_ndjson_lines
+from perf_metrics.calls.store import fold, store_calls
 from perf_metrics.db import create_engine
+from perf_metrics.metrics import schemas
 from perf_metrics.migrate import upgrade
 from perf_metrics.settings import Settings
 from tests.pg import scratch_database
 
+# The published response model of each metrics endpoint.
+RESPONSE_SCHEMAS = {
+    "overview": schemas.OverviewResponse,
+    "customer": schemas.CustomerResponse,
+    "performance": schemas.PerformanceResponse,
+    "failures": schemas.FailuresResponse,
+    "providers": schemas.ProvidersResponse,
+    "daily": schemas.DailyResponse,
+}
 KEEP_TABLES = {"alembic_version", "model_prices", "rollup_watermarks"}
 
 
@@ -119,6 +132,17 @@ class Admin:
 @pytest.fixture
 def admin_ops(engine: AsyncEngine) -> Admin:
     return Admin(engine)
+
+
+async def store_records(
+    conn: AsyncConnection, records: list[dict[str, Any]], *, folded: bool = True
+) -> int:
+    """Store call records through the ingest path's validation and write path (as
+    `perf-metrics ingest` does), then fold them unless `folded=False` (left queued)."""
+    inserted = await store_calls(conn, parse_ndjson_lines([orjson.dumps(r) for r in records]))
+    if folded:
+        await fold(conn)
+    return inserted
 
 
 async def rollups_report(engine: AsyncEngine, account_id: str | None = None) -> dict[str, Any]:

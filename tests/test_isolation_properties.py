@@ -28,9 +28,9 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from tests import reference
-from tests.conftest import bearer
+from tests.conftest import RESPONSE_SCHEMAS, bearer
 from tests.factories import MODELS, TASKS, as_reference, iso, random_call
-from tests.test_metrics_reference import SCHEMAS, assert_percentiles_close
+from tests.test_metrics_reference import assert_percentiles_close
 
 NOW = datetime(2026, 3, 2, 13, 47, 12, tzinfo=UTC)
 TODAY = NOW.date()
@@ -229,7 +229,7 @@ class Platform:
         """Every endpoint, for both of an account's keys."""
         out = {}
         for env in ENVIRONMENTS:
-            for endpoint in SCHEMAS:
+            for endpoint in RESPONSE_SCHEMAS:
                 response = await self.client.get(
                     f"/v1/metrics/{endpoint}",
                     params=query.params(endpoint),
@@ -237,7 +237,7 @@ class Platform:
                 )
                 assert response.status_code == 200, (endpoint, env, response.text)
                 body = response.json()
-                SCHEMAS[endpoint].model_validate(body)
+                RESPONSE_SCHEMAS[endpoint].model_validate(body)
                 out[env, endpoint] = body
         return out
 
@@ -377,7 +377,7 @@ async def test_a_key_never_sees_the_other_environment(
     await platform.ingest(log)
     other = "live" if env == "test" else "test"
     answers = await platform.answers(keys, query)
-    for endpoint in SCHEMAS:
+    for endpoint in RESPONSE_SCHEMAS:
         if endpoint != "providers":  # the same as an account without any call
             wanted = expected(endpoint, [], account, DEFAULT_SETTINGS, query)
             assert_matches_reference(answers[other, endpoint], wanted, endpoint, other)

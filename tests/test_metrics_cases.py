@@ -19,22 +19,13 @@ from typing import Any
 import httpx
 import pytest
 
-from perf_metrics.metrics import schemas
-from tests.conftest import assert_envelope, bearer
+from tests.conftest import RESPONSE_SCHEMAS, assert_envelope, bearer
 
 ACCT_A = "acct_cases_a"
 ACCT_B = "acct_cases_b"
 _ids = itertools.count(1)
 
-SCHEMAS = {
-    "overview": schemas.OverviewResponse,
-    "customer": schemas.CustomerResponse,
-    "performance": schemas.PerformanceResponse,
-    "failures": schemas.FailuresResponse,
-    "providers": schemas.ProvidersResponse,
-    "daily": schemas.DailyResponse,
-}
-ENDPOINTS = tuple(SCHEMAS)
+ENDPOINTS = tuple(RESPONSE_SCHEMAS)
 DAY_ENDPOINTS = ("overview", "customer", "performance", "failures", "daily")
 
 
@@ -140,7 +131,7 @@ async def get(client: httpx.AsyncClient, key: str, endpoint: str, **params: Any)
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "private, max-age=60"
     body = response.json()
-    SCHEMAS[endpoint].model_validate(body)
+    RESPONSE_SCHEMAS[endpoint].model_validate(body)
     return body
 
 
@@ -1594,7 +1585,7 @@ async def test_parameters_at_their_limits_are_accepted(client, app, world, endpo
     set_clock(app, at(2024, 3, 10, 12, 0))
     response = await client.get(f"/v1/metrics/{endpoint}?{query}", headers=bearer(world.a_live))
     assert response.status_code == 200, response.text
-    SCHEMAS[endpoint].model_validate(response.json())
+    RESPONSE_SCHEMAS[endpoint].model_validate(response.json())
 
 
 async def test_effective_windows_echo_the_parameters(client, app, world) -> None:

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from perf_metrics.metrics import schemas
 from tests import reference
-from tests.conftest import bearer
+from tests.conftest import RESPONSE_SCHEMAS, bearer
 from tests.factories import as_reference, random_log
 
 NOW = datetime(2026, 3, 2, 13, 47, 12, tzinfo=UTC)
@@ -20,14 +19,6 @@ SETTINGS = {
     "latency_sensitivity": 0.5,
     "preferred_models": [],
     "task_overrides": {},
-}
-SCHEMAS = {
-    "overview": schemas.OverviewResponse,
-    "customer": schemas.CustomerResponse,
-    "performance": schemas.PerformanceResponse,
-    "failures": schemas.FailuresResponse,
-    "providers": schemas.ProvidersResponse,
-    "daily": schemas.DailyResponse,
 }
 
 
@@ -96,7 +87,7 @@ async def get(client, key: str, endpoint: str, **params: Any) -> dict[str, Any]:
     response = await client.get(f"/v1/metrics/{endpoint}", params=params, headers=bearer(key))
     assert response.status_code == 200, response.text
     body = response.json()
-    SCHEMAS[endpoint].model_validate(body)
+    RESPONSE_SCHEMAS[endpoint].model_validate(body)
     return body
 
 

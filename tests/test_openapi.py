@@ -6,18 +6,9 @@ import pytest
 from pydantic import BaseModel
 
 from perf_metrics.app import create_app
-from perf_metrics.metrics import schemas
 from perf_metrics.metrics.examples import EXAMPLES
 from perf_metrics.settings import Settings
-
-ENDPOINTS = {
-    "overview": schemas.OverviewResponse,
-    "customer": schemas.CustomerResponse,
-    "performance": schemas.PerformanceResponse,
-    "failures": schemas.FailuresResponse,
-    "providers": schemas.ProvidersResponse,
-    "daily": schemas.DailyResponse,
-}
+from tests.conftest import RESPONSE_SCHEMAS
 
 
 def _models(model: type[BaseModel], seen: set[type[BaseModel]]) -> set[type[BaseModel]]:
@@ -32,11 +23,11 @@ def _models(model: type[BaseModel], seen: set[type[BaseModel]]) -> set[type[Base
     return seen
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("endpoint", RESPONSE_SCHEMAS)
 def test_every_field_has_a_description(endpoint: str) -> None:
     undocumented = [
         f"{model.__name__}.{name}"
-        for model in _models(ENDPOINTS[endpoint], set())
+        for model in _models(RESPONSE_SCHEMAS[endpoint], set())
         for name, field in model.model_fields.items()
         if not field.description
         and not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel))
@@ -44,12 +35,12 @@ def test_every_field_has_a_description(endpoint: str) -> None:
     assert undocumented == []
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("endpoint", RESPONSE_SCHEMAS)
 def test_each_endpoint_shows_the_published_example(endpoint: str) -> None:
-    ENDPOINTS[endpoint].model_validate(EXAMPLES[endpoint])  # the published shape is ours
+    RESPONSE_SCHEMAS[endpoint].model_validate(EXAMPLES[endpoint])  # the published shape is ours
     schema = create_app(Settings()).openapi()
     ok = schema["paths"][f"/v1/metrics/{endpoint}"]["get"]["responses"]["200"]
     assert ok["content"]["application/json"]["example"] == EXAMPLES[endpoint]
     assert ok["content"]["application/json"]["schema"]["$ref"].endswith(
-        ENDPOINTS[endpoint].__name__
+        RESPONSE_SCHEMAS[endpoint].__name__
     )

@@ -16,17 +16,12 @@ import orjson
 from sqlalchemy import text
 
 from perf_metrics.calls.maintenance import rebuild_rollups
-from perf_metrics.calls.schema import parse_ndjson_lines
-from perf_metrics.calls.store import ROLLUP_TABLES, store_batch, store_calls
-from tests.conftest import rollups_report
+from perf_metrics.calls.store import ROLLUP_TABLES
+from tests.conftest import rollups_report, store_records
 from tests.factories import random_log
 
 N = 300
 VERSIONS = text("SELECT account_id, environment, version FROM account_data_versions")
-
-
-def rows(calls: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return parse_ndjson_lines([orjson.dumps(c) for c in calls])
 
 
 def by_table(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -46,9 +41,9 @@ async def two_accounts_one_batch_queued(admin_ops, engine) -> tuple[str, str]:
     start = datetime(2026, 9, 25, tzinfo=UTC)
     log = random_log(random.Random(11), [a, b], 3 * N, start, start + timedelta(days=10))
     async with engine.connect() as conn:
-        await store_batch(conn, rows(log[:N]))
-        await store_batch(conn, rows(log[N : 2 * N]))
-        await store_calls(conn, rows(log[2 * N :]))  # queued only
+        await store_records(conn, log[:N])
+        await store_records(conn, log[N : 2 * N])
+        await store_records(conn, log[2 * N :], folded=False)  # queued only
     return a, b
 
 

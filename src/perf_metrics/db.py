@@ -163,15 +163,14 @@ model_daily = _account_day(
     Column("cost_usd", Numeric),
     Column("quality_sum", Numeric),
 )
+# The failure rollups' counts, day and month grain alike.
+FAILURE_COUNTS = ("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
 failure_daily = _account_day(
     "rollup_failure_daily",
     Column("task_type", Text, primary_key=True),
     Column("first_model", Text, primary_key=True),
     Column("failure_mode", Text, primary_key=True),  # '' for calls without a failure
-    *(
-        Column(n, BigInteger)
-        for n in ("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
-    ),
+    *(Column(n, BigInteger) for n in FAILURE_COUNTS),
 )
 # The same at month grain (the 1st of each UTC month): full months inside long windows.
 failure_monthly = Table(
@@ -183,10 +182,7 @@ failure_monthly = Table(
     Column("task_type", Text, primary_key=True),
     Column("first_model", Text, primary_key=True),
     Column("failure_mode", Text, primary_key=True),
-    *(
-        Column(n, BigInteger)
-        for n in ("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
-    ),
+    *(Column(n, BigInteger) for n in FAILURE_COUNTS),
 )
 # One row: rollup_failure_monthly holds the months before this 1st of a month (migration 0006).
 rollup_watermarks = Table(

@@ -7,10 +7,11 @@ stored and queued at once, or not at all. A duplicate or a rejected batch never 
 
 `fold` empties the queue into every rollup in one transaction (DELETE ... RETURNING feeds the
 upserts, so each queued call is counted exactly once), one fold at a time under an advisory
-lock. `store_batch` folds right after its commit, so a batch is in every metric by the time it
-is acknowledged; concurrent batches share folds instead of queueing on each other's rollup row
-locks, and a fold of several batches upserts each account-day row once. A queue left behind by
-a crash is folded by the service's background folder within seconds (SPEC §7: 5 s).
+lock. Each process folds through its `Folder` (the service's background folder, requests that
+wait for their fold, the CLI's pipeline): batches store in parallel instead of queueing on each
+other's rollup row locks, and a fold of several batches upserts each account-day row once. A
+queue left behind by a crash is folded by the service's background folder within seconds
+(SPEC §7: 5 s).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ FOLD_LOCK_WAITING = (
 # 0006): live traffic's month has as many month rows as day rows, and upserting both was a
 # fifth of a fold. The mark moves when a month ends (`seal_ended_months`).
 THIS_MONTH = "date_trunc('month', now() AT TIME ZONE 'UTC')::date"
-WATERMARK = f"SELECT failure_monthly_before, {THIS_MONTH} FROM rollup_watermarks FOR UPDATE"
+WATERMARK = f"SELECT failure_monthly_before, {THIS_MONTH} FROM rollup_watermarks"
 SEAL_DELETE = "DELETE FROM rollup_failure_monthly WHERE month >= $1"
 SEAL_INSERT = """
 INSERT INTO rollup_failure_monthly
@@ -371,8 +372,7 @@ SELECT (SELECT count(*) FROM taken) AS folded,
        (SELECT count(*) FROM r_account) + (SELECT count(*) FROM r_model)
        + (SELECT count(*) FROM r_failure) + (SELECT count(*) FROM r_failure_month)
        + (SELECT count(*) FROM r_trigger)
-       + (SELECT count(*) FROM r_p5) + (SELECT count(*) FROM r_ph) AS rollup_rows,
-       (SELECT count(*) FROM r_version) AS versions
+       + (SELECT count(*) FROM r_p5) + (SELECT count(*) FROM r_ph) AS rollup_rows
 """
 
 
@@ -504,15 +504,6 @@ async def store_calls(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) ->
     The connection must not be inside a transaction with other pending work: this commits.
     """
     inserted: int = await _retrying(conn, lambda c: insert_calls(c, rows))
-    return inserted
-
-
-async def store_batch(conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> int:
-    """`store_calls`, then fold: the batch is in every metric when this returns (unless the
-    database failed the fold: see `leave_queued_if_unavailable`)."""
-    inserted = await store_calls(conn, rows)
-    if rows:  # a batch of duplicates too: it may be the retry of one whose fold never ran
-        await leave_queued_if_unavailable(fold(conn))
     return inserted
 
 

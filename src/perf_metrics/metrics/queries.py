@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import NullType
 
 from perf_metrics.db import (
+    FAILURE_COUNTS,
     account_daily,
     accounts,
     failure_daily,
@@ -165,14 +166,13 @@ M_LO = bindparam("m_lo", type_=Date)
 M_HI = bindparam("m_hi", type_=Date)
 _SEALED = select(rollup_watermarks.c.failure_monthly_before).scalar_subquery()
 _M_END = func.greatest(M_LO, func.least(M_HI, _SEALED))
-_FAILURE_COUNTS = ("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
 _fd, _fm = failure_daily, failure_monthly
 _failure_rows = union_all(
     select(
-        _fd.c.task_type, _fd.c.first_model, _fd.c.failure_mode, *(_fd.c[c] for c in _FAILURE_COUNTS)
+        _fd.c.task_type, _fd.c.first_model, _fd.c.failure_mode, *(_fd.c[c] for c in FAILURE_COUNTS)
     ).where(_scoped(_fd), or_(_fd.c.day < M_LO, _fd.c.day >= _M_END)),
     select(
-        _fm.c.task_type, _fm.c.first_model, _fm.c.failure_mode, *(_fm.c[c] for c in _FAILURE_COUNTS)
+        _fm.c.task_type, _fm.c.first_model, _fm.c.failure_mode, *(_fm.c[c] for c in FAILURE_COUNTS)
     ).where(
         _fm.c.account_id == ACCOUNT,
         _fm.c.environment == ENVIRONMENT,
@@ -184,7 +184,7 @@ FAILURE_TOTALS = select(
     _failure_rows.c.task_type,
     _failure_rows.c.first_model,
     _failure_rows.c.failure_mode,
-    *(_count_sum(_failure_rows.c[c]).label(c) for c in _FAILURE_COUNTS),
+    *(_count_sum(_failure_rows.c[c]).label(c) for c in FAILURE_COUNTS),
 ).group_by(_failure_rows.c.task_type, _failure_rows.c.first_model, _failure_rows.c.failure_mode)
 
 
