@@ -11,6 +11,7 @@ import json
 import re
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -367,3 +368,38 @@ def test_rejects_bad_arguments(accounts: list[AccountSpec]) -> None:
         generate_calls([], days=1, calls=10, seed=1, end=END)
     with pytest.raises(ValueError):
         plan_accounts(0, 1)
+
+
+def _savings_vs_gpt4o(records: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """Per account, SPEC §5's savings_percentage: 100 x (cost at gpt-4o's list prices - cost) /
+    cost at gpt-4o's list prices, from the records and gpt-4o's $2.50 / $10.00 per M tokens."""
+    cost: Counter[str] = Counter()
+    if_gpt4o: Counter[str] = Counter()
+    for r in records:
+        cost[r["account_id"]] += Decimal(repr(r["cost_usd"]))
+        if_gpt4o[r["account_id"]] += (
+            Decimal(r["input_tokens"]) * Decimal("2.50") + Decimal(r["output_tokens"]) * 10
+        ) / 1_000_000
+    return {a: float(100 * (if_gpt4o[a] - cost[a]) / if_gpt4o[a]) for a in cost}
+
+
+def test_a_router_saves_most_accounts_40_to_80_percent_against_gpt4o() -> None:
+    """What a router is for: most accounts spend far less than all-gpt-4o would cost, with
+    expensive models kept for the tasks that need them; a few save little or lose."""
+    accounts = plan_accounts(150, seed=11)
+    calls = generate_calls(accounts, days=30, calls=150_000, seed=11, end=END)
+    savings = _savings_vs_gpt4o(r for chunk in calls for r in chunk)
+    assert len(savings) == 150
+    within = [p for p in savings.values() if 40 <= p <= 80]
+    assert len(within) >= 0.75 * len(savings)
+    assert 45 <= statistics.median(savings.values()) <= 75
+    assert min(savings.values()) < 40  # not every account is a success story
+
+
+def test_the_demo_account_saves_against_gpt4o() -> None:
+    from perf_metrics.demo import DEMO_ACCOUNTS, DEMO_DAYS, DEMO_SEED
+
+    accounts = plan_accounts(DEMO_ACCOUNTS, seed=DEMO_SEED)
+    calls = generate_calls(accounts, days=DEMO_DAYS, calls=60_000, seed=DEMO_SEED, end=END)
+    savings = _savings_vs_gpt4o(r for chunk in calls for r in chunk)
+    assert 40 <= savings["acct_demo_000"] <= 80

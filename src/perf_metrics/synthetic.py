@@ -123,37 +123,42 @@ _MODEL_MIX: dict[str, dict[str, float]] = {
         "claude-haiku-4-5": 0.22,
         "gpt-4o-mini": 0.22,
         "gemini-2.5-flash": 0.20,
-        "claude-sonnet-4-5": 0.12,
-        "gpt-4o": 0.12,
-        "gemini-2.5-pro": 0.06,
-        "mistral-large": 0.06,
+        "gpt-4.1-mini": 0.10,
+        "claude-sonnet-4-5": 0.05,
+        "gpt-4o": 0.05,
+        "gemini-2.5-pro": 0.04,
+        "mistral-large": 0.04,
     },
     "reasoning": {
-        "claude-sonnet-4-5": 0.30,
-        "gpt-4o": 0.20,
-        "gemini-2.5-pro": 0.20,
-        "o4-mini": 0.20,
-        "claude-opus-4-1": 0.07,
-        "gpt-4.1": 0.03,
+        "o4-mini": 0.32,
+        "gemini-2.5-pro": 0.22,
+        "claude-sonnet-4-5": 0.16,
+        "gpt-4.1-mini": 0.12,
+        "gemini-2.5-flash": 0.08,
+        "gpt-4o": 0.06,
+        "gpt-4.1": 0.02,
+        "claude-opus-4-1": 0.01,
     },
     "code": {
-        "claude-sonnet-4-5": 0.40,
-        "gpt-4.1": 0.22,
-        "gemini-2.5-pro": 0.12,
-        "gpt-4o": 0.10,
-        "o4-mini": 0.08,
-        "claude-opus-4-1": 0.05,
-        "gpt-4.1-mini": 0.03,
+        "gpt-4.1-mini": 0.24,
+        "claude-sonnet-4-5": 0.16,
+        "gpt-4.1": 0.16,
+        "o4-mini": 0.14,
+        "gemini-2.5-pro": 0.10,
+        "claude-haiku-4-5": 0.10,
+        "gpt-4o": 0.04,
+        "claude-opus-4-1": 0.01,
     },
     "writing": {
-        "claude-sonnet-4-5": 0.30,
-        "gpt-4o": 0.25,
-        "claude-haiku-4-5": 0.10,
-        "gemini-2.5-pro": 0.10,
-        "gpt-4.1": 0.08,
-        "mistral-large": 0.07,
-        "claude-opus-4-1": 0.05,
-        "gpt-4o-mini": 0.05,
+        "claude-haiku-4-5": 0.22,
+        "gpt-4o-mini": 0.18,
+        "gemini-2.5-flash": 0.18,
+        "claude-sonnet-4-5": 0.10,
+        "gpt-4.1-mini": 0.10,
+        "gpt-4o": 0.08,
+        "gemini-2.5-pro": 0.06,
+        "mistral-large": 0.05,
+        "claude-opus-4-1": 0.01,
     },
 }
 _BASE_LOGIT = np.full((len(TASK_TYPES), _M), -np.inf)
@@ -545,7 +550,7 @@ class _Plan:
         self.key_obj = np.full((a, 2, 4), None, dtype=object)
         self.user_pool = np.zeros(a, dtype=np.int64)
         metas: list[list[dict[str, str]]] = []
-        tier_tilt = {"enterprise": 0.5, "pro": 0.0, "free": -0.5}
+        tier_tilt = {"enterprise": 0.1, "pro": 0.0, "free": -0.2}
         tier_ceiling = {"enterprise": 0.2, "pro": 0.35, "free": 0.5}
         for i, acct in enumerate(accounts):
             # Per-account traits depend on the account id and seed, not on the other accounts.
@@ -666,7 +671,7 @@ def _block(plan: _Plan, b: int) -> list[dict[str, Any]]:
 
     # The router's first choice, then tokens, then the cost ceiling.
     logits = plan.model_logit[acct, task] + rng.gumbel(size=(n, _M))
-    logits += (plan.tilt[acct] + 1.2 * (cplx - 0.5))[:, None] * _STRENGTH[None, :]
+    logits += (plan.tilt[acct] + 0.8 * (cplx - 0.5))[:, None] * _STRENGTH[None, :]
     first = np.argmax(logits, axis=1)
     z_in, z_out = rng.standard_normal((2, n))
     inp = _IN_MED[task] * np.exp(_IN_SIG[task] * z_in + 0.6 * (cplx - 0.5))
