@@ -125,3 +125,27 @@ def test_unreachable_database_is_a_clear_message(cli) -> None:
     assert proc.returncode == 2
     assert "cannot reach the database at 127.0.0.1:1/nothing" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_demo_without_its_extra_says_what_to_install(tmp_path) -> None:
+    """`pip install -e .` (no [demo] extra) then `perf-metrics demo`: one clear line, no
+    traceback, nothing started or created."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["PERF_METRICS_HOME"] = str(tmp_path / "home")
+    # As if pgserver were not installed: a None entry makes every import of it fail.
+    program = (
+        "import sys; sys.modules['pgserver'] = None\n"
+        "from perf_metrics.cli import main\n"
+        "sys.exit(main(['demo']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: perf-metrics demo needs its embedded Postgres")
+    assert "pip install 'perf-metrics[demo]'" in lines[0]
+    assert "DATABASE_URL" in lines[0]
+    assert not (tmp_path / "home").exists()

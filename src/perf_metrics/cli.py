@@ -295,9 +295,12 @@ def cmd_rollups_rebuild(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
-    from perf_metrics.demo import run_demo
+    from perf_metrics.demo import DemoUnavailable, run_demo
 
-    run_demo(args.host, args.port)
+    try:
+        run_demo(args.host, args.port)
+    except DemoUnavailable as exc:
+        raise CliError(str(exc)) from None
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:

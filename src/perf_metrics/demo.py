@@ -39,9 +39,24 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+MISSING_PGSERVER = (
+    "perf-metrics demo needs its embedded Postgres, which is an optional extra: "
+    "pip install 'perf-metrics[demo]' (or set DATABASE_URL to a Postgres of your own)"
+)
+
+
+class DemoUnavailable(Exception):
+    """The demo cannot start here; the message says what to install or set."""
+
+
 @contextmanager
 def embedded_postgres(home: Path) -> Iterator[str]:
-    import pgserver
+    try:
+        import pgserver
+    except ImportError:
+        # pgserver is an extra: the service never needs it, and it has no wheel for every
+        # platform (none for arm64 Linux), so the base install and the image go without it.
+        raise DemoUnavailable(MISSING_PGSERVER) from None
 
     home.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(home / "pgdata", cleanup_mode="stop")  # type: ignore[attr-defined]
@@ -98,7 +113,7 @@ def banner(key: str, host: str, port: int) -> str:
         "",
         *(f'curl -s "{base}/v1/metrics/{e}" -H "Authorization: Bearer {key}"' for e in ENDPOINTS),
         "",
-        f"API docs: {base}/docs",
+        f"API docs (work offline): {base}/docs and {base}/redoc",
         "",
     ]
     return "\n".join(lines)
