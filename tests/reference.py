@@ -392,6 +392,7 @@ def performance(
         if optimal is not None and optimal != current:
             cur, rec = models[current], models[optimal]
             savings = max(Fraction(0), (avg_cost(cur) - avg_cost(rec)) * len(cur))
+            cost_change = (avg_cost(rec) - avg_cost(cur)) * len(cur)
             q_cur, q_rec = mean_quality(cur), mean_quality(rec)
             improvement = None if q_cur is None or q_rec is None else q_rec - q_cur
             recommendations.append(
@@ -403,6 +404,7 @@ def performance(
                         "current_model": current,
                         "recommended_model": optimal,
                         "potential_savings_usd": rnd(savings, 2),
+                        "cost_change_usd": rnd(cost_change, 2),
                         "quality_improvement": rnd(improvement, 3),
                     },
                 )

@@ -565,10 +565,10 @@ async def test_optimal_model_rules_reasons_and_recommendations(client, app, worl
             "Not enough scored calls: a model needs at least 20 calls with a quality score"
         ),
     }
-    # extraction: current a (30 calls) -> b: savings (0.002 - 0.001) x 30 = 0.03,
-    #   quality 0.88 - 0.90 = -0.02.
-    # summarization: current m (25) -> n: savings max(0, (0.001 - 0.003) x 25) = 0,
-    #   quality 0.90 - 0.70 = +0.2.
+    # extraction: current a (30 calls) -> b: savings (0.002 - 0.001) x 30 = 0.03, cost change
+    #   (0.001 - 0.002) x 30 = -0.03, quality 0.88 - 0.90 = -0.02.
+    # summarization: current m (25) -> n: savings max(0, (0.001 - 0.003) x 25) = 0, cost
+    #   change (0.003 - 0.001) x 25 = +0.05 (better quality costs more), quality +0.2.
     # code: current v (20 each, first by name) -> w: savings max(0, 0 x 20) = 0,
     #   quality 0.80 - 0.79 = +0.01.
     # reasoning: current q (20 each, by name) = optimal: no recommendation.
@@ -579,6 +579,7 @@ async def test_optimal_model_rules_reasons_and_recommendations(client, app, worl
             "current_model": "model-a",
             "recommended_model": "model-b",
             "potential_savings_usd": 0.03,
+            "cost_change_usd": -0.03,
             "quality_improvement": -0.02,
         },
         {
@@ -586,6 +587,7 @@ async def test_optimal_model_rules_reasons_and_recommendations(client, app, worl
             "current_model": "model-v",
             "recommended_model": "model-w",
             "potential_savings_usd": 0.0,
+            "cost_change_usd": 0.0,
             "quality_improvement": 0.01,
         },
         {
@@ -593,6 +595,7 @@ async def test_optimal_model_rules_reasons_and_recommendations(client, app, worl
             "current_model": "model-m",
             "recommended_model": "model-n",
             "potential_savings_usd": 0.0,
+            "cost_change_usd": 0.05,
             "quality_improvement": 0.2,
         },
     ]

@@ -397,6 +397,7 @@ def test_optimal_model_rules_and_recommendation() -> None:
             "current_model": "model-a",
             "recommended_model": "model-b",
             "potential_savings_usd": 0.03,
+            "cost_change_usd": -0.03,
             "quality_improvement": -0.02,
         }
     ]

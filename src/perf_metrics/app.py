@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
-from perf_metrics import __version__, account_routes, health, observability
+from perf_metrics import __version__, account_routes, apidocs, health, observability
 from perf_metrics.calls import router as calls_router
 from perf_metrics.calls.store import Folder, fold_continuously
 from perf_metrics.db import create_engine
 from perf_metrics.errors import RequestIdMiddleware, install_error_handlers
+from perf_metrics.head_requests import HeadAsGetMiddleware
 from perf_metrics.metrics import router as metrics_router
 from perf_metrics.metrics.cache import ResponseCache
 from perf_metrics.metrics.service import HistogramCache
@@ -26,7 +28,37 @@ API_DESCRIPTION = """
 The Metrics API of the Perf LLM router: cost, latency, reliability and routing quality of
 every call your account made. Authenticate with `Authorization: Bearer pk_live_...`.
 Every error has the shape `{"error": {"type", "code", "message", "param", "request_id"}}`.
+
+Fields that can be `null` say when in their description: an average or a rate over zero calls
+is `null` (a window with no calls answers 200 with counts and money at 0 and rates at `null`),
+as is a mean over a field no call in the window had (`quality_score`, `complexity_score`,
+`message_count`). `HEAD` works wherever `GET` does.
 """
+
+TAGS = [
+    {
+        "name": "metrics",
+        "description": "The six read-only answers about the account's calls (customer keys, "
+        "per-tier rate limits, ETags).",
+    },
+    {"name": "account", "description": "Which account, environment and limit a key has."},
+    {
+        "name": "ingest",
+        "description": "How the router writes the call log (ingest keys, sk_ingest_...).",
+    },
+    {"name": "health", "description": "Liveness and readiness probes; no key needed."},
+    {
+        "name": "operations",
+        "description": "Prometheus metrics for the operator; no key needed, keep it private.",
+    },
+]
+# Relative: the document describes the server that serves it, wherever it is deployed.
+SERVERS = [{"url": "/", "description": "The server that serves this document"}]
+
+
+def operation_id(route: APIRoute) -> str:
+    """The route function's name (`get_overview`): what generated clients name the method."""
+    return route.name
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,10 +86,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        openapi_tags=TAGS,
+        servers=SERVERS,
+        generate_unique_id_function=operation_id,
+        docs_url=None,  # served offline by apidocs
+        redoc_url=None,
+        # /v1/metrics/overview/ is a 404 naming the right path, not a redirect to an http://
+        # URL that breaks behind a TLS proxy (errors.py).
+        redirect_slashes=False,
     )
     app.state.settings = settings
     install_error_handlers(app)
-    # Outermost first: the access log sees the final status and the request id.
+    # Innermost first: the access log (outermost) sees the final status and the request id.
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(AccessLogMiddleware)
     app.include_router(health.router)
@@ -65,13 +106,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(account_routes.router)
     app.include_router(calls_router.router)
     app.include_router(metrics_router.router)
+    apidocs.install(app)
     _document_bearer_auth(app)
     return app
 
 
 def _document_bearer_auth(app: FastAPI) -> None:
-    """Declare the bearer scheme in the OpenAPI schema for every /v1 route (auth itself is the
-    ApiKey dependencies; this only tells clients and generators how to send the key)."""
+    """Declare the bearer scheme in the OpenAPI schema for every /v1 route, and `security: []`
+    on the others (auth itself is the ApiKey dependencies; this only tells clients and
+    generators how to send the key)."""
     from fastapi.openapi.utils import get_openapi
 
     def openapi() -> dict[str, Any]:
@@ -81,6 +124,8 @@ def _document_bearer_auth(app: FastAPI) -> None:
                 version=app.version,
                 description=app.description,
                 routes=app.routes,
+                tags=app.openapi_tags,
+                servers=app.servers,
             )
             schema.setdefault("components", {})["securitySchemes"] = {
                 "bearerAuth": {
@@ -90,9 +135,9 @@ def _document_bearer_auth(app: FastAPI) -> None:
                 }
             }
             for path, operations in schema["paths"].items():
-                if path.startswith("/v1/"):
-                    for operation in operations.values():
-                        operation["security"] = [{"bearerAuth": []}]
+                needs_key = path.startswith("/v1/")
+                for operation in operations.values():
+                    operation["security"] = [{"bearerAuth": []}] if needs_key else []
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -228,12 +228,30 @@ async def _ingest_key(
 async def _metrics_key(
     request: Request, principal: Annotated[Principal, Depends(_customer_key)]
 ) -> Principal:
-    """A customer key, counted against its account's per-tier budget (shared by its keys)."""
+    """A customer key, counted against its account's per-tier budget (shared by its keys).
+    A conditional request spends the budget of conditional requests now and the tier's later,
+    unless the route answers 304 (`charge_metrics_request`)."""
     assert principal.account_id is not None
-    await limiter_of(request).enforce(
-        request, f"acct:{principal.account_id}", principal.rate_limit_per_minute or 0
-    )
+    limit = principal.rate_limit_per_minute or 0
+    limiter = limiter_of(request)
+    if request.headers.get("if-none-match"):
+        await limiter.enforce_conditional(request, principal.account_id, limit)
+        request.state.deferred_metrics_charge = (principal.account_id, limit)
+    else:
+        await limiter.enforce_metrics(request, principal.account_id, limit)
     return principal
+
+
+async def charge_metrics_request(request: Request, *, not_modified: bool) -> None:
+    """The tier's charge `_metrics_key` left to the route, if it left one: none for a 304."""
+    deferred: tuple[str, int] | None = getattr(request.state, "deferred_metrics_charge", None)
+    if deferred is None:
+        return
+    limiter = limiter_of(request)
+    if not_modified:
+        await limiter.show_tier_budget(request, *deferred)
+    else:
+        await limiter.enforce_metrics(request, *deferred)
 
 
 CustomerKeyDep = Annotated[Principal, Depends(_customer_key)]

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("perf_metrics.errors")
@@ -125,17 +126,22 @@ class ErrorResponse(BaseModel):
             "rate_limit_exceeded, internal_error, service_unavailable."
         )
         message: str = Field(description="A sentence for humans; never echoes a secret.")
-        param: str | None = Field(description="The parameter or field at fault, if one is.")
+        param: str | None = Field(
+            description="The parameter or field at fault; null when the error is not about one."
+        )
         request_id: str = Field(
             pattern=r"^[A-Za-z0-9_.:-]{8,128}$",
             description="Equal to the X-Request-ID header: req_... or the caller's own id.",
         )
         errors: list[dict[str, Any]] | None = Field(
             None,
-            description="invalid_call_record: up to 100 {index, field, message} items.",
+            description="invalid_call_record: up to 100 {index, field, message} items; absent "
+            "(or null) on other errors.",
         )
         unknown_account_ids: list[str] | None = Field(
-            None, description="invalid_call_record: the batch's account_ids that do not exist."
+            None,
+            description="invalid_call_record: the batch's account_ids that do not exist; absent "
+            "(or null) on other errors.",
         )
 
     model_config = ConfigDict(extra="forbid")
@@ -253,11 +259,24 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def _no_route(request: Request) -> str:
+    """Names the right path when the only fault is a trailing slash. No redirect: a 307 built
+    from the request's own URL says http:// behind a TLS proxy, and clients that follow it
+    resend the key in the clear or drop it."""
+    path = request.url.path
+    if path.endswith("/") and path != "/":
+        bare = path.rstrip("/")
+        scope = {**request.scope, "path": bare, "raw_path": bare.encode()}
+        if any(route.matches(scope)[0] is not Match.NONE for route in request.app.router.routes):
+            return f"No such route. Did you mean {bare} (without the trailing slash)?"
+    return "No such route."
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
         return error_response(
-            request.scope, 404, "invalid_request_error", "not_found", "No such route."
+            request.scope, 404, "invalid_request_error", "not_found", _no_route(request)
         )
     if exc.status_code == 405:
         headers = dict(exc.headers or {})

@@ -13,7 +13,9 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="Liveness: the process answers (no database involved)")
-async def healthz() -> dict[str, str]:
+async def get_liveness() -> dict[str, str]:
+    """`{"status": "ok"}` whenever the process can answer; touches no database, so a
+    database outage never gets a healthy process restarted."""
     return {"status": "ok"}
 
 
@@ -28,7 +30,9 @@ async def healthz() -> dict[str, str]:
         "default": {"model": ErrorResponse, "description": "Any other error (500)."},
     },
 )
-async def readyz(request: Request) -> JSONResponse:
+async def get_readiness(request: Request) -> JSONResponse:
+    """200 when the database answers and its schema is at this version's latest migration;
+    503 otherwise, so a load balancer sends no traffic to a process that cannot serve it."""
     engine: AsyncEngine = request.app.state.engine
     try:
         async with engine.connect() as conn:

@@ -143,7 +143,7 @@ router = APIRouter(tags=["operations"])
     summary="Prometheus metrics (unauthenticated; scrape from the private network)",
     response_class=Response,
 )
-async def prometheus_metrics(request: Request) -> Response:
+async def get_prometheus_metrics(request: Request) -> Response:
     """Request counts and latency histograms by route and status, database pool usage,
     ingested calls and rate-limit rejections, in the Prometheus text format."""
     pool = request.app.state.engine.pool

@@ -10,6 +10,9 @@ buckets live here, on `limits.aio` with redis-py's asyncio client:
 
 - `/v1/metrics/*`: one fixed window per account (both environments, every key of the account),
   sized by the account's tier, read on each request, so a tier change applies at once.
+  A 304 leaves the tier's budget untouched (SPEC §12, GitHub's convention: polling unchanged
+  data costs nothing). Every conditional request (`If-None-Match`) spends one of a budget of
+  its own, 10x the tier's, as it arrives, and one of the tier's too unless it is answered 304.
 - `POST /v1/calls`: one window per ingest key (INGEST_RATE_LIMIT_PER_MINUTE).
 - A missing or bad key: one window per client address (UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE),
   checked before the 401, so keys cannot be guessed at speed; no account budget is touched.
@@ -38,6 +41,7 @@ from perf_metrics.settings import Settings
 
 log = logging.getLogger("perf_metrics.ratelimit")
 _WARN_EVERY_S = 30.0
+NOT_MODIFIED_LIMIT_FACTOR = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,32 @@ class Limiter:
         if not allowed:
             self.rejections += 1
         return Decision(allowed, limit, max(0, remaining), reset_at, self.window_s)
+
+    async def peek(self, bucket: str, limit: int) -> Decision | None:
+        """The bucket's state without counting a request; None when off or storage is down."""
+        if not self.enabled:
+            return None
+        item = RateLimitItemPerSecond(limit, self.window_s)
+        try:
+            reset_at, remaining = await self.strategy.get_window_stats(item, bucket)
+        except Exception:  # as in hit(): fail open; hit() does the warning
+            return None
+        return Decision(True, limit, max(0, remaining), reset_at, self.window_s)
+
+    async def enforce_metrics(self, request: Request, account_id: str, limit: int) -> None:
+        """Charge one metrics request to the account's tier budget."""
+        await self.enforce(request, f"acct:{account_id}", limit)
+
+    async def enforce_conditional(self, request: Request, account_id: str, limit: int) -> None:
+        """Charge a conditional request to the budget of conditional requests (10x the tier),
+        before its answer is known: whatever it turns out to be, the rate is bounded."""
+        await self.enforce(request, f"cond:{account_id}", limit * NOT_MODIFIED_LIMIT_FACTOR)
+
+    async def show_tier_budget(self, request: Request, account_id: str, limit: int) -> None:
+        """A 304's rate-limit headers: the tier's budget, untouched."""
+        tier = await self.peek(f"acct:{account_id}", limit)
+        if tier is not None:
+            request.state.response_headers = tier.headers()
 
     async def enforce(self, request: Request, bucket: str, limit: int) -> None:
         decision = await self.hit(bucket, limit)

@@ -137,6 +137,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 "current_model": "gpt-4o-mini",
                 "recommended_model": "claude-haiku-4-5",
                 "potential_savings_usd": 14.23,
+                "cost_change_usd": -14.23,
                 "quality_improvement": 0.02,
             }
         ],

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from perf_metrics.auth import MetricsKeyDep, Principal
+from perf_metrics.auth import MetricsKeyDep, Principal, charge_metrics_request
 from perf_metrics.calls.schema import TASK_TYPES
 from perf_metrics.db import ConnectionDep
 from perf_metrics.errors import ErrorResponse, ServiceUnavailable
@@ -56,7 +56,9 @@ RATE_LIMIT = {  # absent only when rate limiting is switched off (RATE_LIMIT_ENA
 ERRORS: dict[int | str, dict[str, Any]] = {
     200: {"headers": {**REQUEST_ID, **CACHING, **RATE_LIMIT}},
     304: {
-        "description": "Not modified: If-None-Match matched the current ETag (or was *); no body.",
+        "description": "Not modified: If-None-Match matched the current ETag (or was *); no "
+        "body. A 304 spends none of the tier's budget (its rate-limit headers show that budget, "
+        "untouched); 304s have a budget of their own, 10x the tier's.",
         "headers": {**REQUEST_ID, **CACHING, **RATE_LIMIT},
     },
     400: {
@@ -110,10 +112,12 @@ def _now(request: Request) -> datetime:
     return clock() if clock else datetime.now(UTC)
 
 
-def _respond(request: Request, answer: CachedAnswer) -> Response:
+async def _respond(request: Request, answer: CachedAnswer) -> Response:
     headers = {"ETag": answer.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
     tags = _if_none_match(request)
-    if answer.etag in tags or "*" in tags:  # RFC 9110 §13.1.2: * matches any representation
+    not_modified = answer.etag in tags or "*" in tags  # RFC 9110 §13.1.2: * matches any
+    await charge_metrics_request(request, not_modified=not_modified)
+    if not_modified:
         return Response(status_code=304, headers=headers)
     return Response(answer.body, media_type="application/json", headers=headers)
 
@@ -147,14 +151,15 @@ async def _answer(
         etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
         answer = CachedAnswer(version, body, etag)
         cache.put(key, answer)
-    return _respond(request, answer)
+    return await _respond(request, answer)
 
 
 IF_NONE_MATCH = {
     "name": "If-None-Match",
     "in": "header",
     "required": False,
-    "description": "ETags of a copy you hold (or *): 304 with no body when one is current.",
+    "description": "ETags of a copy you hold (or *): 304 with no body when one is current, "
+    "which does not count against the tier's rate limit.",
     "schema": {"type": "string"},
 }
 
@@ -175,7 +180,7 @@ def _doc(model: type[BaseModel]) -> dict[str, Any]:
     summary="High-level summary of the account's calls",
     **_doc(schemas.OverviewResponse),
 )
-async def overview(
+async def get_overview(
     request: Request,
     key: MetricsKeyDep,
     conn: ConnectionDep,
@@ -199,7 +204,7 @@ async def overview(
     summary="Account usage, month-to-date cost, projection, behaviour",
     **_doc(schemas.CustomerResponse),
 )
-async def customer(
+async def get_customer(
     request: Request,
     key: MetricsKeyDep,
     conn: ConnectionDep,
@@ -223,7 +228,7 @@ async def customer(
     summary="Per task type, per model: success, cost, latency, quality",
     **_doc(schemas.PerformanceResponse),
 )
-async def performance(
+async def get_performance(
     request: Request,
     key: MetricsKeyDep,
     conn: ConnectionDep,
@@ -251,7 +256,7 @@ async def performance(
     summary="Failure modes, recovery, per-model failure rates",
     **_doc(schemas.FailuresResponse),
 )
-async def failures(
+async def get_failures(
     request: Request,
     key: MetricsKeyDep,
     conn: ConnectionDep,
@@ -275,7 +280,7 @@ async def failures(
     summary="Provider health: uptime, latency percentiles, errors",
     **_doc(schemas.ProvidersResponse),
 )
-async def providers(
+async def get_providers(
     request: Request,
     key: MetricsKeyDep,
     conn: ConnectionDep,
@@ -305,7 +310,7 @@ async def providers(
 @router.get(
     "/daily", summary="One row per day, for charts and reports", **_doc(schemas.DailyResponse)
 )
-async def daily(
+async def get_daily(
     request: Request,
     key: MetricsKeyDep,
     conn: ConnectionDep,

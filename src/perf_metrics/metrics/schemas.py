@@ -4,6 +4,8 @@ against these models, and the OpenAPI schema is generated from them."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -11,9 +13,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Formats in the schema, so that generated clients give dates and datetimes, not strings.
+# The fields stay `str` here: the service writes the exact published spelling (...T00:00:00Z).
+DateStr = Annotated[str, Field(json_schema_extra={"format": "date"})]
+DateTimeStr = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+NO_CALLS = "; null when the window has no calls"
+
+
 class DayPeriod(_Model):
-    start_date: str = Field(description="First instant of the window, YYYY-MM-DDT00:00:00Z.")
-    end_date: str = Field(description="Last second of the window, YYYY-MM-DDT23:59:59Z.")
+    start_date: DateTimeStr = Field(
+        description="First instant of the window, YYYY-MM-DDT00:00:00Z."
+    )
+    end_date: DateTimeStr = Field(description="Last second of the window, YYYY-MM-DDT23:59:59Z.")
 
 
 class OverviewPeriod(DayPeriod):
@@ -23,25 +34,33 @@ class OverviewPeriod(DayPeriod):
 class OverviewSummary(_Model):
     total_calls: int = Field(description="Calls in the window.")
     total_cost_usd: float = Field(description="Sum of cost_usd, 2 decimals.")
-    avg_cost_per_call: float | None = Field(description="total cost / calls, 5 decimals.")
-    avg_latency_ms: int | None = Field(description="Mean latency_ms, whole ms.")
-    success_rate: float | None = Field(description="Calls with status success / calls.")
+    avg_cost_per_call: float | None = Field(
+        description="total cost / calls, 5 decimals" + NO_CALLS + "."
+    )
+    avg_latency_ms: int | None = Field(description="Mean latency_ms, whole ms" + NO_CALLS + ".")
+    success_rate: float | None = Field(
+        description="Calls with status success / calls" + NO_CALLS + "."
+    )
 
 
 class Routing(_Model):
     accuracy: float | None = Field(
         description="Calls routed right / calls; routed right = no failure_mode and "
-        "(quality_score null or >= 0.7)."
+        "(quality_score null or >= 0.7)" + NO_CALLS + "."
     )
-    fallback_rate: float | None = Field(description="Calls with fallback_used / calls.")
-    retry_rate: float | None = Field(description="Calls with retry_count > 0 / calls.")
+    fallback_rate: float | None = Field(
+        description="Calls with fallback_used / calls" + NO_CALLS + "."
+    )
+    retry_rate: float | None = Field(
+        description="Calls with retry_count > 0 / calls" + NO_CALLS + "."
+    )
 
 
 class OverviewModel(_Model):
     calls: int = Field(description="Calls served by this model.")
-    percentage: float | None = Field(description="This model's share of calls (0..1).")
-    avg_cost: float | None = Field(description="Mean cost_usd of its calls, 5 decimals.")
-    avg_latency_ms: int | None = Field(description="Mean latency of its calls.")
+    percentage: float = Field(description="This model's share of calls (0..1).")
+    avg_cost: float = Field(description="Mean cost_usd of its calls, 5 decimals.")
+    avg_latency_ms: int = Field(description="Mean latency of its calls.")
 
 
 class OverviewResponse(_Model):
@@ -51,7 +70,7 @@ class OverviewResponse(_Model):
     models: dict[str, OverviewModel] = Field(
         description="Per served model, most calls first (ties by name)."
     )
-    task_distribution: dict[str, float | None] = Field(
+    task_distribution: dict[str, float] = Field(
         description="Per task type, its share of calls, largest first."
     )
 
@@ -99,7 +118,10 @@ class TaskProfile(_Model):
     dominant_tasks: list[str] = Field(
         description="Task types with >= 20% of calls, largest first (else the largest one)."
     )
-    complexity_avg: float | None = Field(description="Mean complexity_score, 3 decimals.")
+    complexity_avg: float | None = Field(
+        description="Mean of the non-null complexity_score values, 3 decimals; null when no "
+        "call in the window has one."
+    )
     task_overrides: dict[str, str] = Field(description="Account setting: task type -> model.")
 
 
@@ -107,9 +129,16 @@ class BehaviorInsights(_Model):
     peak_hours: list[int] = Field(
         description="UTC hours (ascending) whose call count is >= 1.25 x calls / 24."
     )
-    avg_conversation_length: float | None = Field(description="Mean message_count, 1 decimal.")
-    retry_rate: float | None = Field(description="Calls with retry_count > 0 / calls.")
-    cost_ceiling_hit_rate: float | None = Field(description="Calls with cost_ceiling_hit / calls.")
+    avg_conversation_length: float | None = Field(
+        description="Mean of the non-null message_count values, 1 decimal; null when no call "
+        "in the window has one."
+    )
+    retry_rate: float | None = Field(
+        description="Calls with retry_count > 0 / calls" + NO_CALLS + "."
+    )
+    cost_ceiling_hit_rate: float | None = Field(
+        description="Calls with cost_ceiling_hit / calls" + NO_CALLS + "."
+    )
 
 
 class CustomerResponse(_Model):
@@ -124,10 +153,13 @@ class CustomerResponse(_Model):
 
 class PerformanceModel(_Model):
     calls: int = Field(description="Calls of this task served by this model.")
-    success_rate: float | None = Field(description="Successes / calls.")
-    avg_cost_usd: float | None = Field(description="Mean cost_usd, 5 decimals.")
-    avg_latency_ms: int | None = Field(description="Mean latency, whole ms.")
-    quality_score: float | None = Field(description="Mean of non-null quality scores.")
+    success_rate: float = Field(description="Successes / calls.")
+    avg_cost_usd: float = Field(description="Mean cost_usd, 5 decimals.")
+    avg_latency_ms: int = Field(description="Mean latency, whole ms.")
+    quality_score: float | None = Field(
+        description="Mean of the non-null quality scores, 3 decimals; null when none of these "
+        "calls had a quality score."
+    )
 
 
 class TaskPerformance(_Model):
@@ -145,10 +177,16 @@ class Recommendation(_Model):
     current_model: str = Field(description="The model with most calls for this task.")
     recommended_model: str = Field(description="The task's optimal model.")
     potential_savings_usd: float = Field(
-        description="max(0, (avg cost of current - avg cost of recommended) x calls of current)."
+        description="max(0, (avg cost of current - avg cost of recommended) x calls of current): "
+        "0 when the recommended model costs more (see cost_change_usd)."
+    )
+    cost_change_usd: float = Field(
+        description="(avg cost of recommended - avg cost of current) x calls of current, 2 "
+        "decimals, signed: negative is a saving, positive what the better quality would cost."
     )
     quality_improvement: float | None = Field(
-        description="quality_score of recommended - quality_score of current."
+        description="quality_score of recommended - quality_score of current, 3 decimals; null "
+        "when the current model has no quality scores in the window."
     )
 
 
@@ -160,7 +198,7 @@ class PerformanceResponse(_Model):
 
 class FailureSummary(_Model):
     total_failures: int = Field(description="Calls with a failure_mode.")
-    failure_rate: float | None = Field(description="total_failures / calls.")
+    failure_rate: float | None = Field(description="total_failures / calls" + NO_CALLS + ".")
     retries_succeeded: int = Field(description="Failed calls rescued by a retry.")
     fallback_succeeded: int = Field(description="Failed calls rescued by a fallback.")
     unrecoverable: int = Field(description="Calls whose final status is error.")
@@ -168,7 +206,7 @@ class FailureSummary(_Model):
 
 class FailureMode(_Model):
     count: int = Field(description="Calls that failed this way.")
-    percentage: float | None = Field(description="count / total_failures (0..1).")
+    percentage: float = Field(description="count / total_failures (0..1).")
     affected_models: list[str] = Field(
         description="First-choice models with >= 10% of this mode's failures, at most 5."
     )
@@ -178,7 +216,7 @@ class FailureMode(_Model):
 class FailureModel(_Model):
     total_calls: int = Field(description="Calls with this first-choice model.")
     failures: int = Field(description="Of which had a failure_mode.")
-    failure_rate: float | None = Field(description="failures / total_calls.")
+    failure_rate: float = Field(description="failures / total_calls.")
     top_failure_modes: list[str] = Field(description="Its two most frequent failure modes.")
 
 
@@ -203,14 +241,14 @@ class FailuresResponse(_Model):
 
 
 class HourPeriod(_Model):
-    start_time: str = Field(description="end_time - hours.")
-    end_time: str = Field(description="end_time truncated down to 5 minutes (UTC).")
+    start_time: DateTimeStr = Field(description="end_time - hours.")
+    end_time: DateTimeStr = Field(description="end_time truncated down to 5 minutes (UTC).")
     hours: int = Field(description="Hours in the window.")
 
 
 class Incident(_Model):
-    started_at: str = Field(description="Start of the first 5-minute interval of the run.")
-    ended_at: str | None = Field(
+    started_at: DateTimeStr = Field(description="Start of the first 5-minute interval of the run.")
+    ended_at: DateTimeStr | None = Field(
         description="End of the last interval; null while the run reaches the window's end."
     )
     peak_error_rate: float = Field(description="Highest interval error rate in the run.")
@@ -224,13 +262,22 @@ class ProviderHealth(_Model):
     )
     uptime: float | None = Field(
         description="Share of 5-minute intervals with first-choice traffic whose error rate "
-        "was below 0.5."
+        "was below 0.5; null when it had no first-choice calls in the window (it only served "
+        "fallbacks)."
     )
-    avg_latency_ms: int | None = Field(description="Mean latency of calls it served.")
-    p95_latency_ms: int | None = Field(description="Nearest-rank p95 (histogram, within 2%).")
-    p99_latency_ms: int | None = Field(description="Nearest-rank p99 (histogram, within 2%).")
+    avg_latency_ms: int | None = Field(
+        description="Mean latency of calls it served; null when it served none in the window "
+        "(it was only a first choice that failed over)."
+    )
+    p95_latency_ms: int | None = Field(
+        description="Nearest-rank p95 (histogram, within 2%); null when it served no calls."
+    )
+    p99_latency_ms: int | None = Field(
+        description="Nearest-rank p99 (histogram, within 2%); null when it served no calls."
+    )
     error_rate: float | None = Field(
-        description="First-choice calls failing provider-side / first-choice calls."
+        description="First-choice calls failing provider-side / first-choice calls; null when "
+        "it had no first-choice calls in the window."
     )
     rate_limit_hits: int = Field(description="First-choice calls failing with rate_limited.")
     incidents: list[Incident] = Field(
@@ -240,8 +287,13 @@ class ProviderHealth(_Model):
 
 
 class VsPrevious(_Model):
-    latency_change: float | None = Field(description="Relative change of mean latency.")
-    error_change: float | None = Field(description="Relative change of error_rate.")
+    latency_change: float | None = Field(
+        description="Relative change of mean latency; null when the previous window's is 0 or "
+        "absent."
+    )
+    error_change: float | None = Field(
+        description="Relative change of error_rate; null when the previous window's is 0 or absent."
+    )
 
 
 class ProviderTrend(_Model):
@@ -273,12 +325,12 @@ class ProvidersResponse(_Model):
 
 
 class DailyPeriod(_Model):
-    start_date: str = Field(description="YYYY-MM-DD")
-    end_date: str = Field(description="YYYY-MM-DD")
+    start_date: DateStr = Field(description="First day of the window.")
+    end_date: DateStr = Field(description="Last day of the window.")
 
 
 class Day(_Model):
-    date: str = Field(description="The UTC day, YYYY-MM-DD.")
+    date: DateStr = Field(description="The UTC day, YYYY-MM-DD.")
     total_calls: int = Field(description="Calls that day (0 for a day without calls).")
     total_cost_usd: float = Field(description="Sum of cost_usd that day, 2 decimals.")
     avg_latency_ms: int | None = Field(description="Mean latency that day; null without calls.")

@@ -299,7 +299,9 @@ async def get_performance(
         current = order[0]
         if optimal is not None and optimal != current:
             cur, rec = models[current], models[optimal]
-            savings = max(Fraction(0), (cur.avg_cost - rec.avg_cost) * cur.calls)
+            # Signed (SPEC §14): a dearer recommendation shows what its quality would cost.
+            cost_change = (rec.avg_cost - cur.avg_cost) * cur.calls
+            savings = max(Fraction(0), -cost_change)
             improvement = (
                 rec.quality - cur.quality
                 if rec.quality is not None and cur.quality is not None
@@ -314,6 +316,7 @@ async def get_performance(
                         "current_model": current,
                         "recommended_model": optimal,
                         "potential_savings_usd": money(savings),
+                        "cost_change_usd": money(cost_change),
                         "quality_improvement": rnd(improvement, 3),
                     },
                 )
