@@ -304,13 +304,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
-    import uvicorn
-
     from perf_metrics.observability import configure_logging
+    from perf_metrics.serving import run_server
 
     configure_logging(settings.log_level)
 
-    uvicorn.run(
+    run_server(
         "perf_metrics.main:app",
         host=args.host,
         port=args.port,

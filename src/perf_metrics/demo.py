@@ -2,8 +2,8 @@
 
 The embedded Postgres (pgserver, from PyPI) keeps its data in `.perf-metrics/pgdata` under the
 current directory (PERF_METRICS_HOME to move it), so the second run starts in seconds. With
-DATABASE_URL set, that database is used instead. Ctrl-C stops the server and the embedded
-Postgres.
+DATABASE_URL set, that database is used instead. Ctrl-C, SIGTERM or SIGHUP stops the server
+and the embedded Postgres (perf_metrics/serving.py).
 """
 
 from __future__ import annotations
@@ -120,10 +120,13 @@ def banner(key: str, host: str, port: int) -> str:
 
 
 def run_demo(host: str, port: int) -> None:
-    import uvicorn
-
     from perf_metrics.migrate import upgrade
     from perf_metrics.observability import configure_logging
+    from perf_metrics.serving import run_server, stop_cleanly_on_signals
+
+    # From here on a SIGTERM or SIGHUP (a process manager, `timeout`, a closed terminal) exits
+    # through the `finally` that stops the embedded Postgres, whatever the demo is doing.
+    stop_cleanly_on_signals()
 
     # pgserver asks platformdirs for a runtime dir; on servers without one it only warns.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
@@ -141,7 +144,7 @@ def run_demo(host: str, port: int) -> None:
         from perf_metrics.app import create_app
 
         configure_logging(settings.log_level)
-        uvicorn.run(
+        run_server(
             create_app(settings),
             host=host,
             port=port,
