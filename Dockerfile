@@ -22,10 +22,14 @@ COPY src ./src
 # x86_64 wheels, so no compiler is installed; one that needed a compiler would fail here loudly.
 # On arm64 hosts pgserver has no wheel (nor sdist): build with --platform linux/amd64.
 # pip's cache lives in a BuildKit cache mount: it speeds up rebuilds and never enters a layer.
+# Then out of the venv goes what the service never runs (measured: 198 MB -> 159 MB): pip
+# and setuptools (~25 MB) and the dependencies' own test suites (~18 MB, mostly numpy's).
 RUN --mount=type=cache,target=/root/.cache/pip \
     python -m venv /opt/venv \
  && /opt/venv/bin/pip wheel --wheel-dir /wheels . \
- && /opt/venv/bin/pip install --no-index --find-links /wheels perf-metrics
+ && /opt/venv/bin/pip install --no-index --find-links /wheels perf-metrics \
+ && /opt/venv/bin/python -m pip uninstall --yes --quiet pip setuptools \
+ && find /opt/venv/lib -path '*/site-packages/*' -type d -name tests -prune -exec rm -rf {} +
 
 # ---- runtime: the venv and a non-root user, nothing else --------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
