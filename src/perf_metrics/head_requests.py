@@ -28,4 +28,11 @@ class HeadAsGetMiddleware:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, send_without_body)
+        inner = {**scope, "method": "GET"}
+        try:
+            await self.app(inner, receive, send_without_body)
+        finally:
+            # What routing found, for the access log and the request metrics outside.
+            for key in ("route", "endpoint", "path_params"):
+                if key in inner:
+                    scope[key] = inner[key]

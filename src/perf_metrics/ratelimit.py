@@ -12,7 +12,10 @@ buckets live here, on `limits.aio` with redis-py's asyncio client:
   sized by the account's tier, read on each request, so a tier change applies at once.
   A 304 leaves the tier's budget untouched (SPEC §12, GitHub's convention: polling unchanged
   data costs nothing). Every conditional request (`If-None-Match`) spends one of a budget of
-  its own, 10x the tier's, as it arrives, and one of the tier's too unless it is answered 304.
+  its own, 10x the tier's, as it arrives, and one of the tier's too unless it is answered 304
+  for a copy the client holds (`If-None-Match: *` holds none, so it pays). One whose answer is
+  not cached is refused before any work when the tier's budget is spent: past its tier, an
+  account gets 304s for what it holds, and nothing computed.
 - `POST /v1/calls`: one window per ingest key (INGEST_RATE_LIMIT_PER_MINUTE).
 - A missing or bad key: one window per client address (UNAUTHENTICATED_RATE_LIMIT_PER_MINUTE),
   checked before the 401, so keys cannot be guessed at speed; no account budget is touched.
@@ -134,12 +137,23 @@ class Limiter:
         request.state.response_headers = decision.headers()
         request.state.rate_limit_bucket = bucket.split(":", 1)[0]
         if not decision.allowed:
-            retry_after = max(1, math.ceil(decision.reset_at - time.time()))
-            raise RateLimited(
-                f"Rate limit of {limit} requests per {self.window_s} s exceeded. "
-                f"Retry in {retry_after} s.",
-                headers={"Retry-After": str(retry_after)},
-            )
+            raise self._refusal(decision)
+
+    async def refuse_if_spent(self, request: Request, account_id: str, limit: int) -> None:
+        """429 now if the account's tier budget is spent, counting nothing: for a conditional
+        request about to compute an answer, work its tier would not allow."""
+        tier = await self.peek(f"acct:{account_id}", limit)
+        if tier is not None and tier.remaining <= 0 and tier.reset_at > time.time():
+            request.state.response_headers = tier.headers()
+            raise self._refusal(tier)
+
+    def _refusal(self, decision: Decision) -> RateLimited:
+        retry_after = max(1, math.ceil(decision.reset_at - time.time()))
+        return RateLimited(
+            f"Rate limit of {decision.limit} requests per {self.window_s} s exceeded. "
+            f"Retry in {retry_after} s.",
+            headers={"Retry-After": str(retry_after)},
+        )
 
     async def close(self) -> None:
         bridge = getattr(self.storage, "bridge", None)

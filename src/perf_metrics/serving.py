@@ -4,13 +4,20 @@ Every way of stopping them ends what they started (SIGINT, SIGTERM from a proces
 `timeout`, SIGHUP from a closed terminal):
 
 - SIGTERM and SIGINT: uvicorn drains in-flight requests, then re-raises the signal it caught;
-  our SIGTERM handler turns that into `SystemExit(143)`, so every `finally` runs on the way out
+  our SIGTERM handler turns that into `SystemExit(0)` (a stop that was asked for is a success,
+  as uvicorn's multi-worker supervisor also reports it), so every `finally` runs on the way out
   (the demo's embedded Postgres is stopped there). Python's default SIGTERM action would end
-  the process on the spot and leave the embedded Postgres running in the background.
+  the process on the spot and leave the embedded Postgres running in the background. Once
+  stopping, further SIGINT/SIGTERM/SIGHUP are ignored, so a second signal cannot cut the
+  clean-up short.
 - SIGHUP stops them the same way. A single uvicorn server does not handle it at all (the
   default action kills the process mid-request), and uvicorn's multi-worker supervisor takes it
   as "restart the workers", which would keep a server running after its terminal closed.
-  Rolling restarts belong to the process manager, which starts new processes.
+  Rolling restarts belong to the process manager, which starts new processes. (A SIGHUP sent
+  to the whole process group, as a closing terminal does, also reaches uvicorn's workers, which
+  take the default action: their in-flight requests are cut. SIGTERM to the master drains.)
+- `HeldSignals` defers SIGTERM/SIGHUP over a stretch that must not be interrupted halfway
+  (starting the embedded Postgres): one that arrives meanwhile is acted on when it ends.
 """
 
 from __future__ import annotations
@@ -25,11 +32,13 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 log = logging.getLogger("perf_metrics.serving")
-TERMINATED = 128 + signal.SIGTERM  # the exit status a shell reports for SIGTERM
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(TERMINATED)
+    for sig in STOP_SIGNALS:  # stopping now: nothing may interrupt the clean-up
+        signal.signal(sig, signal.SIG_IGN)
+    raise SystemExit(0)
 
 
 def _hang_up(signum: int, frame: FrameType | None) -> None:
@@ -41,6 +50,23 @@ def stop_cleanly_on_signals() -> None:
     and puts them back afterwards."""
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _hang_up)
+
+
+class HeldSignals:
+    """SIGTERM and SIGHUP wait from here until `release()`, which then stops the process as
+    above if one arrived: call it where the clean-up that must follow is already in force."""
+
+    def __init__(self) -> None:
+        self.arrived: list[int] = []
+        self._previous = {
+            sig: signal.signal(sig, lambda s, f: self.arrived.append(s)) for sig in STOP_SIGNALS[1:]
+        }
+
+    def release(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        if self.arrived:
+            _terminate(self.arrived[0], None)
 
 
 class _Workers(Multiprocess):

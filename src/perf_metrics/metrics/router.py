@@ -12,7 +12,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from perf_metrics.auth import MetricsKeyDep, Principal, charge_metrics_request
+from perf_metrics.auth import (
+    MetricsKeyDep,
+    Principal,
+    charge_metrics_request,
+    refuse_if_tier_spent,
+)
 from perf_metrics.calls.schema import TASK_TYPES
 from perf_metrics.db import ConnectionDep
 from perf_metrics.errors import ErrorResponse, ServiceUnavailable
@@ -115,9 +120,9 @@ def _now(request: Request) -> datetime:
 async def _respond(request: Request, answer: CachedAnswer) -> Response:
     headers = {"ETag": answer.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
     tags = _if_none_match(request)
-    not_modified = answer.etag in tags or "*" in tags  # RFC 9110 §13.1.2: * matches any
-    await charge_metrics_request(request, not_modified=not_modified)
-    if not_modified:
+    held = answer.etag in tags  # the client holds this very answer: its 304 is free
+    await charge_metrics_request(request, not_modified=held)
+    if held or "*" in tags:  # RFC 9110 §13.1.2: * matches any current representation
         return Response(status_code=304, headers=headers)
     return Response(answer.body, media_type="application/json", headers=headers)
 
@@ -144,6 +149,7 @@ async def _answer(
     cache: ResponseCache = request.app.state.response_cache
     answer = cache.get(key, version)
     if answer is None:
+        await refuse_if_tier_spent(request)  # no work past the tier's limit, conditional or not
         try:
             body = orjson.dumps(await compute())
         except TimeoutError:
