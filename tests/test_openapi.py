@@ -239,3 +239,58 @@ async def test_a_generated_client_parses_every_answer(
                 bad = await api.get_overview.asyncio_detailed(client=client, days=0)
                 assert bad.status_code == 400
                 assert bad.parsed.error.param == "days"
+
+
+# --- the parameter layer: one declaration, documented and enforced -----------------------------
+
+DAY_DEFAULTS = {"overview": 7, "customer": 30, "performance": 7, "failures": 7, "daily": 30}
+
+
+@pytest.mark.parametrize("endpoint", RESPONSE_SCHEMAS)
+def test_each_route_documents_its_parameters_with_types_and_ranges(
+    document: dict[str, Any], endpoint: str
+) -> None:
+    parameters = document["paths"][f"/v1/metrics/{endpoint}"]["get"]["parameters"]
+    query = {p["name"]: p for p in parameters if p["in"] == "query"}
+    assert all(p["description"] and p["required"] is False for p in query.values())
+    if endpoint == "providers":
+        assert set(query) == {"hours", "end_time"}
+        assert query["hours"]["schema"] == {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 168,
+            "default": 24,
+        }
+        assert query["end_time"]["schema"] == {"type": "string", "format": "date-time"}
+        return
+    expected = {"days", "end_date"} | ({"task_type"} if endpoint == "performance" else set())
+    assert set(query) == expected
+    assert query["days"]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 90,
+        "default": DAY_DEFAULTS[endpoint],
+    }
+    assert query["end_date"]["schema"] == {"type": "string", "format": "date"}
+    if endpoint == "performance":
+        assert query["task_type"]["schema"]["enum"] == [
+            "extraction",
+            "classification",
+            "summarization",
+            "reasoning",
+            "code",
+            "writing",
+        ]
+
+
+@pytest.mark.parametrize("raw", ["0", "91", "%2B7", "7.5", "-1"])
+async def test_one_layer_refuses_days_with_one_message(client, admin_ops, raw: str) -> None:
+    """`days=0` (which FastAPI's Query(ge=1) used to refuse with its own words) and `days=+7`
+    (which it let through) get the same answer."""
+    key = (await admin_ops.key(await admin_ops.account()))["key"]
+    response = await client.get(
+        f"/v1/metrics/overview?days={raw}", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "days"
+    assert response.json()["error"]["message"] == "'days' must be a whole number from 1 to 90."

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Hashable
-from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -18,7 +17,6 @@ from perf_metrics.auth import (
     charge_metrics_request,
     refuse_if_tier_spent,
 )
-from perf_metrics.calls.schema import TASK_TYPES
 from perf_metrics.db import ConnectionDep
 from perf_metrics.errors import ErrorResponse, ServiceUnavailable
 from perf_metrics.metrics import schemas, service
@@ -29,7 +27,13 @@ from perf_metrics.metrics.cache import (
     prices_version,
 )
 from perf_metrics.metrics.examples import EXAMPLES
-from perf_metrics.metrics.windows import Params, day_window, hour_window
+from perf_metrics.metrics.params import (
+    DayQuery,
+    DayWindowParams,
+    HourWindowParams,
+    now,
+)
+from perf_metrics.metrics.windows import HourWindow
 
 router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
 
@@ -103,19 +107,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 CACHE_CONTROL = "private, max-age=60"
 
-Days = Query(None, ge=1, le=90, description="Whole UTC days in the window (1-90).")
-EndDate = Query(
-    None,
-    description="Last day of the window, YYYY-MM-DD (UTC), from 1970-01-01 and not in the "
-    "future; default today.",
-    json_schema_extra={"format": "date"},
-)
-
-
-def _now(request: Request) -> datetime:
-    clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None)
-    return clock() if clock else datetime.now(UTC)
-
 
 async def _respond(request: Request, answer: CachedAnswer) -> Response:
     headers = {"ETag": answer.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
@@ -170,33 +161,46 @@ IF_NONE_MATCH = {
 }
 
 
-def _doc(model: type[BaseModel]) -> dict[str, Any]:
-    # If-None-Match is read from the raw headers in `_respond`; documented here.
+def _doc(model: type[BaseModel], params: DayWindowParams | HourWindowParams) -> dict[str, Any]:
+    # The query parameters are parsed by `params`' dependency and If-None-Match from the raw
+    # headers in `_respond`: both are documented here.
     endpoint = model.__name__.removesuffix("Response").lower()
     ok = {**ERRORS[200], "content": {"application/json": {"example": EXAMPLES[endpoint]}}}
     return {
         "response_model": model,
         "responses": {**ERRORS, 200: ok},
-        "openapi_extra": {"parameters": [IF_NONE_MATCH]},
+        "openapi_extra": {"parameters": [*params.openapi, IF_NONE_MATCH]},
     }
+
+
+OVERVIEW = DayWindowParams(default_days=7)
+CUSTOMER = DayWindowParams(default_days=30)
+PERFORMANCE = DayWindowParams(default_days=7, task_filter=True)
+FAILURES = DayWindowParams(default_days=7)
+PROVIDERS = HourWindowParams()
+DAILY = DayWindowParams(default_days=30)
+OverviewQuery = Annotated[DayQuery, OVERVIEW.dependency()]
+CustomerQuery = Annotated[DayQuery, CUSTOMER.dependency()]
+PerformanceQuery = Annotated[DayQuery, PERFORMANCE.dependency()]
+FailuresQuery = Annotated[DayQuery, FAILURES.dependency()]
+ProvidersWindow = Annotated[HourWindow, PROVIDERS.dependency()]
+DailyQuery = Annotated[DayQuery, DAILY.dependency()]
 
 
 @router.get(
     "/overview",
     summary="High-level summary of the account's calls",
-    **_doc(schemas.OverviewResponse),
+    **_doc(schemas.OverviewResponse, OVERVIEW),
 )
 async def get_overview(
     request: Request,
     key: MetricsKeyDep,
     conn: ConnectionDep,
-    days: int | None = Days,
-    end_date: str | None = EndDate,
+    query: OverviewQuery,
 ) -> Response:
     """Totals, success and routing rates, per-model and per-task shares over `days` whole UTC
     days (default 7) ending `end_date`."""
-    params = Params(request.query_params, ("days", "end_date"))
-    window = day_window(params, 7, _now(request).date())
+    window = query.window
     return await _answer(
         request,
         ("overview", key.account_id, key.environment, window),
@@ -208,19 +212,17 @@ async def get_overview(
 @router.get(
     "/customer",
     summary="Account usage, month-to-date cost, projection, behaviour",
-    **_doc(schemas.CustomerResponse),
+    **_doc(schemas.CustomerResponse, CUSTOMER),
 )
 async def get_customer(
     request: Request,
     key: MetricsKeyDep,
     conn: ConnectionDep,
-    days: int | None = Days,
-    end_date: str | None = EndDate,
+    query: CustomerQuery,
 ) -> Response:
     """Usage over the window (default 30 days), calendar-month cost figures relative to
     `end_date`, savings against gpt-4o list prices, preferences and behaviour."""
-    params = Params(request.query_params, ("days", "end_date"))
-    window = day_window(params, 30, _now(request).date())
+    window = query.window
     return await _answer(
         request,
         ("customer", key.account_id, key.environment, window),
@@ -232,23 +234,17 @@ async def get_customer(
 @router.get(
     "/performance",
     summary="Per task type, per model: success, cost, latency, quality",
-    **_doc(schemas.PerformanceResponse),
+    **_doc(schemas.PerformanceResponse, PERFORMANCE),
 )
 async def get_performance(
     request: Request,
     key: MetricsKeyDep,
     conn: ConnectionDep,
-    days: int | None = Days,
-    end_date: str | None = EndDate,
-    task_type: str | None = Query(
-        None, description="Only this task type.", json_schema_extra={"enum": list(TASK_TYPES)}
-    ),
+    query: PerformanceQuery,
 ) -> Response:
     """Per task type and served model over the window (default 7 days), the optimal model per
     task and recommendations to switch."""
-    params = Params(request.query_params, ("days", "end_date", "task_type"))
-    task = params.choice("task_type", TASK_TYPES)
-    window = day_window(params, 7, _now(request).date())
+    window, task = query.window, query.task_type
     return await _answer(
         request,
         ("performance", key.account_id, key.environment, window, task),
@@ -260,19 +256,17 @@ async def get_performance(
 @router.get(
     "/failures",
     summary="Failure modes, recovery, per-model failure rates",
-    **_doc(schemas.FailuresResponse),
+    **_doc(schemas.FailuresResponse, FAILURES),
 )
 async def get_failures(
     request: Request,
     key: MetricsKeyDep,
     conn: ConnectionDep,
-    days: int | None = Days,
-    end_date: str | None = EndDate,
+    query: FailuresQuery,
 ) -> Response:
     """Failures over the window (default 7 days): by mode, by first-choice model, and
     mitigations derived from the data."""
-    params = Params(request.query_params, ("days", "end_date"))
-    window = day_window(params, 7, _now(request).date())
+    window = query.window
     return await _answer(
         request,
         ("failures", key.account_id, key.environment, window),
@@ -284,24 +278,16 @@ async def get_failures(
 @router.get(
     "/providers",
     summary="Provider health: uptime, latency percentiles, errors",
-    **_doc(schemas.ProvidersResponse),
+    **_doc(schemas.ProvidersResponse, PROVIDERS),
 )
 async def get_providers(
     request: Request,
     key: MetricsKeyDep,
     conn: ConnectionDep,
-    hours: int | None = Query(None, ge=1, le=168, description="Hours in the window (1-168)."),
-    end_time: str | None = Query(
-        None,
-        description="RFC 3339 end of the window (exclusive), from 1970-01-01T00:00:00Z and not in "
-        "the future, truncated to 5 minutes; default now.",
-        json_schema_extra={"format": "date-time"},
-    ),
+    window: ProvidersWindow,
 ) -> Response:
     """Platform-wide provider health over `[end_time - hours, end_time)` for the key's
     environment (all accounts)."""
-    params = Params(request.query_params, ("hours", "end_time"))
-    window = hour_window(params, _now(request))
     assert key.environment is not None
     environment = key.environment
     cache = request.app.state.histogram_cache
@@ -314,20 +300,20 @@ async def get_providers(
 
 
 @router.get(
-    "/daily", summary="One row per day, for charts and reports", **_doc(schemas.DailyResponse)
+    "/daily",
+    summary="One row per day, for charts and reports",
+    **_doc(schemas.DailyResponse, DAILY),
 )
 async def get_daily(
     request: Request,
     key: MetricsKeyDep,
     conn: ConnectionDep,
-    days: int | None = Days,
-    end_date: str | None = EndDate,
+    query: DailyQuery,
 ) -> Response:
     """One entry per UTC day of the window (default 30), empty days included, and trends over
     the complete days."""
-    params = Params(request.query_params, ("days", "end_date"))
-    today = _now(request).date()
-    window = day_window(params, 30, today)
+    today = now(request).date()
+    window = query.window
     return await _answer(
         request,
         ("daily", key.account_id, key.environment, window, today),
