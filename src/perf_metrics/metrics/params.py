@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from fastapi import Depends, Request
@@ -69,9 +69,12 @@ def now(request: Request) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class DayQuery:
-    """A days-window request: its window, and `task_type` where the route takes one."""
+    """A days-window request: its window, the "today" it was computed from (one reading of
+    the clock, so a request crossing midnight stays consistent), and `task_type` where the
+    route takes one."""
 
     window: DayWindow
+    today: date
     task_type: str | None = None
 
 
@@ -92,7 +95,8 @@ class DayWindowParams:
         def parse(request: Request) -> DayQuery:
             params = Params(request.query_params, names)
             task = params.choice("task_type", TASK_TYPES) if self.task_filter else None
-            return DayQuery(day_window(params, self.default_days, now(request).date()), task)
+            today = now(request).date()
+            return DayQuery(day_window(params, self.default_days, today), today, task)
 
         return Depends(parse)
 

@@ -31,7 +31,6 @@ from perf_metrics.metrics.params import (
     DayQuery,
     DayWindowParams,
     HourWindowParams,
-    now,
 )
 from perf_metrics.metrics.windows import HourWindow
 
@@ -312,8 +311,7 @@ async def get_daily(
 ) -> Response:
     """One entry per UTC day of the window (default 30), empty days included, and trends over
     the complete days."""
-    today = now(request).date()
-    window = query.window
+    window, today = query.window, query.today
     return await _answer(
         request,
         ("daily", key.account_id, key.environment, window, today),
