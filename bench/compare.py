@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, cli_path, free_port, run_cli, write_results
+from common import ROOT, run_cli, served, write_results
 from datasets import ensure
 from read import ENDPOINTS, pct, pick_accounts
 
@@ -42,35 +41,16 @@ def worktree(rev: str) -> Iterator[Path]:
         subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT, check=True)
 
 
-@contextmanager
-def served_from(src: Path, database_url: str) -> Iterator[str]:
-    """`perf-metrics serve` (1 worker) importing the package from `src`."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(src),
-        "DATABASE_URL": database_url,
-        "RATE_LIMIT_ENABLED": "false",
-        "RESPONSE_CACHE_ENTRIES": "0",
-        "LOG_LEVEL": "WARNING",
-    }
-    proc = subprocess.Popen([cli_path(), "serve", "--port", str(port), "--workers", "1"], env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server from {src} did not start")
-            time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+def served_from(src: Path, database_url: str) -> AbstractContextManager[str]:
+    """`perf-metrics serve` (1 worker, cache off) importing the package from `src`."""
+    return served(
+        database_url,
+        workers=1,
+        PYTHONPATH=str(src),
+        RATE_LIMIT_ENABLED="false",
+        RESPONSE_CACHE_ENTRIES="0",
+        LOG_LEVEL="WARNING",
+    )
 
 
 def interleaved(bases: dict[str, str], key: str, requests: int) -> dict[str, Any]:

@@ -242,16 +242,23 @@ async def _metrics_key(
     return principal
 
 
+def _deferred_charge(request: Request) -> tuple[str, int] | None:
+    """(account id, tier limit) of a conditional request whose tier charge `_metrics_key` left
+    to the route; None for any other request."""
+    deferred: tuple[str, int] | None = getattr(request.state, "deferred_metrics_charge", None)
+    return deferred
+
+
 async def refuse_if_tier_spent(request: Request) -> None:
     """Before a conditional request computes an answer: 429 if its tier's budget is spent."""
-    deferred: tuple[str, int] | None = getattr(request.state, "deferred_metrics_charge", None)
+    deferred = _deferred_charge(request)
     if deferred is not None:
         await limiter_of(request).refuse_if_spent(request, *deferred)
 
 
 async def charge_metrics_request(request: Request, *, not_modified: bool) -> None:
     """The tier's charge `_metrics_key` left to the route, if it left one: none for a 304."""
-    deferred: tuple[str, int] | None = getattr(request.state, "deferred_metrics_charge", None)
+    deferred = _deferred_charge(request)
     if deferred is None:
         return
     limiter = limiter_of(request)

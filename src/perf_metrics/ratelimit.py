@@ -67,6 +67,11 @@ class Decision:
         }
 
 
+def tier_bucket(account_id: str) -> str:
+    """The account's per-tier budget of metrics requests, shared by all its keys."""
+    return f"acct:{account_id}"
+
+
 class Limiter:
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.rate_limit_enabled
@@ -117,7 +122,7 @@ class Limiter:
 
     async def enforce_metrics(self, request: Request, account_id: str, limit: int) -> None:
         """Charge one metrics request to the account's tier budget."""
-        await self.enforce(request, f"acct:{account_id}", limit)
+        await self.enforce(request, tier_bucket(account_id), limit)
 
     async def enforce_conditional(self, request: Request, account_id: str, limit: int) -> None:
         """Charge a conditional request to the budget of conditional requests (10x the tier),
@@ -126,7 +131,7 @@ class Limiter:
 
     async def show_tier_budget(self, request: Request, account_id: str, limit: int) -> None:
         """A 304's rate-limit headers: the tier's budget, untouched."""
-        tier = await self.peek(f"acct:{account_id}", limit)
+        tier = await self.peek(tier_bucket(account_id), limit)
         if tier is not None:
             request.state.response_headers = tier.headers()
 
@@ -142,7 +147,7 @@ class Limiter:
     async def refuse_if_spent(self, request: Request, account_id: str, limit: int) -> None:
         """429 now if the account's tier budget is spent, counting nothing: for a conditional
         request about to compute an answer, work its tier would not allow."""
-        tier = await self.peek(f"acct:{account_id}", limit)
+        tier = await self.peek(tier_bucket(account_id), limit)
         if tier is not None and tier.remaining <= 0 and tier.reset_at > time.time():
             request.state.response_headers = tier.headers()
             raise self._refusal(tier)
