@@ -36,6 +36,7 @@ from perf_metrics.app import create_app
 from perf_metrics.auth import generate_key
 from perf_metrics.metrics import schemas
 from perf_metrics.settings import Settings
+from tests.clock import set_clock
 from tests.conftest import assert_envelope, bearer
 from tests.factories import random_log
 
@@ -99,7 +100,7 @@ def fuzz_app(settings: Settings, fuzz_keys: dict[str, str]) -> Iterator[Any]:
     """A fresh app whose lifespan (engine, limiter) runs on schemathesis's event loop, with a
     fixed "now" and 300 calls over the last 40 days; rate limits off (the session settings)."""
     app = create_app(settings)
-    app.state.clock = lambda: NOW
+    set_clock(app, NOW)
     calls = random_log(random.Random(7), [ACCOUNT], 300, NOW - timedelta(days=40), NOW)
     # Entering the client starts the lifespan; shutdown_lifespans() ends it.
     with asgi.get_client(app) as client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tests import reference
+from tests.clock import set_clock
 from tests.conftest import bearer
 from tests.factories import as_reference, iso
 
@@ -28,7 +29,7 @@ def _call(i: int, latency: int, at: datetime) -> dict:
 
 
 async def test_new_calls_in_a_cached_hour_are_seen(client, app, admin_ops) -> None:
-    app.state.clock = lambda: NOW
+    set_clock(app, NOW)
     await admin_ops.account(account_id="acct_hist")
     key = (await admin_ops.key("acct_hist"))["key"]
     ingest = (await admin_ops.key(None))["key"]

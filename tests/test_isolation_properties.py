@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from tests import reference
+from tests.clock import set_clock
 from tests.conftest import RESPONSE_SCHEMAS, bearer
 from tests.factories import MODELS, TASKS, as_reference, iso, random_call
 from tests.test_metrics_reference import assert_percentiles_close
@@ -179,7 +180,7 @@ def overlapping_log(
 
 @pytest.fixture
 def fixed_clock(app):
-    app.state.clock = lambda: NOW
+    set_clock(app, NOW)
     return NOW
 
 

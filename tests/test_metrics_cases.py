@@ -5,8 +5,8 @@ Every expected number is worked out in the comments from SPEC.md §4-§5 and doc
 several cases reuse the records of tests/test_reference.py. Nothing is taken from the API's
 output and nothing is imported from tests/reference.py.
 
-"Now" is fixed with `app.state.clock`; records' created_at lie in the past of the real wall
-clock too (ingest refuses anything more than 5 minutes ahead of it).
+"Now" is fixed with `set_clock` (a dependency override); records' created_at lie in the past of
+the real wall clock too (ingest refuses anything more than 5 minutes ahead of it).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.clock import set_clock
 from tests.conftest import RESPONSE_SCHEMAS, assert_envelope, bearer
 
 ACCT_A = "acct_cases_a"
@@ -104,10 +105,6 @@ async def world(admin_ops) -> World:
         b_live=(await admin_ops.key(ACCT_B, "live"))["key"],
         b_test=(await admin_ops.key(ACCT_B, "test"))["key"],
     )
-
-
-def set_clock(app, moment: datetime) -> None:
-    app.state.clock = lambda: moment
 
 
 async def ingest(client: httpx.AsyncClient, world: World, records: list[dict]) -> None:

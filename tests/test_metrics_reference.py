@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests import reference
+from tests.clock import set_clock
 from tests.conftest import RESPONSE_SCHEMAS, bearer
 from tests.factories import as_reference, random_log
 
@@ -93,7 +94,7 @@ async def get(client, key: str, endpoint: str, **params: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def fixed_clock(app):
-    app.state.clock = lambda: NOW
+    set_clock(app, NOW)
     return NOW
 
 

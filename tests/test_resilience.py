@@ -23,7 +23,8 @@ from sqlalchemy import text
 
 from perf_metrics import accounts as admin
 from perf_metrics.app import create_app
-from perf_metrics.db import ConnectionDep, create_engine
+from perf_metrics.db import create_engine
+from perf_metrics.deps import ConnectionDep
 from perf_metrics.migrate import upgrade
 from perf_metrics.settings import Settings
 from tests.conftest import assert_envelope, bearer

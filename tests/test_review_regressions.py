@@ -18,8 +18,10 @@ from sqlalchemy import text
 
 from perf_metrics.app import create_app
 from perf_metrics.metrics import queries as q
-from perf_metrics.metrics import service
+from perf_metrics.metrics.histogram_cache import HistogramCache
+from perf_metrics.metrics.query import MetricsQuery, Scope
 from perf_metrics.metrics.windows import HourWindow
+from tests.clock import set_clock
 from tests.conftest import assert_envelope, bearer
 
 
@@ -51,11 +53,11 @@ async def test_histogram_cache_uses_only_this_snapshot(monkeypatch) -> None:
     }
     gate = asyncio.Event()
 
-    async def index(conn, env, start, end):
+    async def index(conn, query):
         return [row(grain=g, provider=p, bucket=b, served_calls=n)
                 for (g, p, b), n in snapshots[conn].items()]  # fmt: skip
 
-    async def histograms(conn, env, keys):
+    async def histograms(conn, query, keys):
         if conn == "new":
             await gate.wait()
         return [
@@ -66,12 +68,12 @@ async def test_histogram_cache_uses_only_this_snapshot(monkeypatch) -> None:
 
     monkeypatch.setattr(q, "select_histogram_index", index)
     monkeypatch.setattr(q, "select_histograms", histograms)
-    cache = service.HistogramCache()
+    cache = HistogramCache()
     cache.entries[("live", "h", "openai", b1)] = (7, (50, np.asarray([7])))
-    window = HourWindow(b1, b2, 1)
-    newer = asyncio.create_task(cache.window("new", "live", window))
+    query = MetricsQuery(Scope("acct_review", "live"), HourWindow(b1, b2, 1))
+    newer = asyncio.create_task(cache.window("new", query))
     await asyncio.sleep(0)
-    await cache.window("old", "live", window)  # stores the old b1 (5) while `newer` waits
+    await cache.window("old", query)  # stores the old b1 (5) while `newer` waits
     gate.set()
     used = await newer
     assert sum(int(counts[1].sum()) for _, _, counts in used) == 7 + 3
@@ -184,7 +186,7 @@ async def test_a_slow_upload_holds_no_database_connection(settings, admin_ops) -
 async def test_a_price_change_reaches_cached_customer_answers(
     client, app, admin_ops, engine
 ) -> None:
-    app.state.clock = lambda: datetime(2026, 3, 10, tzinfo=UTC)
+    set_clock(app, datetime(2026, 3, 10, tzinfo=UTC))
     await admin_ops.account(account_id="acct_review")
     ingest = (await admin_ops.key(None))["key"]
     key = (await admin_ops.key("acct_review"))["key"]
@@ -218,7 +220,7 @@ async def test_a_price_change_reaches_cached_customer_answers(
 
 
 async def test_projected_month_end_is_rounded_once(client, app, admin_ops) -> None:
-    app.state.clock = lambda: datetime(2026, 3, 10, tzinfo=UTC)
+    set_clock(app, datetime(2026, 3, 10, tzinfo=UTC))
     await admin_ops.account(account_id="acct_review")
     ingest = (await admin_ops.key(None))["key"]
     key = (await admin_ops.key("acct_review"))["key"]

@@ -19,7 +19,7 @@ from perf_metrics.errors import RequestIdMiddleware, install_error_handlers
 from perf_metrics.head_requests import HeadAsGetMiddleware
 from perf_metrics.metrics import router as metrics_router
 from perf_metrics.metrics.cache import ResponseCache
-from perf_metrics.metrics.service import HistogramCache
+from perf_metrics.metrics.histogram_cache import HistogramCache
 from perf_metrics.observability import AccessLogMiddleware
 from perf_metrics.ratelimit import Limiter
 from perf_metrics.settings import Settings, get_settings
@@ -64,6 +64,8 @@ def operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
+    # What the routes share is built here and kept on app.state; routes get it through the
+    # dependencies of deps.py, which tests override (app.dependency_overrides).
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = create_engine(settings)

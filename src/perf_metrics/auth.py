@@ -17,12 +17,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
 from sqlalchemy import LargeBinary, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from perf_metrics.db import ConnectionDep, account_versions, accounts, api_keys
+from perf_metrics.db import account_versions, accounts, api_keys
+from perf_metrics.deps import ConnectionDep, EngineDep, LimiterDep, ReadSnapshotDep, SettingsDep
 from perf_metrics.errors import AuthenticationError, PermissionDenied
-from perf_metrics.ratelimit import client_address, limiter_of
-from perf_metrics.settings import TIER_LIMITS
+from perf_metrics.ratelimit import Limiter, client_address
+from perf_metrics.settings import TIER_LIMITS, Settings
 
 KeyKind = Literal["customer", "ingest"]
 Environment = Literal["live", "test"]
@@ -175,14 +176,17 @@ async def authenticate(conn: AsyncConnection, token: str, defer_touch: Any = Non
 
 
 async def _authenticate_request(
-    request: Request, conn: AsyncConnection, defer_touch: Any = None
+    request: Request,
+    conn: AsyncConnection,
+    limiter: Limiter,
+    settings: Settings,
+    defer_touch: Any = None,
 ) -> Principal:
     try:
         principal = await authenticate(conn, bearer_token(request), defer_touch)
     except AuthenticationError:
         # Failed attempts are budgeted per client address (429 past it), never per account.
-        settings = request.app.state.settings
-        await limiter_of(request).enforce(
+        await limiter.enforce(
             request,
             f"unauth:{client_address(request)}",
             settings.unauthenticated_rate_limit_per_minute,
@@ -192,60 +196,99 @@ async def _authenticate_request(
     return principal
 
 
-async def _principal(request: Request, conn: ConnectionDep) -> Principal:
-    """On the request's connection (read routes: one connection, one snapshot)."""
+def _touch_after_answer(request: Request) -> Any:
+    """The key's last_used_at, written by the connection dependency once the route has
+    answered (deps.get_connection)."""
+    return lambda touch: setattr(request.state, "touch_key", touch)
+
+
+async def _principal(
+    request: Request, conn: ConnectionDep, limiter: LimiterDep, settings: SettingsDep
+) -> Principal:
+    """On the request's connection."""
     return await _authenticate_request(
-        request, conn, lambda touch: setattr(request.state, "touch_key", touch)
+        request, conn, limiter, settings, _touch_after_answer(request)
     )
 
 
-async def _principal_briefly(request: Request) -> Principal:
+async def _principal_in_snapshot(
+    request: Request, conn: ReadSnapshotDep, limiter: LimiterDep, settings: SettingsDep
+) -> Principal:
+    """On the request's connection, in the read snapshot its answer is computed in: the key's
+    data version (the answer cache's tag) is read with the data itself."""
+    return await _authenticate_request(
+        request, conn, limiter, settings, _touch_after_answer(request)
+    )
+
+
+async def _principal_briefly(
+    request: Request, engine: EngineDep, limiter: LimiterDep, settings: SettingsDep
+) -> Principal:
     """On a connection of its own, returned to the pool at once: the ingest route then reads
     and validates up to 10 MB of body holding no connection and no open transaction."""
-    engine: AsyncEngine = request.app.state.engine
     async with engine.connect() as conn:
-        principal = await _authenticate_request(request, conn)
+        principal = await _authenticate_request(request, conn, limiter, settings)
         await conn.commit()
     return principal
 
 
-async def _customer_key(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+def _require_customer(principal: Principal) -> Principal:
     if principal.kind != "customer":
         raise PermissionDenied("This route needs a customer key (pk_live_ or pk_test_).")
     return principal
 
 
+async def _customer_key(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    return _require_customer(principal)
+
+
 async def _ingest_key(
-    request: Request, principal: Annotated[Principal, Depends(_principal_briefly)]
+    request: Request,
+    principal: Annotated[Principal, Depends(_principal_briefly)],
+    limiter: LimiterDep,
+    settings: SettingsDep,
 ) -> Principal:
     if principal.kind != "ingest":
         raise PermissionDenied("This route needs an ingest key (sk_ingest_).")
-    limit = request.app.state.settings.ingest_rate_limit_per_minute
-    await limiter_of(request).enforce(request, f"ingest:{principal.key_id}", limit)
+    limit = settings.ingest_rate_limit_per_minute
+    await limiter.enforce(request, f"ingest:{principal.key_id}", limit)
     return principal
 
 
+@dataclass(frozen=True, slots=True)
+class _DeferredCharge:
+    """The tier charge of a conditional request, left to the route: due unless it answers
+    304 for a copy the client holds."""
+
+    limiter: Limiter
+    account_id: str
+    limit: int
+
+
 async def _metrics_key(
-    request: Request, principal: Annotated[Principal, Depends(_customer_key)]
+    request: Request,
+    principal: Annotated[Principal, Depends(_principal_in_snapshot)],
+    limiter: LimiterDep,
 ) -> Principal:
     """A customer key, counted against its account's per-tier budget (shared by its keys).
     A conditional request spends the budget of conditional requests now and the tier's later,
     unless the route answers 304 (`charge_metrics_request`)."""
+    _require_customer(principal)
     assert principal.account_id is not None
     limit = principal.rate_limit_per_minute or 0
-    limiter = limiter_of(request)
     if request.headers.get("if-none-match"):
         await limiter.enforce_conditional(request, principal.account_id, limit)
-        request.state.deferred_metrics_charge = (principal.account_id, limit)
+        request.state.deferred_metrics_charge = _DeferredCharge(
+            limiter, principal.account_id, limit
+        )
     else:
         await limiter.enforce_metrics(request, principal.account_id, limit)
     return principal
 
 
-def _deferred_charge(request: Request) -> tuple[str, int] | None:
-    """(account id, tier limit) of a conditional request whose tier charge `_metrics_key` left
-    to the route; None for any other request."""
-    deferred: tuple[str, int] | None = getattr(request.state, "deferred_metrics_charge", None)
+def _deferred_charge(request: Request) -> _DeferredCharge | None:
+    """The tier charge `_metrics_key` left to the route; None for any other request."""
+    deferred: _DeferredCharge | None = getattr(request.state, "deferred_metrics_charge", None)
     return deferred
 
 
@@ -253,7 +296,7 @@ async def refuse_if_tier_spent(request: Request) -> None:
     """Before a conditional request computes an answer: 429 if its tier's budget is spent."""
     deferred = _deferred_charge(request)
     if deferred is not None:
-        await limiter_of(request).refuse_if_spent(request, *deferred)
+        await deferred.limiter.refuse_if_spent(request, deferred.account_id, deferred.limit)
 
 
 async def charge_metrics_request(request: Request, *, not_modified: bool) -> None:
@@ -261,11 +304,10 @@ async def charge_metrics_request(request: Request, *, not_modified: bool) -> Non
     deferred = _deferred_charge(request)
     if deferred is None:
         return
-    limiter = limiter_of(request)
     if not_modified:
-        await limiter.show_tier_budget(request, *deferred)
+        await deferred.limiter.show_tier_budget(request, deferred.account_id, deferred.limit)
     else:
-        await limiter.enforce_metrics(request, *deferred)
+        await deferred.limiter.enforce_metrics(request, deferred.account_id, deferred.limit)
 
 
 CustomerKeyDep = Annotated[Principal, Depends(_customer_key)]

@@ -1,4 +1,4 @@
-"""Tables, the engine factory and the per-request connection dependency.
+"""Tables and the engine factory (the per-request connection is a dependency: deps.py).
 
 The schema itself is owned by the Alembic migrations in `perf_metrics/migrations`; the
 `Table` objects here describe it for queries (SQLAlchemy Core) and must agree with them.
@@ -6,10 +6,8 @@ The schema itself is owned by the Alembic migrations in `perf_metrics/migrations
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -25,7 +23,7 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from perf_metrics.settings import Settings
 
@@ -254,31 +252,3 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     }
     options.update(overrides)
     return create_async_engine(settings.database_url, **options)
-
-
-READ_ONLY_PREFIX = "/v1/metrics/"
-
-
-async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """One connection per request; its open transaction is committed when the handler returns
-    (rolled back on error). A handler may also commit earlier and go on (ingest does).
-
-    Metrics requests read in one REPEATABLE READ, READ ONLY transaction: every query of an
-    answer sees the same snapshot, so its numbers agree even while batches are committing.
-    """
-    engine: AsyncEngine = request.app.state.engine
-    async with engine.connect() as conn:
-        if request.url.path.startswith(READ_ONLY_PREFIX):
-            await conn.execution_options(
-                isolation_level="REPEATABLE READ", postgresql_readonly=True
-            )
-        yield conn
-        if conn.in_transaction():
-            await conn.commit()
-        touch = getattr(request.state, "touch_key", None)
-        if touch is not None:  # at most once a minute per key (auth.py), after the answer
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await touch(conn)
-
-
-ConnectionDep = Annotated[AsyncConnection, Depends(get_connection)]

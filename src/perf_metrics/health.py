@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from perf_metrics.deps import EngineDep
 from perf_metrics.errors import ErrorResponse, ServiceUnavailable, is_database_unavailable
 from perf_metrics.migrate import current_revision, head_revision
 
@@ -30,10 +30,9 @@ async def get_liveness() -> dict[str, str]:
         "default": {"model": ErrorResponse, "description": "Any other error (500)."},
     },
 )
-async def get_readiness(request: Request) -> JSONResponse:
+async def get_readiness(engine: EngineDep) -> JSONResponse:
     """200 when the database answers and its schema is at this version's latest migration;
     503 otherwise, so a load balancer sends no traffic to a process that cannot serve it."""
-    engine: AsyncEngine = request.app.state.engine
     try:
         async with engine.connect() as conn:
             revision = await current_revision(conn)

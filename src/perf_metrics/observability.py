@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -27,7 +27,10 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from sqlalchemy.pool import QueuePool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from perf_metrics.deps import EngineDep
 
 access_log = logging.getLogger("perf_metrics.access")
 
@@ -143,12 +146,13 @@ router = APIRouter(tags=["operations"])
     summary="Prometheus metrics (unauthenticated; scrape from the private network)",
     response_class=Response,
 )
-async def get_prometheus_metrics(request: Request) -> Response:
+async def get_prometheus_metrics(engine: EngineDep) -> Response:
     """Request counts and latency histograms by route and status, database pool usage,
     ingested calls and rate-limit rejections, in the Prometheus text format."""
-    pool = request.app.state.engine.pool
-    POOL_IN_USE.set(pool.checkedout())
-    POOL_SIZE.set(pool.size())
+    pool = engine.pool
+    if isinstance(pool, QueuePool):  # create_engine's pool (a test may run another)
+        POOL_IN_USE.set(pool.checkedout())
+        POOL_SIZE.set(pool.size())
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -169,8 +169,3 @@ class Limiter:
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
-
-
-def limiter_of(request: Request) -> Limiter:
-    limiter: Limiter = request.app.state.limiter
-    return limiter

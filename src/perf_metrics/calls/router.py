@@ -8,14 +8,13 @@ from typing import Any
 from anyio import to_thread
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.auth import IngestKeyDep
 from perf_metrics.calls.schema import CallRecord, parse_json_body, parse_ndjson_lines
-from perf_metrics.calls.store import Folder, leave_queued_if_unavailable, store_calls
+from perf_metrics.calls.store import leave_queued_if_unavailable, store_calls
+from perf_metrics.deps import EngineDep, FolderDep, SettingsDep
 from perf_metrics.errors import ErrorResponse, InvalidJSON, PayloadTooLarge, PerfError
 from perf_metrics.observability import INGESTED
-from perf_metrics.settings import Settings
 
 router = APIRouter(tags=["ingest"])
 
@@ -136,13 +135,18 @@ def _error(description: str, **headers: str) -> dict[str, Any]:
         "default": _error("Any other error (500 internal_error), in the same envelope"),
     },
 )
-async def ingest_calls(request: Request, key: IngestKeyDep) -> IngestResponse:
+async def ingest_calls(
+    request: Request,
+    key: IngestKeyDep,
+    settings: SettingsDep,
+    engine: EngineDep,
+    folder: FolderDep,
+) -> IngestResponse:
     """Store a batch of calls: `{"calls": [...]}` as `application/json`, or one record per line
     as `application/x-ndjson`. All or nothing: one invalid record rejects the batch. A call_id
     already stored for its account is skipped, never overwritten. The answer comes after commit;
     the batch shows in every metric within about a second (SPEC: 5 s).
     """
-    settings: Settings = request.app.state.settings
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in JSON_TYPES | NDJSON_TYPES:
         raise UnsupportedMediaType(
@@ -161,13 +165,11 @@ async def ingest_calls(request: Request, key: IngestKeyDep) -> IngestResponse:
         if len(rows) > settings.max_ingest_records:
             raise too_many
     # A connection only now, for the write (committed before answering).
-    engine: AsyncEngine = request.app.state.engine
     async with engine.connect() as conn:
         inserted = await store_calls(conn, rows)
     if settings.ingest_waits_for_fold:
         # Into the rollups before answering, in a fold shared with the batches committed
         # meanwhile. Otherwise the background folder takes the batch within a second or so.
-        folder: Folder = request.app.state.folder
         await leave_queued_if_unavailable(folder.flush())
     INGESTED.labels("inserted").inc(inserted)
     INGESTED.labels("duplicate").inc(len(rows) - inserted)

@@ -15,12 +15,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import BigInteger, Text, bindparam, cast, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from perf_metrics.db import account_versions, model_prices
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,24 +49,3 @@ class ResponseCache:
         self.entries.move_to_end(key)
         while len(self.entries) > self.max_entries:
             self.entries.popitem(last=False)
-
-
-PLATFORM_VERSION = select(
-    cast(func.coalesce(func.sum(account_versions.c.version), 0), BigInteger),
-    func.count(),
-).where(account_versions.c.environment == bindparam("environment", type_=Text))
-
-
-PRICES_VERSION = select(func.max(model_prices.c.updated_at), func.count()).select_from(model_prices)
-
-
-async def prices_version(conn: AsyncConnection) -> tuple[Any, int]:
-    """Changes when the price table does (customer's savings use gpt-4o's list price)."""
-    row = (await conn.execute(PRICES_VERSION)).one()
-    return row[0], int(row[1])
-
-
-async def platform_version(conn: AsyncConnection, environment: str) -> tuple[int, int]:
-    """Changes with every batch committed in the environment, for any account."""
-    row = (await conn.execute(PLATFORM_VERSION, {"environment": environment})).one()
-    return int(row[0]), int(row[1])

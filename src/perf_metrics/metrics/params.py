@@ -6,19 +6,23 @@ so which message a client got depended on which layer refused (`days=0` got Fast
 `days=+7` ours). Here FastAPI validates nothing: the route's declared parameters are its
 OpenAPI parameters (`openapi_extra`) and the names `Params` accepts, and `windows.py`'s strict
 rules (digits only, one occurrence, no unknown name, nothing empty) give every answer.
+
+What a dependency returns is the route's whole question, a `MetricsQuery`: the key's scope,
+the window resolved against the request's clock (`deps.now`, read once), and the filters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from typing import Any
 
 from fastapi import Depends, Request
 
+from perf_metrics.auth import MetricsKeyDep, Principal
 from perf_metrics.calls.schema import TASK_TYPES
-from perf_metrics.metrics.windows import DayWindow, HourWindow, Params, day_window, hour_window
+from perf_metrics.deps import ClockDep
+from perf_metrics.metrics.query import DayQuery, Filters, HourQuery, MetricsQuery, Scope
+from perf_metrics.metrics.windows import Params, day_window, hour_window
 
 
 def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -61,21 +65,9 @@ END_TIME = _query(
 )
 
 
-def now(request: Request) -> datetime:
-    """The request's clock: tests set `app.state.clock`."""
-    clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None)
-    return clock() if clock else datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class DayQuery:
-    """A days-window request: its window, the "today" it was computed from (one reading of
-    the clock, so a request crossing midnight stays consistent), and `task_type` where the
-    route takes one."""
-
-    window: DayWindow
-    today: date
-    task_type: str | None = None
+def _scope(key: Principal) -> Scope:
+    assert key.account_id is not None and key.environment is not None
+    return Scope(key.account_id, key.environment)
 
 
 @dataclass(frozen=True)
@@ -92,11 +84,12 @@ class DayWindowParams:
     def dependency(self) -> Any:
         names = tuple(p["name"] for p in self.openapi)
 
-        def parse(request: Request) -> DayQuery:
+        def parse(request: Request, key: MetricsKeyDep, at: ClockDep) -> DayQuery:
             params = Params(request.query_params, names)
             task = params.choice("task_type", TASK_TYPES) if self.task_filter else None
-            today = now(request).date()
-            return DayQuery(day_window(params, self.default_days, today), today, task)
+            today = at.date()
+            window = day_window(params, self.default_days, today)
+            return MetricsQuery(_scope(key), window, Filters(task_type=task), today)
 
         return Depends(parse)
 
@@ -112,7 +105,8 @@ class HourWindowParams:
     def dependency(self) -> Any:
         names = tuple(p["name"] for p in self.openapi)
 
-        def parse(request: Request) -> HourWindow:
-            return hour_window(Params(request.query_params, names), now(request))
+        def parse(request: Request, key: MetricsKeyDep, at: ClockDep) -> HourQuery:
+            window = hour_window(Params(request.query_params, names), at)
+            return MetricsQuery(_scope(key), window)
 
         return Depends(parse)

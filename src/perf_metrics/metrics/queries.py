@@ -1,6 +1,7 @@
 """Reads of the rollups. Every account query starts from one scoped base: this account's rows
 in this environment and day range, so tenant scoping is written once (`_scoped`).
 
+Each `select_*` takes the request's `MetricsQuery` and binds what its statement needs of it.
 Statements are built once, at import, with bind parameters: building a SQLAlchemy statement
 costs more than running these index-range reads, and every request would pay it again.
 """
@@ -46,6 +47,8 @@ from perf_metrics.db import (
     rollup_watermarks,
     trigger_daily,
 )
+from perf_metrics.metrics.query import DayQuery, HourQuery
+from perf_metrics.metrics.windows import FIVE_MINUTES
 
 ACCOUNT = bindparam("account_id", type_=Text)
 ENVIRONMENT = bindparam("environment", type_=Text)
@@ -73,8 +76,15 @@ def cast_row(row: Any) -> Row[Any]:
     return row  # type: ignore[no-any-return]
 
 
-def _window(account_id: str, environment: str, start: date, end: date) -> dict[str, Any]:
-    return {"account_id": account_id, "environment": environment, "start": start, "end": end}
+def _window(query: DayQuery) -> dict[str, Any]:
+    """The binds of `_scoped`: the query's account, environment and days."""
+    scope, window = query.scope, query.window
+    return {
+        "account_id": scope.account_id,
+        "environment": scope.environment,
+        "start": window.start,
+        "end": window.end,
+    }
 
 
 async def _all(
@@ -225,65 +235,47 @@ SETTINGS_AND_PRICE = (
 )
 
 
-async def select_account_totals(
-    conn: AsyncConnection, account_id: str, environment: str, start: date, end: date
-) -> Row[Any]:
+async def select_account_totals(conn: AsyncConnection, query: DayQuery) -> Row[Any]:
     """Every account-level total over the window, summed in Postgres: one row."""
-    return (await conn.execute(ACCOUNT_TOTALS, _window(account_id, environment, start, end))).one()
+    return (await conn.execute(ACCOUNT_TOTALS, _window(query))).one()
 
 
-async def select_hour_calls(
-    conn: AsyncConnection, account_id: str, environment: str, start: date, end: date
-) -> list[int]:
+async def select_hour_calls(conn: AsyncConnection, query: DayQuery) -> list[int]:
     """Calls per UTC hour of day (0-23) over the window."""
     counts = [0] * 24
-    for r in await _all(conn, HOUR_CALLS, _window(account_id, environment, start, end)):
+    for r in await _all(conn, HOUR_CALLS, _window(query)):
         counts[r.h - 1] = r.n
     return counts
 
 
-async def select_daily_rows(
-    conn: AsyncConnection, account_id: str, environment: str, start: date, end: date
-) -> Sequence[Row[Any]]:
+async def select_daily_rows(conn: AsyncConnection, query: DayQuery) -> Sequence[Row[Any]]:
     """Per day with calls: the daily series' totals."""
-    return await _all(conn, DAILY_ROWS, _window(account_id, environment, start, end))
+    return await _all(conn, DAILY_ROWS, _window(query))
 
 
-async def select_model_totals(
-    conn: AsyncConnection,
-    account_id: str,
-    environment: str,
-    start: date,
-    end: date,
-    task_type: str | None = None,
-) -> Sequence[Row[Any]]:
-    """Per task type x served model over the window."""
-    params = _window(account_id, environment, start, end)
+async def select_model_totals(conn: AsyncConnection, query: DayQuery) -> Sequence[Row[Any]]:
+    """Per task type x served model over the window (of the filter's task type, if any)."""
+    params = _window(query)
+    task_type = query.filters.task_type
     if task_type is None:
         return await _all(conn, MODEL_TOTALS, params)
     return await _all(conn, MODEL_TOTALS_OF_TASK, {**params, "task_type": task_type})
 
 
-async def select_daily_distributions(
-    conn: AsyncConnection, account_id: str, environment: str, start: date, end: date
-) -> Sequence[Row[Any]]:
+async def select_daily_distributions(conn: AsyncConnection, query: DayQuery) -> Sequence[Row[Any]]:
     """Calls per (day, served model) and per (day, task type)."""
-    return await _all(conn, DAILY_DISTRIBUTIONS, _window(account_id, environment, start, end))
+    return await _all(conn, DAILY_DISTRIBUTIONS, _window(query))
 
 
-async def select_failure_totals(
-    conn: AsyncConnection, account_id: str, environment: str, start: date, end: date
-) -> Sequence[Row[Any]]:
+async def select_failure_totals(conn: AsyncConnection, query: DayQuery) -> Sequence[Row[Any]]:
     """Per task x first-choice model x failure mode ('' = none) over the window."""
-    m_lo, m_hi = full_months(start, end)
-    params = {**_window(account_id, environment, start, end), "m_lo": m_lo, "m_hi": m_hi}
+    m_lo, m_hi = full_months(query.window.start, query.window.end)
+    params = {**_window(query), "m_lo": m_lo, "m_hi": m_hi}
     return await _all(conn, FAILURE_TOTALS, params)
 
 
-async def select_trigger_totals(
-    conn: AsyncConnection, account_id: str, environment: str, start: date, end: date
-) -> Sequence[Row[Any]]:
-    return await _all(conn, TRIGGER_TOTALS, _window(account_id, environment, start, end))
+async def select_trigger_totals(conn: AsyncConnection, query: DayQuery) -> Sequence[Row[Any]]:
+    return await _all(conn, TRIGGER_TOTALS, _window(query))
 
 
 async def select_settings_and_price(conn: AsyncConnection, account_id: str, model: str) -> Row[Any]:
@@ -308,13 +300,20 @@ def _hour_ceil(moment: datetime) -> datetime:
     return floor if floor == moment else floor + timedelta(hours=1)
 
 
-def _bounds(environment: str, start: datetime, end: datetime) -> dict[str, Any]:
+def _interval(query: HourQuery) -> dict[str, Any]:
+    """The binds of the 5-minute reads: the query's environment and [start, end)."""
+    window = query.window
+    return {"environment": query.scope.environment, "start": window.start, "end": window.end}
+
+
+def _bounds(query: HourQuery) -> dict[str, Any]:
     """[start, end) split into whole hours [h_lo, h_hi) and the 5-minute edges around them."""
+    start, end = query.window.start, query.window.end
     h_lo = _hour_ceil(start)
     h_hi = end.replace(minute=0, second=0, microsecond=0)
     if h_hi < h_lo:  # the window lies inside one clock hour
         h_lo = h_hi = end
-    return {"environment": environment, "start": start, "end": end, "h_lo": h_lo, "h_hi": h_hi}
+    return {**_interval(query), "h_lo": h_lo, "h_hi": h_hi}
 
 
 def _provider_rows(*columns: str) -> Any:
@@ -381,6 +380,8 @@ INCIDENT_INTERVALS = (
     )
     .order_by(t5.c.provider, t5.c.bucket)
 )
+# A provider's status is that of its last 15 minutes.
+RECENT = 3 * FIVE_MINUTES
 RECENT_ERRORS = (
     select(
         t5.c.provider,
@@ -392,48 +393,38 @@ RECENT_ERRORS = (
 )
 
 
-async def select_provider_totals(
-    conn: AsyncConnection, environment: str, start: datetime, end: datetime
-) -> Sequence[Row[Any]]:
-    return await _all(conn, PROVIDER_TOTALS, _bounds(environment, start, end))
+async def select_provider_totals(conn: AsyncConnection, query: HourQuery) -> Sequence[Row[Any]]:
+    return await _all(conn, PROVIDER_TOTALS, _bounds(query))
 
 
-async def select_histogram_index(
-    conn: AsyncConnection, environment: str, start: datetime, end: datetime
-) -> Sequence[Row[Any]]:
+async def select_histogram_index(conn: AsyncConnection, query: HourQuery) -> Sequence[Row[Any]]:
     """(grain, provider, bucket, served calls) of the rows holding the window's latencies.
     A row's served_calls is the sum of its histogram, so it tells a changed row apart."""
-    return await _all(conn, HISTOGRAM_INDEX, _bounds(environment, start, end))
+    return await _all(conn, HISTOGRAM_INDEX, _bounds(query))
 
 
-async def select_provider_intervals(
-    conn: AsyncConnection, environment: str, start: datetime, end: datetime
-) -> Sequence[Row[Any]]:
+async def select_provider_intervals(conn: AsyncConnection, query: HourQuery) -> Sequence[Row[Any]]:
     """Per provider: 5-minute intervals with first-choice traffic, and those below 0.5 errors."""
-    return await _all(
-        conn, PROVIDER_INTERVALS, {"environment": environment, "start": start, "end": end}
-    )
+    return await _all(conn, PROVIDER_INTERVALS, _interval(query))
 
 
-async def select_incident_intervals(
-    conn: AsyncConnection, environment: str, start: datetime, end: datetime
-) -> Sequence[Row[Any]]:
+async def select_incident_intervals(conn: AsyncConnection, query: HourQuery) -> Sequence[Row[Any]]:
     """5-minute intervals with >= 10 first-choice calls and an error rate >= 0.25."""
-    return await _all(
-        conn, INCIDENT_INTERVALS, {"environment": environment, "start": start, "end": end}
-    )
+    return await _all(conn, INCIDENT_INTERVALS, _interval(query))
 
 
-async def select_recent_errors(
-    conn: AsyncConnection, environment: str, start: datetime, end: datetime
-) -> Sequence[Row[Any]]:
-    return await _all(conn, RECENT_ERRORS, {"environment": environment, "start": start, "end": end})
+async def select_recent_errors(conn: AsyncConnection, query: HourQuery) -> Sequence[Row[Any]]:
+    """First-choice calls and provider failures over the window's last RECENT (three
+    5-minute intervals): what a provider's status is judged on."""
+    binds = _interval(query)
+    return await _all(conn, RECENT_ERRORS, {**binds, "start": query.window.end - RECENT})
 
 
 async def select_histograms(
-    conn: AsyncConnection, environment: str, keys: list[tuple[str, str, datetime]]
+    conn: AsyncConnection, query: HourQuery, keys: list[tuple[str, str, datetime]]
 ) -> Sequence[Row[Any]]:
     """(grain, provider, bucket, served calls, first bin, counts) for the given rows."""
+    environment = query.scope.environment
     parts = []
     for grain, table in (("h", provider_hourly), ("5m", provider_5m)):
         wanted = [(bucket, provider) for g, provider, bucket in keys if g == grain]

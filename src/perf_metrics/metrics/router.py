@@ -1,4 +1,5 @@
-"""GET /v1/metrics/*: parameters at the edge, the service below, JSON with an ETag out."""
+"""GET /v1/metrics/*: parameters at the edge, one answer module per endpoint below, JSON with
+an ETag out. No SQL here: the answers, and the versions that tag them, come from below."""
 
 from __future__ import annotations
 
@@ -11,28 +12,23 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from perf_metrics.auth import (
-    MetricsKeyDep,
-    Principal,
-    charge_metrics_request,
-    refuse_if_tier_spent,
-)
-from perf_metrics.db import ConnectionDep
+from perf_metrics.auth import MetricsKeyDep, charge_metrics_request, refuse_if_tier_spent
+from perf_metrics.deps import HistogramCacheDep, ReadSnapshotDep, ResponseCacheDep
 from perf_metrics.errors import ErrorResponse, ServiceUnavailable
-from perf_metrics.metrics import schemas, service
-from perf_metrics.metrics.cache import (
-    CachedAnswer,
-    ResponseCache,
-    platform_version,
-    prices_version,
+from perf_metrics.metrics import (
+    customer,
+    daily,
+    failures,
+    overview,
+    performance,
+    providers,
+    schemas,
 )
+from perf_metrics.metrics.cache import CachedAnswer, ResponseCache
 from perf_metrics.metrics.examples import EXAMPLES
-from perf_metrics.metrics.params import (
-    DayQuery,
-    DayWindowParams,
-    HourWindowParams,
-)
-from perf_metrics.metrics.windows import HourWindow
+from perf_metrics.metrics.params import DayWindowParams, HourWindowParams
+from perf_metrics.metrics.query import DayQuery, HourQuery
+from perf_metrics.metrics.versions import PlatformVersionDep, PricesVersionDep
 
 router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
 
@@ -124,19 +120,14 @@ def _if_none_match(request: Request) -> set[str]:
     return {tag.strip().removeprefix("W/") for tag in raw.split(",")}
 
 
-def _scope(key: Principal) -> service.Scope:
-    assert key.account_id is not None and key.environment is not None
-    return service.Scope(key.account_id, key.environment)
-
-
 async def _answer(
     request: Request,
+    cache: ResponseCache,
     key: Hashable,
     version: Hashable,
     compute: Callable[[], Awaitable[dict[str, Any]]],
 ) -> Response:
     """The cached answer for `key` if it was computed at `version`, else a fresh one."""
-    cache: ResponseCache = request.app.state.response_cache
     answer = cache.get(key, version)
     if answer is None:
         await refuse_if_tier_spent(request)  # no work past the tier's limit, conditional or not
@@ -182,8 +173,13 @@ OverviewQuery = Annotated[DayQuery, OVERVIEW.dependency()]
 CustomerQuery = Annotated[DayQuery, CUSTOMER.dependency()]
 PerformanceQuery = Annotated[DayQuery, PERFORMANCE.dependency()]
 FailuresQuery = Annotated[DayQuery, FAILURES.dependency()]
-ProvidersWindow = Annotated[HourWindow, PROVIDERS.dependency()]
+ProvidersQuery = Annotated[HourQuery, PROVIDERS.dependency()]
 DailyQuery = Annotated[DayQuery, DAILY.dependency()]
+
+# Every route: the key (authenticated in the read snapshot, charged to its tier), the query
+# its parameters resolve to, the snapshot connection, and the answer cache. An answer is
+# cached under (endpoint, query) and tagged with the versions of the data it was computed
+# from: the account's data version, and what else it reads (cache.py).
 
 
 @router.get(
@@ -194,17 +190,18 @@ DailyQuery = Annotated[DayQuery, DAILY.dependency()]
 async def get_overview(
     request: Request,
     key: MetricsKeyDep,
-    conn: ConnectionDep,
     query: OverviewQuery,
+    conn: ReadSnapshotDep,
+    cache: ResponseCacheDep,
 ) -> Response:
     """Totals, success and routing rates, per-model and per-task shares over `days` whole UTC
     days (default 7) ending `end_date`."""
-    window = query.window
     return await _answer(
         request,
-        ("overview", key.account_id, key.environment, window),
+        cache,
+        ("overview", query),
         key.data_version,
-        lambda: service.get_overview(conn, _scope(key), window),
+        lambda: overview.answer(conn, query),
     )
 
 
@@ -216,17 +213,19 @@ async def get_overview(
 async def get_customer(
     request: Request,
     key: MetricsKeyDep,
-    conn: ConnectionDep,
     query: CustomerQuery,
+    conn: ReadSnapshotDep,
+    cache: ResponseCacheDep,
+    prices: PricesVersionDep,
 ) -> Response:
     """Usage over the window (default 30 days), calendar-month cost figures relative to
     `end_date`, savings against gpt-4o list prices, preferences and behaviour."""
-    window = query.window
     return await _answer(
         request,
-        ("customer", key.account_id, key.environment, window),
-        (key.data_version, key.settings_changed_at, await prices_version(conn)),
-        lambda: service.get_customer(conn, _scope(key), window),
+        cache,
+        ("customer", query),
+        (key.data_version, key.settings_changed_at, prices),
+        lambda: customer.answer(conn, query),
     )
 
 
@@ -238,17 +237,18 @@ async def get_customer(
 async def get_performance(
     request: Request,
     key: MetricsKeyDep,
-    conn: ConnectionDep,
     query: PerformanceQuery,
+    conn: ReadSnapshotDep,
+    cache: ResponseCacheDep,
 ) -> Response:
     """Per task type and served model over the window (default 7 days), the optimal model per
     task and recommendations to switch."""
-    window, task = query.window, query.task_type
     return await _answer(
         request,
-        ("performance", key.account_id, key.environment, window, task),
+        cache,
+        ("performance", query),
         key.data_version,
-        lambda: service.get_performance(conn, _scope(key), window, task),
+        lambda: performance.answer(conn, query),
     )
 
 
@@ -260,17 +260,18 @@ async def get_performance(
 async def get_failures(
     request: Request,
     key: MetricsKeyDep,
-    conn: ConnectionDep,
     query: FailuresQuery,
+    conn: ReadSnapshotDep,
+    cache: ResponseCacheDep,
 ) -> Response:
     """Failures over the window (default 7 days): by mode, by first-choice model, and
     mitigations derived from the data."""
-    window = query.window
     return await _answer(
         request,
-        ("failures", key.account_id, key.environment, window),
+        cache,
+        ("failures", query),
         key.data_version,
-        lambda: service.get_failures(conn, _scope(key), window),
+        lambda: failures.answer(conn, query),
     )
 
 
@@ -281,20 +282,21 @@ async def get_failures(
 )
 async def get_providers(
     request: Request,
-    key: MetricsKeyDep,
-    conn: ConnectionDep,
-    window: ProvidersWindow,
+    query: ProvidersQuery,
+    conn: ReadSnapshotDep,
+    cache: ResponseCacheDep,
+    histograms: HistogramCacheDep,
+    platform: PlatformVersionDep,
 ) -> Response:
     """Platform-wide provider health over `[end_time - hours, end_time)` for the key's
     environment (all accounts)."""
-    assert key.environment is not None
-    environment = key.environment
-    cache = request.app.state.histogram_cache
+    # Every account's calls: one answer per environment and window, whoever asks.
     return await _answer(
         request,
-        ("providers", environment, window),
-        await platform_version(conn, environment),
-        lambda: service.get_providers(conn, environment, window, cache),
+        cache,
+        ("providers", query.scope.environment, query.window),
+        platform,
+        lambda: providers.answer(conn, query, histograms),
     )
 
 
@@ -306,15 +308,16 @@ async def get_providers(
 async def get_daily(
     request: Request,
     key: MetricsKeyDep,
-    conn: ConnectionDep,
     query: DailyQuery,
+    conn: ReadSnapshotDep,
+    cache: ResponseCacheDep,
 ) -> Response:
     """One entry per UTC day of the window (default 30), empty days included, and trends over
     the complete days."""
-    window, today = query.window, query.today
     return await _answer(
         request,
-        ("daily", key.account_id, key.environment, window, today),
+        cache,
+        ("daily", query),
         key.data_version,
-        lambda: service.get_daily(conn, _scope(key), window, today),
+        lambda: daily.answer(conn, query),
     )

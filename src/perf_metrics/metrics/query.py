@@ -1,0 +1,51 @@
+"""One question to the rollups: whose calls, over which window, narrowed by which filters.
+
+Every answer module and every `select_*` takes one `MetricsQuery`, so that a new filter (or a
+timezone) is one new field here, not an edit of every call site. It is frozen and hashable:
+with the endpoint's name it is the key of the answer cache, so two requests share an answer
+exactly when they ask the same question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Generic, TypeVar
+
+from perf_metrics.metrics.windows import DayWindow, HourWindow
+
+W = TypeVar("W", DayWindow, HourWindow)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One account's calls in one environment (live or test): what a customer key may read.
+    Provider health is platform-wide and reads only `environment`."""
+
+    account_id: str
+    environment: str
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What narrows the calls counted, beyond the scope and the window."""
+
+    task_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsQuery(Generic[W]):
+    scope: Scope
+    window: W
+    filters: Filters = field(default_factory=Filters)
+    # The day the window was resolved against (the clock read once for the request): day
+    # windows only. `daily` trends exclude it, as an incomplete day.
+    today: date | None = None
+
+    def over(self, window: W) -> MetricsQuery[W]:
+        """The same question over another window (a previous period, a longer range)."""
+        return replace(self, window=window)
+
+
+DayQuery = MetricsQuery[DayWindow]
+HourQuery = MetricsQuery[HourWindow]
