@@ -25,6 +25,7 @@ from perf_metrics.db import create_engine
 from perf_metrics.metrics import schemas
 from perf_metrics.migrate import upgrade
 from perf_metrics.settings import Settings
+from perf_metrics.zones import THIS_MONTH_SQL
 from tests.pg import scratch_database
 
 # The published response model of each metrics endpoint.
@@ -73,10 +74,7 @@ async def clean_tables(engine: AsyncEngine) -> None:
             await conn.execute(text(f"TRUNCATE {', '.join(data_tables)} CASCADE"))
         # As the migration leaves it: month rows of the failures rollup up to this month.
         await conn.execute(
-            text(
-                "UPDATE rollup_watermarks"
-                " SET failure_monthly_before = date_trunc('month', now() AT TIME ZONE 'UTC')"
-            )
+            text(f"UPDATE rollup_watermarks SET failure_monthly_before = {THIS_MONTH_SQL}")
         )
 
 

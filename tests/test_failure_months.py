@@ -17,7 +17,7 @@ from perf_metrics.calls import store
 from perf_metrics.calls.maintenance import rebuild_rollups
 from perf_metrics.calls.store import driver_connection
 from perf_metrics.db import create_engine
-from perf_metrics.metrics.queries import full_months
+from perf_metrics.zones import full_months
 from tests.conftest import bearer, rollups_report, store_records
 from tests.factories import random_log
 

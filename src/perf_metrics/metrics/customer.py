@@ -3,7 +3,6 @@ preferences and behaviour."""
 
 from __future__ import annotations
 
-import calendar
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -15,19 +14,11 @@ from perf_metrics.metrics import queries as q
 from perf_metrics.metrics.aggregates import ZERO, by_model, task_calls
 from perf_metrics.metrics.numbers import largest_first, money, rate, ratio, rnd
 from perf_metrics.metrics.query import DayQuery
-from perf_metrics.metrics.windows import DayWindow
+from perf_metrics.zones import days_in_month, month_start, previous_month_start
 
 MILLION = Decimal(1_000_000)
 GPT4O = "gpt-4o"
 GPT4O_LIST_PRICE = (Decimal("2.50"), Decimal("10.00"))  # used only if the price row is missing
-
-
-def _month_start(day: date) -> date:
-    return day.replace(day=1)
-
-
-def _previous_month_start(day: date) -> date:
-    return (_month_start(day) - timedelta(days=1)).replace(day=1)
 
 
 def cost_analysis_months(daily_cost: dict[date, Decimal], today: date) -> dict[str, Any]:
@@ -36,16 +27,16 @@ def cost_analysis_months(daily_cost: dict[date, Decimal], today: date) -> dict[s
     def cost(start: date, end: date) -> Decimal:  # inclusive
         return sum((c for d, c in daily_cost.items() if start <= d <= end), ZERO)
 
-    month_start = _month_start(today)
-    prev_start = _previous_month_start(today)
-    prev_len = calendar.monthrange(prev_start.year, prev_start.month)[1]
-    current = cost(month_start, today)
-    previous = cost(prev_start, month_start - timedelta(days=1))
+    this_month = month_start(today)
+    prev_start = previous_month_start(today)
+    prev_len = days_in_month(prev_start)
+    current = cost(this_month, today)
+    previous = cost(prev_start, this_month - timedelta(days=1))
     comparable = cost(prev_start, prev_start.replace(day=min(today.day, prev_len)))
-    days_in_month = calendar.monthrange(today.year, today.month)[1]
-    before_today = cost(month_start, today - timedelta(days=1))
+    month_days = days_in_month(today)
+    before_today = cost(this_month, today - timedelta(days=1))
     daily_rate = Fraction(cost(today - timedelta(days=7), today - timedelta(days=1))) / 7
-    projected = Fraction(before_today) + daily_rate * (days_in_month - today.day + 1)
+    projected = Fraction(before_today) + daily_rate * (month_days - today.day + 1)
     change = ratio((current - comparable) * 100, comparable)
     return {
         "current_month": money(current),
@@ -58,11 +49,11 @@ def cost_analysis_months(daily_cost: dict[date, Decimal], today: date) -> dict[s
 async def answer(conn: AsyncConnection, query: DayQuery) -> dict[str, Any]:
     window, scope = query.window, query.scope
     today = window.end
-    first_day = min(window.start, _previous_month_start(today), today - timedelta(days=7))
+    first_day = min(window.start, previous_month_start(today), today - timedelta(days=7))
     totals = await q.select_account_totals(conn, query)
     hour_calls = await q.select_hour_calls(conn, query)
     # The month figures reach back to the previous month's 1st and a week before end_date.
-    day_rows = await q.select_daily_rows(conn, query.over(DayWindow(first_day, today)))
+    day_rows = await q.select_daily_rows(conn, query.over(window.over(first_day, today)))
     model_rows = await q.select_model_totals(conn, query)
     settings = await q.select_settings_and_price(conn, scope.account_id, GPT4O)
     price_in, price_out = (

@@ -23,6 +23,7 @@ from perf_metrics.calls.schema import TASK_TYPES
 from perf_metrics.deps import ClockDep
 from perf_metrics.metrics.query import DayQuery, Filters, HourQuery, MetricsQuery, Scope
 from perf_metrics.metrics.windows import Params, day_window, hour_window
+from perf_metrics.zones import zone_of_account
 
 
 def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -87,9 +88,11 @@ class DayWindowParams:
         def parse(request: Request, key: MetricsKeyDep, at: ClockDep) -> DayQuery:
             params = Params(request.query_params, names)
             task = params.choice("task_type", TASK_TYPES) if self.task_filter else None
-            today = at.date()
-            window = day_window(params, self.default_days, today)
-            return MetricsQuery(_scope(key), window, Filters(task_type=task), today)
+            scope = _scope(key)
+            zone = zone_of_account(scope.account_id)
+            today = zone.today(at)  # "today" and "the future" are judged in the account's zone
+            window = day_window(params, self.default_days, today, zone)
+            return MetricsQuery(scope, window, Filters(task_type=task), today)
 
         return Depends(parse)
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC
 from fractions import Fraction
 from typing import Any
 
@@ -17,6 +16,7 @@ from perf_metrics.metrics.histogram_cache import HistogramCache
 from perf_metrics.metrics.numbers import mean_ms, rate, ratio, rnd
 from perf_metrics.metrics.query import HourQuery
 from perf_metrics.metrics.windows import FIVE_MINUTES, HourWindow, iso_z
+from perf_metrics.zones import PLATFORM
 
 
 def _trend(change: Fraction | None, lower_is_better: bool = True) -> str:
@@ -120,7 +120,7 @@ async def answer(conn: AsyncConnection, query: HourQuery, cache: HistogramCache)
         incident_rows[row.provider].append(row)
     hists: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
     for provider, bucket, counts in await cache.window(conn, query):
-        hour = bucket.astimezone(UTC).hour
+        hour = PLATFORM.hour_of_day(bucket)
         dense = hists[provider].get(hour)
         if dense is None:
             dense = hists[provider][hour] = histogram.empty()

@@ -9,7 +9,7 @@ costs more than running these index-range reads, and every request would pay it 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -49,6 +49,7 @@ from perf_metrics.db import (
 )
 from perf_metrics.metrics.query import DayQuery, HourQuery
 from perf_metrics.metrics.windows import FIVE_MINUTES
+from perf_metrics.zones import full_months
 
 ACCOUNT = bindparam("account_id", type_=Text)
 ENVIRONMENT = bindparam("environment", type_=Text)
@@ -198,15 +199,6 @@ FAILURE_TOTALS = select(
 ).group_by(_failure_rows.c.task_type, _failure_rows.c.first_model, _failure_rows.c.failure_mode)
 
 
-def full_months(start: date, end: date) -> tuple[date, date]:
-    """[m_lo, m_hi): the 1sts of the calendar months lying wholly inside [start, end];
-    an empty range (m_lo == m_hi) when there is none."""
-    m_lo = start if start.day == 1 else (start.replace(day=1) + timedelta(days=32)).replace(day=1)
-    after = end + timedelta(days=1)
-    m_hi = after if after.day == 1 else end.replace(day=1)
-    return (m_lo, m_hi) if m_lo < m_hi else (start, start)
-
-
 TRIGGER_TOTALS = (
     select(
         trigger_daily.c.failure_mode,
@@ -241,7 +233,8 @@ async def select_account_totals(conn: AsyncConnection, query: DayQuery) -> Row[A
 
 
 async def select_hour_calls(conn: AsyncConnection, query: DayQuery) -> list[int]:
-    """Calls per UTC hour of day (0-23) over the window."""
+    """Calls per hour of day (0-23, in the account's zone: the fold's hour keys) over the
+    window."""
     counts = [0] * 24
     for r in await _all(conn, HOUR_CALLS, _window(query)):
         counts[r.h - 1] = r.n

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from starlette.datastructures import QueryParams
 
 from perf_metrics.errors import InvalidParameter
+from perf_metrics.zones import UTC_ZONE, Zone
 
 FIVE_MINUTES = timedelta(minutes=5)
 # No call is older (ingest rejects them), and windows ending near year 1 overflow `datetime`.
@@ -33,10 +34,11 @@ def iso_z(moment: datetime) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DayWindow:
-    """Whole UTC days `[start, end]` (both inclusive)."""
+    """Whole days `[start, end]` (both inclusive) of the calendar in `zone`."""
 
     start: date
     end: date
+    zone: Zone = UTC_ZONE
 
     @property
     def days(self) -> int:
@@ -44,12 +46,16 @@ class DayWindow:
 
     @property
     def start_at(self) -> datetime:
-        return datetime.combine(self.start, time(0), UTC)
+        return self.zone.midnight(self.start)
 
     @property
     def end_before(self) -> datetime:
         """Exclusive upper bound: the midnight after `end`."""
-        return datetime.combine(self.end + timedelta(days=1), time(0), UTC)
+        return self.zone.midnight(self.end + timedelta(days=1))
+
+    def over(self, start: date, end: date) -> DayWindow:
+        """Other days of the same calendar."""
+        return DayWindow(start, end, self.zone)
 
     def period(self) -> dict[str, Any]:
         return {
@@ -108,7 +114,7 @@ class Params:
             )
         return int(raw)
 
-    def end_date(self, today: date) -> date:
+    def end_date(self, today: date, zone: Zone) -> date:
         raw = self.values.get("end_date")
         if raw is None:
             return today
@@ -121,7 +127,9 @@ class Params:
                 "'end_date' must be a date YYYY-MM-DD.", param="end_date"
             ) from None
         if value > today:
-            raise InvalidParameter("'end_date' must not be in the future (UTC).", param="end_date")
+            raise InvalidParameter(
+                f"'end_date' must not be in the future ({zone.name}).", param="end_date"
+            )
         if value < EARLIEST.date():
             raise InvalidParameter("'end_date' must be 1970-01-01 or later.", param="end_date")
         return value
@@ -159,10 +167,11 @@ class Params:
         return raw
 
 
-def day_window(params: Params, default_days: int, today: date) -> DayWindow:
+def day_window(params: Params, default_days: int, today: date, zone: Zone) -> DayWindow:
+    """`days` whole days of `zone`'s calendar ending `end_date` (default: `today` there)."""
     days = params.integer("days", default_days, 1, 90)
-    end = params.end_date(today)
-    return DayWindow(end - timedelta(days=days - 1), end)
+    end = params.end_date(today, zone)
+    return DayWindow(end - timedelta(days=days - 1), end, zone)
 
 
 def hour_window(params: Params, now: datetime) -> HourWindow:
