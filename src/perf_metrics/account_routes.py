@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from perf_metrics.auth import CustomerKeyDep
-from perf_metrics.errors import ErrorResponse
+from perf_metrics.errors import documented_error
 
 router = APIRouter(tags=["account"])
 
@@ -24,33 +22,24 @@ class AccountResponse(BaseModel):
     )
 
 
-def _error(description: str, **headers: str) -> dict[str, Any]:
-    return {
-        "model": ErrorResponse,
-        "description": description,
-        "headers": {
-            name.replace("_", "-"): {"description": text, "schema": {"type": "string"}}
-            for name, text in headers.items()
-        },
-    }
-
-
 @router.get(
     "/v1/account",
     response_model=AccountResponse,
     summary="The calling key's account",
     responses={
-        401: _error("Missing, malformed, unknown or revoked key", WWW_Authenticate="Bearer"),
-        403: _error("Not a customer key (an ingest key)"),
-        429: _error(
+        401: documented_error(
+            "Missing, malformed, unknown or revoked key", WWW_Authenticate="Bearer"
+        ),
+        403: documented_error("Not a customer key (an ingest key)"),
+        429: documented_error(
             "Too many requests with a bad key from one address; see Retry-After",
             Retry_After="Seconds to wait before retrying.",
         ),
-        503: _error(
+        503: documented_error(
             "Database unavailable or too slow; see Retry-After",
             Retry_After="Seconds to wait before retrying.",
         ),
-        "default": _error("Any other error (500 internal_error), in the same envelope"),
+        "default": documented_error("Any other error (500 internal_error), in the same envelope"),
     },
 )
 async def get_account(key: CustomerKeyDep) -> AccountResponse:

@@ -9,9 +9,9 @@ instead of reaching into the app.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -23,34 +23,21 @@ from perf_metrics.ratelimit import Limiter
 from perf_metrics.settings import Settings
 
 
-def app_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+def _from_app_state(attribute: str) -> Callable[[Request], Any]:
+    def dependency(request: Request) -> Any:
+        return getattr(request.app.state, attribute)
+
+    dependency.__name__ = dependency.__qualname__ = f"app_{attribute}"
+    return dependency
 
 
-def get_engine(request: Request) -> AsyncEngine:
-    engine: AsyncEngine = request.app.state.engine
-    return engine
-
-
-def get_limiter(request: Request) -> Limiter:
-    limiter: Limiter = request.app.state.limiter
-    return limiter
-
-
-def get_response_cache(request: Request) -> ResponseCache:
-    cache: ResponseCache = request.app.state.response_cache
-    return cache
-
-
-def get_histogram_cache(request: Request) -> HistogramCache:
-    cache: HistogramCache = request.app.state.histogram_cache
-    return cache
-
-
-def get_folder(request: Request) -> Folder:
-    folder: Folder = request.app.state.folder
-    return folder
+# Each a function of its own, so that a test can override one (app.dependency_overrides).
+app_settings = _from_app_state("settings")
+app_engine = _from_app_state("engine")
+app_limiter = _from_app_state("limiter")
+app_response_cache = _from_app_state("response_cache")
+app_histogram_cache = _from_app_state("histogram_cache")
+app_folder = _from_app_state("folder")
 
 
 def now() -> datetime:
@@ -60,11 +47,11 @@ def now() -> datetime:
 
 
 SettingsDep = Annotated[Settings, Depends(app_settings)]
-EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
-LimiterDep = Annotated[Limiter, Depends(get_limiter)]
-ResponseCacheDep = Annotated[ResponseCache, Depends(get_response_cache)]
-HistogramCacheDep = Annotated[HistogramCache, Depends(get_histogram_cache)]
-FolderDep = Annotated[Folder, Depends(get_folder)]
+EngineDep = Annotated[AsyncEngine, Depends(app_engine)]
+LimiterDep = Annotated[Limiter, Depends(app_limiter)]
+ResponseCacheDep = Annotated[ResponseCache, Depends(app_response_cache)]
+HistogramCacheDep = Annotated[HistogramCache, Depends(app_histogram_cache)]
+FolderDep = Annotated[Folder, Depends(app_folder)]
 ClockDep = Annotated[datetime, Depends(now)]
 
 

@@ -149,6 +149,19 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+def documented_error(description: str, **headers: str) -> dict[str, Any]:
+    """A route's `responses` entry for an error: the envelope, a description and the headers
+    it carries (`Retry_After="..."` documents `Retry-After`)."""
+    return {
+        "model": ErrorResponse,
+        "description": description,
+        "headers": {
+            name.replace("_", "-"): {"description": text, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        },
+    }
+
+
 def new_request_id() -> str:
     return "req_" + secrets.token_hex(12)
 

@@ -13,7 +13,7 @@ from perf_metrics.auth import IngestKeyDep
 from perf_metrics.calls.schema import CallRecord, parse_json_body, parse_ndjson_lines
 from perf_metrics.calls.store import leave_queued_if_unavailable, store_calls
 from perf_metrics.deps import EngineDep, FolderDep, SettingsDep
-from perf_metrics.errors import ErrorResponse, InvalidJSON, PayloadTooLarge, PerfError
+from perf_metrics.errors import InvalidJSON, PayloadTooLarge, PerfError, documented_error
 from perf_metrics.observability import INGESTED
 
 router = APIRouter(tags=["ingest"])
@@ -99,40 +99,29 @@ def _request_body() -> dict[str, Any]:
     }
 
 
-def _error(description: str, **headers: str) -> dict[str, Any]:
-    return {
-        "model": ErrorResponse,
-        "description": description,
-        "headers": {
-            name.replace("_", "-"): {"description": text, "schema": {"type": "string"}}
-            for name, text in headers.items()
-        },
-    }
-
-
 @router.post(
     "/v1/calls",
     response_model=IngestResponse,
     summary="Ingest a batch of call records",
     openapi_extra={"requestBody": _request_body()},
     responses={
-        400: _error("Invalid JSON, invalid records (up to 100 errors), unknown account"),
-        401: _error("Missing or invalid ingest key", WWW_Authenticate="Bearer"),
-        403: _error("Not an ingest key"),
-        413: _error("More than 10,000 records or 10 MB (uncompressed)"),
-        415: _error(
+        400: documented_error("Invalid JSON, invalid records (up to 100 errors), unknown account"),
+        401: documented_error("Missing or invalid ingest key", WWW_Authenticate="Bearer"),
+        403: documented_error("Not an ingest key"),
+        413: documented_error("More than 10,000 records or 10 MB (uncompressed)"),
+        415: documented_error(
             "Content-Type is neither application/json nor application/x-ndjson, or "
             "Content-Encoding is neither gzip nor identity"
         ),
-        429: _error(
+        429: documented_error(
             "Rate limit of the ingest key, or of bad keys from one address; see Retry-After",
             Retry_After="Seconds to wait before retrying.",
         ),
-        503: _error(
+        503: documented_error(
             "Database unavailable or too slow; see Retry-After",
             Retry_After="Seconds to wait before retrying.",
         ),
-        "default": _error("Any other error (500 internal_error), in the same envelope"),
+        "default": documented_error("Any other error (500 internal_error), in the same envelope"),
     },
 )
 async def ingest_calls(
