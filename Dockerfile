@@ -14,9 +14,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_INPUT=1
 
 WORKDIR /src
-# Only what the wheel is built from (README.md is the `readme` named in pyproject.toml).
+# Only what the wheel is built from (README.md is the `readme` named in pyproject.toml; the
+# migrations are mapped into the package by pyproject.toml).
 COPY pyproject.toml README.md ./
 COPY src ./src
+COPY migrations ./migrations
 
 # Every compiled dependency (asyncpg, uvloop, httptools, orjson, numpy, pgserver) ships manylinux
 # x86_64 wheels, so no compiler is installed; one that needed a compiler would fail here loudly.

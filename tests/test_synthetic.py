@@ -29,8 +29,7 @@ from perf_metrics.synthetic import AccountSpec, generate_calls, plan_accounts, w
 
 END = datetime(2026, 11, 27, 9, 30, 15, 250_500, tzinfo=UTC)  # not on a millisecond
 MIGRATION = (
-    Path(__file__).resolve().parents[1]
-    / "src/perf_metrics/migrations/versions/2026_11_27_0800_foundation.py"
+    Path(__file__).resolve().parents[1] / "migrations/versions/2026_11_27_0800_foundation.py"
 )
 
 FIELDS = [

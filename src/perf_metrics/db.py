@@ -1,6 +1,6 @@
 """Tables and the engine factory (the per-request connection is a dependency: deps.py).
 
-The schema itself is owned by the Alembic migrations in `perf_metrics/migrations`; the
+The schema itself is owned by the Alembic migrations in `migrations/` (the repository root); the
 `Table` objects here describe it for queries (SQLAlchemy Core) and must agree with them.
 """
 

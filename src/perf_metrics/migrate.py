@@ -12,7 +12,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perf_metrics.settings import normalize_database_url
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+def _migrations_dir() -> Path:
+    """The Alembic scripts. In a checkout (an editable install, or `src` on PYTHONPATH) they are
+    the repository's top-level migrations/, beside src/; in an installed wheel the build has
+    mapped that directory into the package (perf_metrics/migrations/, see pyproject.toml)."""
+    package = Path(__file__).parent
+    installed = package / "migrations"
+    # env.py, not the directory: a checkout from before the move may keep a stale, untracked
+    # src/perf_metrics/migrations/ holding only __pycache__.
+    if (installed / "env.py").is_file():
+        return installed
+    return package.parents[1] / "migrations"
+
+
+MIGRATIONS_DIR = _migrations_dir()
 
 
 def alembic_config(database_url: str) -> Config:
