@@ -1,20 +1,23 @@
-"""Tables, the engine factory and the per-request connection dependency.
+"""Tables, the engine factory, the per-request connection dependency and write transactions.
 
 The schema itself is owned by the Alembic migrations in `perf_metrics/migrations`; the
-`Table` objects here describe it for queries (SQLAlchemy Core) and must agree with them.
+`Table` objects here (and the rollups' in `rollups/tables.py`) describe it for queries
+(SQLAlchemy Core) and must agree with them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    Date,
     DateTime,
     Float,
     Integer,
@@ -23,10 +26,13 @@ from sqlalchemy import (
     Numeric,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from perf_metrics.errors import sqlstate
 from perf_metrics.settings import Settings
 
 NAMING_CONVENTION = {
@@ -115,114 +121,6 @@ calls = Table(
     Column("ingested_at", DateTime(timezone=True), nullable=False),
 )
 
-# --- Rollups (docs/rollups.md). Maintained by the ingest write path, in its transaction.
-# Only the columns the read path names are declared; the migrations own the full DDL.
-
-
-def _account_day(name: str, *columns: Column[Any]) -> Table:
-    return Table(
-        name,
-        metadata,
-        Column("account_id", Text, primary_key=True),
-        Column("environment", Text, primary_key=True),
-        Column("day", Date, primary_key=True),
-        *columns,
-    )
-
-
-account_daily = _account_day(
-    "rollup_account_daily",
-    *(
-        Column(n, BigInteger)
-        for n in (
-            "calls",
-            "successes",
-            "routed_right",
-            "fallbacks",
-            "retried",
-            "ceiling_hits",
-            "latency_sum",
-            "input_tokens",
-            "output_tokens",
-            "quality_n",
-            "complexity_n",
-            "message_sum",
-            "message_n",
-        )
-    ),
-    Column("cost_usd", Numeric),
-    Column("quality_sum", Numeric),
-    Column("complexity_sum", Numeric),
-    Column("hour_calls", ARRAY(BigInteger)),
-)
-model_daily = _account_day(
-    "rollup_model_daily",
-    Column("task_type", Text, primary_key=True),
-    Column("model", Text, primary_key=True),
-    *(Column(n, BigInteger) for n in ("calls", "successes", "latency_sum", "quality_n")),
-    Column("cost_usd", Numeric),
-    Column("quality_sum", Numeric),
-)
-# The failure rollups' counts, day and month grain alike.
-FAILURE_COUNTS = ("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
-failure_daily = _account_day(
-    "rollup_failure_daily",
-    Column("task_type", Text, primary_key=True),
-    Column("first_model", Text, primary_key=True),
-    Column("failure_mode", Text, primary_key=True),  # '' for calls without a failure
-    *(Column(n, BigInteger) for n in FAILURE_COUNTS),
-)
-# The same at month grain (the 1st of each UTC month): full months inside long windows.
-failure_monthly = Table(
-    "rollup_failure_monthly",
-    metadata,
-    Column("account_id", Text, primary_key=True),
-    Column("environment", Text, primary_key=True),
-    Column("month", Date, primary_key=True),
-    Column("task_type", Text, primary_key=True),
-    Column("first_model", Text, primary_key=True),
-    Column("failure_mode", Text, primary_key=True),
-    *(Column(n, BigInteger) for n in FAILURE_COUNTS),
-)
-# One row: rollup_failure_monthly holds the months before this 1st of a month (migration 0006).
-rollup_watermarks = Table(
-    "rollup_watermarks",
-    metadata,
-    Column("id", Boolean, primary_key=True),
-    Column("failure_monthly_before", Date, nullable=False),
-)
-trigger_daily = _account_day(
-    "rollup_trigger_daily",
-    Column("failure_mode", Text, primary_key=True),
-    Column("failure_trigger", Text, primary_key=True),
-    Column("calls", BigInteger),
-)
-
-
-def _provider_table(name: str) -> Table:
-    return Table(
-        name,
-        metadata,
-        Column("environment", Text, primary_key=True),
-        Column("bucket", DateTime(timezone=True), primary_key=True),
-        Column("provider", Text, primary_key=True),
-        *(
-            Column(n, BigInteger)
-            for n in (
-                "fc_calls",
-                "fc_provider_failures",
-                "fc_rate_limited",
-                "served_calls",
-                "latency_sum",
-            )
-        ),
-        Column("hist", ARRAY(Integer)),  # subscripts are latency bins (histogram.py)
-    )
-
-
-provider_5m = _provider_table("rollup_provider_5m")
-provider_hourly = _provider_table("rollup_provider_hourly")
-
 # A change counter per account and environment: ETags key on it.
 account_versions = Table(
     "account_data_versions",
@@ -282,3 +180,41 @@ async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
 
 
 ConnectionDep = Annotated[AsyncConnection, Depends(get_connection)]
+
+
+# --- Write transactions (ingest, folds, rollup maintenance).
+
+# Run through SQLAlchemy, it also BEGINs the transaction the raw asyncpg statements then join.
+# The memory: enough for the fold's hash aggregates not to spill to disk.
+BEGIN_WRITE = text("SET LOCAL work_mem = '64MB'")
+
+DEADLOCK_RETRIES = 3
+
+log = logging.getLogger("perf_metrics.ingest")
+
+
+async def driver_connection(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under `conn`: for COPY and the write path's raw statements."""
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
+async def commit_retrying(conn: AsyncConnection, work: Any) -> Any:
+    """Run `work(conn)` and commit; the whole of it again when Postgres breaks a deadlock."""
+    for attempt in range(DEADLOCK_RETRIES + 1):
+        try:
+            result = await work(conn)
+            await conn.commit()
+            return result
+        except (DBAPIError, asyncpg.PostgresError) as exc:
+            await conn.rollback()
+            state = sqlstate(exc)
+            if state in ("40P01", "40001") and attempt < DEADLOCK_RETRIES:
+                log.warning("ingest retried after %s (attempt %d)", state, attempt + 1)
+                await asyncio.sleep(0.05 * (attempt + 1))
+                continue
+            raise
+        except BaseException:
+            await conn.rollback()
+            raise
+    raise AssertionError("unreachable")

@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.auth import IngestKeyDep
 from perf_metrics.calls.schema import CallRecord, parse_json_body, parse_ndjson_lines
-from perf_metrics.calls.store import Folder, leave_queued_if_unavailable, store_calls
+from perf_metrics.calls.store import store_calls
 from perf_metrics.errors import ErrorResponse, InvalidJSON, PayloadTooLarge, PerfError
 from perf_metrics.observability import INGESTED
+from perf_metrics.rollups.folder import Folder, leave_queued_if_unavailable
 from perf_metrics.settings import Settings
 
 router = APIRouter(tags=["ingest"])

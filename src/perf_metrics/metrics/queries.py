@@ -33,14 +33,13 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import NullType
 
-from perf_metrics.db import (
+from perf_metrics.db import accounts, model_prices
+from perf_metrics.rollups.tables import (
     FAILURE_COUNTS,
     account_daily,
-    accounts,
     failure_daily,
     failure_monthly,
     model_daily,
-    model_prices,
     provider_5m,
     provider_hourly,
     rollup_watermarks,
@@ -160,7 +159,7 @@ DAILY_DISTRIBUTIONS = (
 
 # Failures: full calendar months inside the window from the month-grain rollup, the days
 # before the first and after the last full month from the day-grain one. Month rows exist
-# only for the months before the watermark (the current month until it ends: store.py), so
+# only for the months before the watermark (the current month until it ends: rollups/fold.py), so
 # the month range stops there and the days from it on come from the daily rows.
 M_LO = bindparam("m_lo", type_=Date)
 M_HI = bindparam("m_hi", type_=Date)
