@@ -1,8 +1,11 @@
 """Tables, the engine factory, the per-request connection dependency and write transactions.
 
 The schema itself is owned by the Alembic migrations in `perf_metrics/migrations`; the
-`Table` objects here (and the rollups' in `rollups/tables.py`) describe it for queries
-(SQLAlchemy Core) and must agree with them.
+`Table` objects here and in `rollups/tables.py` describe all of it (columns, keys, indexes,
+constraints), for queries (SQLAlchemy Core) and for Alembic's autogenerate, which must find
+no difference from a migrated database (tests/test_migrations.py). The SQL functions the
+rollups use (latency_bin, hist_*, counts_add) and the queue's autovacuum settings exist in the
+migrations only: autogenerate compares neither.
 """
 
 from __future__ import annotations
@@ -17,15 +20,20 @@ from fastapi import Depends, Request
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Float,
+    ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     Numeric,
     Table,
     Text,
+    false,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -54,28 +62,39 @@ accounts = Table(
     Column("id", Text, primary_key=True),
     Column("name", Text, nullable=False),
     Column("tier", Text, nullable=False),
-    Column("cost_vs_quality_ratio", Float, nullable=False),
-    Column("latency_sensitivity", Float, nullable=False),
-    Column("preferred_models", ARRAY(Text), nullable=False),
-    Column("task_overrides", JSONB, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("cost_vs_quality_ratio", Float, nullable=False, server_default="0.5"),
+    Column("latency_sensitivity", Float, nullable=False, server_default="0.5"),
+    Column("preferred_models", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    Column("task_overrides", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("id ~ '^acct_[A-Za-z0-9_]{1,59}$'", name="id_format"),
+    CheckConstraint("tier IN ('free', 'pro', 'enterprise')", name="tier"),
+    CheckConstraint("cost_vs_quality_ratio BETWEEN 0 AND 1", name="cost_vs_quality_ratio"),
+    CheckConstraint("latency_sensitivity BETWEEN 0 AND 1", name="latency_sensitivity"),
 )
 
 api_keys = Table(
     "api_keys",
     metadata,
     Column("id", Text, primary_key=True),
-    Column("account_id", Text),  # null for ingest keys (platform-wide)
+    # null for ingest keys (platform-wide)
+    Column("account_id", Text, ForeignKey("accounts.id"), index=True),
     Column("kind", Text, nullable=False),  # customer | ingest
     Column("environment", Text),  # live | test for customer keys, null for ingest keys
     Column("name", Text),
     Column("key_hash", LargeBinary, nullable=False, unique=True),
     Column("display_prefix", Text, nullable=False),
     Column("last4", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True)),
     Column("last_used_at", DateTime(timezone=True)),
+    CheckConstraint(
+        "(kind = 'customer' AND account_id IS NOT NULL AND environment IN ('live', 'test'))"
+        " OR (kind = 'ingest' AND account_id IS NULL AND environment IS NULL)",
+        name="kind_scope",
+    ),
+    CheckConstraint("octet_length(key_hash) = 32", name="sha256"),
 )
 
 model_prices = Table(
@@ -85,12 +104,14 @@ model_prices = Table(
     Column("provider", Text, nullable=False),
     Column("input_usd_per_mtok", Numeric(12, 6), nullable=False),
     Column("output_usd_per_mtok", Numeric(12, 6), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# No foreign key to accounts (migration 0004): the write path locks each batch's accounts once.
 calls = Table(
     "calls",
     metadata,
+    # The idempotency key; account_id first so the table can be distributed by account.
     Column("account_id", Text, primary_key=True),
     Column("call_id", Text, primary_key=True),
     Column("environment", Text, nullable=False),
@@ -110,15 +131,45 @@ calls = Table(
     Column("failure_mode", Text),
     Column("failure_trigger", Text),
     Column("recovery", Text),
-    Column("retry_count", Integer, nullable=False),
-    Column("fallback_used", Boolean, nullable=False),
+    Column("retry_count", Integer, nullable=False, server_default="0"),
+    Column("fallback_used", Boolean, nullable=False, server_default=false()),
     Column("quality_score", Float),
     Column("message_count", Integer),
     Column("max_cost_per_call", Money),
-    Column("cost_ceiling_hit", Boolean, nullable=False),
+    Column("cost_ceiling_hit", Boolean, nullable=False, server_default=false()),
     Column("user_id", Text),
     Column("metadata", JSONB),
-    Column("ingested_at", DateTime(timezone=True), nullable=False),
+    Column("ingested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("environment IN ('live', 'test')", name="environment"),
+    CheckConstraint(
+        "task_type IN ('extraction', 'classification', 'summarization', 'reasoning',"
+        " 'code', 'writing')",
+        name="task_type",
+    ),
+    CheckConstraint("status IN ('success', 'error')", name="status"),
+    CheckConstraint(
+        "failure_mode IS NULL OR failure_mode IN ('format_violation', 'refusal',"
+        " 'hallucination', 'incomplete', 'reasoning_error', 'provider_error', 'timeout',"
+        " 'rate_limited')",
+        name="failure_mode",
+    ),
+    CheckConstraint("recovery IS NULL OR recovery IN ('retry', 'fallback')", name="recovery"),
+    CheckConstraint(
+        "input_tokens >= 0 AND output_tokens >= 0 AND cost_usd >= 0 AND latency_ms >= 0"
+        " AND retry_count >= 0",
+        name="non_negative",
+    ),
+)
+# Per-account time-range reads (raw exports, the naive baseline, rebuilding rollups).
+Index(None, calls.c.account_id, calls.c.environment, calls.c.created_at)
+
+# New calls queued for the rollups (migration 0005): the columns of a call that a fold reads.
+# No key and no index: every fold reads the queue whole and empties it.
+NOT_QUEUED = ("call_id", "api_key_id", "max_cost_per_call", "user_id", "metadata", "ingested_at")
+calls_pending = Table(
+    "calls_pending",
+    metadata,
+    *(Column(c.name, c.type, nullable=c.nullable) for c in calls.c if c.name not in NOT_QUEUED),
 )
 
 # A change counter per account and environment: ETags key on it.

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perf_metrics.calls.schema import COLUMNS
-from perf_metrics.db import BEGIN_WRITE, commit_retrying, driver_connection
+from perf_metrics.db import BEGIN_WRITE, calls_pending, commit_retrying, driver_connection
 from perf_metrics.errors import InvalidCallRecord
 
 STAGE_DDL = """
@@ -29,11 +29,7 @@ CREATE TEMP TABLE IF NOT EXISTS calls_stage
 _COLS = ", ".join(COLUMNS)
 
 # What the rollups read of a call: the queue's columns.
-PENDING_COLUMNS = tuple(
-    c
-    for c in COLUMNS
-    if c not in ("call_id", "api_key_id", "max_cost_per_call", "user_id", "metadata")
-)
+PENDING_COLUMNS = tuple(c for c in COLUMNS if c in calls_pending.c)
 PENDING_LIST = ", ".join(PENDING_COLUMNS)
 
 # Insert what is new and queue it for the rollups. Rows go in key order so that concurrent

@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perf_metrics.calls.store import PENDING_LIST
-from perf_metrics.db import BEGIN_WRITE, account_versions, driver_connection
+from perf_metrics.db import BEGIN_WRITE, account_versions, calls_pending, driver_connection
 from perf_metrics.rollups.fold import FOLD_LOCK, THIS_MONTH, fold_statement
 from perf_metrics.rollups.tables import ROLLUP_TABLES, ROLLUPS, failure_monthly
 
@@ -114,7 +114,7 @@ async def rebuild_rollups(conn: AsyncConnection) -> dict[str, Any]:
     await raw.execute("SET LOCAL lock_timeout = 0")
     # The month mark, back if it was lost (months before it get month rows below).
     await raw.execute(RESTORE_MARK)
-    for table in (*ROLLUP_TABLES, "calls_pending"):
+    for table in (*ROLLUP_TABLES, calls_pending.name):
         await raw.execute(f"DELETE FROM {table}")
     await raw.execute("UPDATE account_data_versions SET version = version + 1, updated_at = now()")
     row = await raw.fetchrow(fold_statement(f"SELECT {PENDING_LIST} FROM calls"))

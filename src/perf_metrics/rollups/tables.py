@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Numeric,
     Table,
     Text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import TypeEngine
@@ -301,6 +303,12 @@ provider_hourly = _table(provider_hourly_rollup)
 rollup_watermarks = Table(
     "rollup_watermarks",
     metadata,
-    Column("id", Boolean, primary_key=True),
-    Column("failure_monthly_before", Date, nullable=False),
+    Column("id", Boolean, primary_key=True, server_default=true(), comment="one row: always true"),
+    Column(
+        "failure_monthly_before",
+        Date,
+        nullable=False,
+        comment="rollup_failure_monthly holds the months before this 1st of a month, whole",
+    ),
+    CheckConstraint("id", name="one_row"),
 )
