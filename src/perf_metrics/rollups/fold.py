@@ -4,12 +4,12 @@
 RETURNING feeds the upserts, so each queued call is counted exactly once), one fold at a time
 under an advisory lock. Each process folds through its `Folder` (folder.py).
 
-The fold is one big CTE statement, raw SQL text: a single INSERT ... ON CONFLICT per rollup,
-all fed by one scan of the taken calls, is what SQLAlchemy Core cannot say without losing the
-shared `c` CTE, and it runs on the driver's connection. The text is built from declared
-constants only: every rollup's column lists, aggregates, conflict keys and merges come from
-its declaration in tables.py; the few expressions that fix the rollups' time zone (UTC) are
-the named constants below.
+The fold is one big CTE statement kept as raw SQL text, on purpose: one INSERT ... ON CONFLICT
+per rollup, all fed by one materialized scan of the taken calls (`c`), reads far better as SQL
+than as nested Core constructs, and it runs on the driver's connection (asyncpg) like the rest
+of the write path. The text is built from declared constants only: every rollup's column
+lists, aggregates, conflict keys and merges come from its declaration in tables.py; the few
+expressions that fix the rollups' time zone (UTC) are the named constants below.
 """
 
 from __future__ import annotations

@@ -49,6 +49,8 @@ HIST_ADD = Merge("hist_add", aggregate="hist_sum")  # latency histograms (migrat
 
 @dataclass(frozen=True)
 class Key:
+    """A key column of a rollup (its primary key, in order)."""
+
     name: str
     type: TypeEngine[Any]
     select: str | None = None  # what the fold groups by, when not the column of that name
@@ -60,6 +62,8 @@ class Key:
 
 @dataclass(frozen=True)
 class Measure:
+    """A measure column: its aggregate per key over the folded rows, and its merge."""
+
     name: str
     type: TypeEngine[Any]
     aggregate: str  # over the rollup's `rows`, per key
@@ -83,6 +87,8 @@ class Measure:
 
 @dataclass(frozen=True)
 class Rollup:
+    """One rollup table: its key (grain), its measures, and the rows a fold aggregates."""
+
     name: str
     about: str  # one line, the comment above its part of the fold
     keys: tuple[Key, ...]
@@ -111,18 +117,18 @@ TEXT = Text()
 HOURS_PER_DAY = 24
 
 
-def count(name: str, condition: str | None = None) -> Measure:
+def _count(name: str, condition: str | None = None) -> Measure:
     """A count of the rows, or of those meeting `condition`."""
     where = "" if condition is None else f" FILTER (WHERE {condition})"
     return Measure(name, BIG, f"count(*){where}")
 
 
-def account_day(*keys: Key) -> tuple[Key, ...]:
+def _account_day(*keys: Key) -> tuple[Key, ...]:
     return (Key("account_id", TEXT), Key("environment", TEXT), Key("day", Date()), *keys)
 
 
-CALLS = count("calls")
-SUCCESSES = count("successes", "status = 'success'")
+CALLS = _count("calls")
+SUCCESSES = _count("successes", "status = 'success'")
 COST_USD = Measure("cost_usd", Numeric(), "sum(cost_usd)")
 LATENCY_SUM = Measure("latency_sum", BIG, "sum(latency_ms)")
 # Scores are sent as decimals and stored as floats: summed as the decimals they were sent as.
@@ -132,17 +138,17 @@ QUALITY_N = Measure("quality_n", BIG, "count(quality_score)")
 account_daily_rollup = Rollup(
     "rollup_account_daily",
     "per account, environment, day: totals and hour-of-day counts",
-    account_day(),
+    _account_day(),
     (
         CALLS,
         SUCCESSES,
-        count(
+        _count(
             "routed_right",
             "failure_mode IS NULL AND (quality_score IS NULL OR quality_score >= 0.7)",
         ),
-        count("fallbacks", "fallback_used"),
-        count("retried", "retry_count > 0"),
-        count("ceiling_hits", "cost_ceiling_hit"),
+        _count("fallbacks", "fallback_used"),
+        _count("retried", "retry_count > 0"),
+        _count("ceiling_hits", "cost_ceiling_hit"),
         COST_USD,
         LATENCY_SUM,
         Measure("input_tokens", BIG, "sum(input_tokens)"),
@@ -168,16 +174,16 @@ account_daily_rollup = Rollup(
 model_daily_rollup = Rollup(
     "rollup_model_daily",
     "per day x task x served model",
-    account_day(Key("task_type", TEXT), Key("model", TEXT)),
+    _account_day(Key("task_type", TEXT), Key("model", TEXT)),
     (CALLS, SUCCESSES, COST_USD, LATENCY_SUM, QUALITY_SUM, QUALITY_N),
 )
 
 # The failure rollups' counts, day and month grain alike.
 FAILURE_MEASURES = (
     CALLS,
-    count("retry_recovered", "recovery = 'retry'"),
-    count("fallback_recovered", "recovery = 'fallback'"),
-    count("unrecoverable", "status = 'error'"),
+    _count("retry_recovered", "recovery = 'retry'"),
+    _count("fallback_recovered", "recovery = 'fallback'"),
+    _count("unrecoverable", "status = 'error'"),
 )
 FAILURE_COUNTS = tuple(m.name for m in FAILURE_MEASURES)
 FAILURE_MODE = Key("failure_mode", TEXT, "coalesce(failure_mode, '')")  # '' = no failure
@@ -185,7 +191,7 @@ FAILURE_MODE = Key("failure_mode", TEXT, "coalesce(failure_mode, '')")  # '' = n
 failure_daily_rollup = Rollup(
     "rollup_failure_daily",
     "per day x task x first-choice model x failure mode ('' = none)",
-    account_day(Key("task_type", TEXT), Key("first_model", TEXT), FAILURE_MODE),
+    _account_day(Key("task_type", TEXT), Key("first_model", TEXT), FAILURE_MODE),
     FAILURE_MEASURES,
 )
 
@@ -213,13 +219,13 @@ failure_monthly_rollup = Rollup(
 trigger_daily_rollup = Rollup(
     "rollup_trigger_daily",
     "per day x failure mode x what triggered it",
-    account_day(Key("failure_mode", TEXT), Key("failure_trigger", TEXT)),
+    _account_day(Key("failure_mode", TEXT), Key("failure_trigger", TEXT)),
     (CALLS,),
     where="failure_mode IS NOT NULL AND failure_trigger IS NOT NULL",
 )
 
 
-def provider_rollup(name: str, about: str, bucket: str, stage: str) -> Rollup:
+def _provider_rollup(name: str, about: str, bucket: str, stage: str) -> Rollup:
     """Platform-wide provider health, per time bucket. The fold computes these in stages
     (fold.py's STAGES): first-choice counts per bucket and first-choice provider
     (`{stage}_fc`), served latency bins per bucket and served provider (`{stage}_served`);
@@ -253,13 +259,13 @@ def provider_rollup(name: str, about: str, bucket: str, stage: str) -> Rollup:
     )
 
 
-provider_5m_rollup = provider_rollup(
+provider_5m_rollup = _provider_rollup(
     "rollup_provider_5m",
     "platform-wide provider health: first-choice errors and served latency, per 5 minutes",
     "b5",
     "p",
 )
-provider_hourly_rollup = provider_rollup(
+provider_hourly_rollup = _provider_rollup(
     "rollup_provider_hourly",
     "the same per hour, built from the bins (one histogram per row, no merging)",
     "bh",
