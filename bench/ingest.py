@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, CpuMeter, run_cli, scratch_database, served, write_results
 from perf_metrics import synthetic
 from perf_metrics.calls.schema import COLUMNS, parse_ndjson_lines
-from perf_metrics.calls.store import ROLLUP_TABLES
+from perf_metrics.rollups.tables import ROLLUP_TABLES
 
 ACCOUNTS = 1000
 SEED = 7

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from perf_metrics.db import metadata
+from perf_metrics.rollups import tables  # noqa: F401  (declares the rollup tables in `metadata`)
 from perf_metrics.settings import get_settings
 
 config = context.config

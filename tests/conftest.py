@@ -18,12 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from perf_metrics import accounts as admin
 from perf_metrics.app import create_app
-from perf_metrics.calls.maintenance import verify_rollups
 from perf_metrics.calls.schema import parse_ndjson_lines
-from perf_metrics.calls.store import fold, store_calls
+from perf_metrics.calls.store import store_calls
 from perf_metrics.db import create_engine
 from perf_metrics.metrics import schemas
 from perf_metrics.migrate import upgrade
+from perf_metrics.rollups.fold import fold
+from perf_metrics.rollups.maintenance import verify_rollups
 from perf_metrics.settings import Settings
 from perf_metrics.zones import THIS_MONTH_SQL
 from tests.pg import scratch_database

@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from perf_metrics.calls import store
-from perf_metrics.calls.maintenance import rebuild_rollups
-from perf_metrics.calls.store import driver_connection
-from perf_metrics.db import create_engine
+from perf_metrics.db import BEGIN_WRITE, create_engine, driver_connection
+from perf_metrics.rollups.fold import FOLD, FOLD_LOCK, fold
+from perf_metrics.rollups.maintenance import rebuild_rollups
 from perf_metrics.zones import full_months
 from tests.conftest import bearer, rollups_report, store_records
 from tests.factories import random_log
@@ -99,10 +98,10 @@ async def test_the_first_fold_of_a_month_builds_the_months_that_ended(admin_ops,
     async with engine.connect() as conn:
         await store_records(conn, calls, folded=False)
         # A fold of those days, without the seal (as folds in those months were).
-        await conn.execute(store.BEGIN_WRITE)
+        await conn.execute(BEGIN_WRITE)
         raw = await driver_connection(conn)
-        await raw.execute(store.FOLD_LOCK)
-        assert await raw.fetchval(store.FOLD) == N
+        await raw.execute(FOLD_LOCK)
+        assert await raw.fetchval(FOLD) == N
         await conn.commit()
     monthly = await month_totals(engine, "rollup_failure_monthly", "month")
     assert set(monthly) == {months_back(this_month(), 3)}  # only the one before the mark
@@ -110,7 +109,7 @@ async def test_the_first_fold_of_a_month_builds_the_months_that_ended(admin_ops,
     assert report["ok"], report  # consistent with the mark where it is
 
     async with engine.connect() as conn:
-        assert await store.fold(conn) == 0  # nothing queued: the seal alone
+        assert await fold(conn) == 0  # nothing queued: the seal alone
         mark_now = await conn.scalar(text("SELECT failure_monthly_before FROM rollup_watermarks"))
     assert mark_now == this_month()
     daily = await month_totals(engine, "rollup_failure_daily", "day")
@@ -168,7 +167,7 @@ async def test_a_mark_inside_the_windows_full_months_splits_them(client, admin_o
 
     # The next fold seals the months since the mark afresh: the strays go.
     async with engine.connect() as conn:
-        await store.fold(conn)
+        await fold(conn)
     daily = await month_totals(engine, "rollup_failure_daily", "day")
     monthly = await month_totals(engine, "rollup_failure_monthly", "month")
     assert monthly == {m: n for m, n in daily.items() if m < this_month()}
@@ -177,7 +176,7 @@ async def test_a_mark_inside_the_windows_full_months_splits_them(client, admin_o
     # Sealed again from an earlier mark: the same rows.
     await set_mark(engine, months_back(this_month(), 4))
     async with engine.connect() as conn:
-        await store.fold(conn)
+        await fold(conn)
     assert await month_totals(engine, "rollup_failure_monthly", "month") == monthly
     assert (await rollups_report(engine))["ok"]
 
@@ -193,8 +192,8 @@ async def test_a_fold_waits_out_a_long_holder_of_the_fold_lock(settings, admin_o
                            datetime.now(UTC))  # fmt: skip
         async with engine.connect() as holder, engine.connect() as folder:
             await store_records(folder, calls, folded=False)
-            await holder.execute(text(store.FOLD_LOCK))  # held until rollback
-            folding = asyncio.ensure_future(store.fold(folder))
+            await holder.execute(text(FOLD_LOCK))  # held until rollback
+            folding = asyncio.ensure_future(fold(folder))
             await asyncio.sleep(1.5)  # three statement timeouts
             assert not folding.done()
             await holder.rollback()
@@ -216,7 +215,7 @@ async def test_a_lost_mark_stops_folds_loudly_and_a_rebuild_restores_it(admin_op
     async with engine.connect() as conn:
         await store_records(conn, calls, folded=False)
         with pytest.raises(RuntimeError, match="rollups rebuild"):
-            await store.fold(conn)
+            await fold(conn)
     async with engine.begin() as conn:
         await rebuild_rollups(conn)
     async with engine.connect() as conn:

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import text
 
 from perf_metrics.app import create_app
-from perf_metrics.calls import store
-from perf_metrics.calls.store import Folder
+from perf_metrics.rollups import folder as rollup_folder
+from perf_metrics.rollups.folder import Folder
 from tests.conftest import bearer, rollups_report
 from tests.factories import random_log
 
@@ -110,7 +110,7 @@ async def test_the_folder_vacuums_the_queue_so_it_does_not_grow(
 ) -> None:
     """A server may run without autovacuum (this machine's does): the folder's own VACUUM lets
     later batches reuse the pages of folded calls instead of extending the queue forever."""
-    monkeypatch.setattr(store, "VACUUM_EVERY", 100)
+    monkeypatch.setattr(rollup_folder, "VACUUM_EVERY", 100)
     acct = await admin_ops.account()
     ingest = (await admin_ops.key(None))["key"]
     now = datetime.now(UTC)
@@ -138,8 +138,8 @@ async def test_a_failed_vacuum_fails_neither_the_fold_nor_the_batch(
     settings, admin_ops, engine, monkeypatch, caplog
 ) -> None:
     """The vacuum runs after the fold has committed: its failure is logged, nothing else."""
-    monkeypatch.setattr(store, "VACUUM_EVERY", 1)
-    monkeypatch.setattr(store, "VACUUM_QUEUE", "VACUUM calls_pending_no_such_table")
+    monkeypatch.setattr(rollup_folder, "VACUUM_EVERY", 1)
+    monkeypatch.setattr(rollup_folder, "VACUUM_QUEUE", "VACUUM calls_pending_no_such_table")
     acct = await admin_ops.account()
     ingest = (await admin_ops.key(None))["key"]
     now = datetime.now(UTC)

@@ -23,6 +23,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from perf_metrics.db import account_versions
+from perf_metrics.rollups.tables import ROLLUP_TABLES, ROLLUPS, failure_monthly
 from perf_metrics.settings import Settings
 from tests.conftest import assert_envelope, bearer
 
@@ -32,15 +34,8 @@ ACCT_B = "acct_ingest_b"
 DAY0 = (datetime.now(UTC) - timedelta(days=20)).replace(hour=0, minute=0, second=0, microsecond=0)
 MISSING = object()
 
-ROLLUP_TABLES = {
-    "rollup_account_daily",
-    "rollup_model_daily",
-    "rollup_failure_daily",
-    "rollup_trigger_daily",
-    "rollup_provider_5m",
-    "rollup_provider_hourly",
-    "account_data_versions",
-}
+# What a fold writes: every rollup, and the cache versions.
+FOLDED_TABLES = {*ROLLUP_TABLES, account_versions.name}
 REQUIRED = (
     "call_id",
     "account_id",
@@ -1201,8 +1196,10 @@ async def test_rejected_batches_leave_every_table_as_it_was(
     seed = varied_records(random.Random(3), 20)
     assert (await post_json(client, ingest_key, seed)).status_code == 200
     before = await snapshot(engine)
-    assert ROLLUP_TABLES | {"calls", "accounts", "api_keys"} <= set(before)
-    assert all(before[name] for name in ROLLUP_TABLES | {"calls"})
+    assert FOLDED_TABLES | {"calls", "accounts", "api_keys"} <= set(before)
+    # Month rows exist only for ended months: none when the seed's days are all in this one.
+    touched = FOLDED_TABLES - {failure_monthly.name} | {"calls"}
+    assert all(before[name] for name in touched)
 
     fresh = [rec(f"fresh-{i}", account_id=(ACCT, ACCT_B)[i % 2]) for i in range(5)]
     rejected = [
@@ -1453,31 +1450,28 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
             served["latency_sum"] += r["latency_ms"]
     for key, counts in hours.items():
         account[key]["hour_calls"] = counts
+    # Month rows for the months before the watermark, which the tests leave at this month.
+    this_month = datetime.now(UTC).date().replace(day=1)
+    failure_month = defaultdict(
+        zeros("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
+    )
+    for (a, env, day, *rest), counts in failure.items():
+        if day < this_month:
+            month = failure_month[(a, env, day.replace(day=1), *rest)]
+            for name, n in counts.items():
+                month[name] += n
     return {
         "rollup_account_daily": dict(account),
         "rollup_model_daily": dict(model),
         "rollup_failure_daily": dict(failure),
+        "rollup_failure_monthly": dict(failure_month),
         "rollup_trigger_daily": {k: {"calls": v} for k, v in trigger.items()},
         "rollup_provider_5m": dict(p5),
         "rollup_provider_hourly": dict(ph),
     }
 
 
-ROLLUP_KEYS = {
-    "rollup_account_daily": ("account_id", "environment", "day"),
-    "rollup_model_daily": ("account_id", "environment", "day", "task_type", "model"),
-    "rollup_failure_daily": (
-        "account_id",
-        "environment",
-        "day",
-        "task_type",
-        "first_model",
-        "failure_mode",
-    ),
-    "rollup_trigger_daily": ("account_id", "environment", "day", "failure_mode", "failure_trigger"),
-    "rollup_provider_5m": ("environment", "bucket", "provider"),
-    "rollup_provider_hourly": ("environment", "bucket", "provider"),
-}
+ROLLUP_KEYS = {r.name: r.key_names for r in ROLLUPS}
 
 
 async def assert_rollups_match(engine: AsyncEngine, unique: list[dict[str, Any]]) -> None:

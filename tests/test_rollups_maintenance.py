@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 
-from perf_metrics.calls.maintenance import rebuild_rollups
-from perf_metrics.calls.store import ROLLUP_TABLES
+from perf_metrics.rollups.maintenance import rebuild_rollups
+from perf_metrics.rollups.tables import ROLLUP_TABLES
 from tests.conftest import rollups_report, store_records
 from tests.factories import random_log
 

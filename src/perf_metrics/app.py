@@ -13,7 +13,6 @@ from fastapi.routing import APIRoute
 
 from perf_metrics import __version__, account_routes, apidocs, health, observability
 from perf_metrics.calls import router as calls_router
-from perf_metrics.calls.store import Folder, fold_continuously
 from perf_metrics.db import create_engine
 from perf_metrics.errors import RequestIdMiddleware, install_error_handlers
 from perf_metrics.head_requests import HeadAsGetMiddleware
@@ -22,6 +21,7 @@ from perf_metrics.metrics.cache import ResponseCache
 from perf_metrics.metrics.histogram_cache import HistogramCache
 from perf_metrics.observability import AccessLogMiddleware
 from perf_metrics.ratelimit import Limiter
+from perf_metrics.rollups.folder import Folder, fold_continuously
 from perf_metrics.settings import Settings, get_settings
 
 API_DESCRIPTION = """

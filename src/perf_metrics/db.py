@@ -1,30 +1,45 @@
-"""Tables and the engine factory (the per-request connection is a dependency: deps.py).
+"""Tables, the engine factory and write transactions (the per-request connection is a
+dependency: deps.py).
 
 The schema itself is owned by the Alembic migrations in `migrations/` (the repository root); the
-`Table` objects here describe it for queries (SQLAlchemy Core) and must agree with them.
+`Table` objects here and in `rollups/tables.py` describe all of it (columns, keys, indexes,
+constraints), for queries (SQLAlchemy Core) and for Alembic's autogenerate, which must find
+no difference from a migrated database (tests/test_migrations.py). The SQL functions the
+rollups use (latency_bin, hist_*, counts_add) and the queue's autovacuum settings exist in the
+migrations only: autogenerate compares neither.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
-    Date,
     DateTime,
     Float,
+    ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     Numeric,
     Table,
     Text,
+    false,
+    func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from perf_metrics.errors import sqlstate
 from perf_metrics.settings import Settings
 
 NAMING_CONVENTION = {
@@ -46,28 +61,39 @@ accounts = Table(
     Column("id", Text, primary_key=True),
     Column("name", Text, nullable=False),
     Column("tier", Text, nullable=False),
-    Column("cost_vs_quality_ratio", Float, nullable=False),
-    Column("latency_sensitivity", Float, nullable=False),
-    Column("preferred_models", ARRAY(Text), nullable=False),
-    Column("task_overrides", JSONB, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("cost_vs_quality_ratio", Float, nullable=False, server_default="0.5"),
+    Column("latency_sensitivity", Float, nullable=False, server_default="0.5"),
+    Column("preferred_models", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    Column("task_overrides", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("id ~ '^acct_[A-Za-z0-9_]{1,59}$'", name="id_format"),
+    CheckConstraint("tier IN ('free', 'pro', 'enterprise')", name="tier"),
+    CheckConstraint("cost_vs_quality_ratio BETWEEN 0 AND 1", name="cost_vs_quality_ratio"),
+    CheckConstraint("latency_sensitivity BETWEEN 0 AND 1", name="latency_sensitivity"),
 )
 
 api_keys = Table(
     "api_keys",
     metadata,
     Column("id", Text, primary_key=True),
-    Column("account_id", Text),  # null for ingest keys (platform-wide)
+    # null for ingest keys (platform-wide)
+    Column("account_id", Text, ForeignKey("accounts.id"), index=True),
     Column("kind", Text, nullable=False),  # customer | ingest
     Column("environment", Text),  # live | test for customer keys, null for ingest keys
     Column("name", Text),
     Column("key_hash", LargeBinary, nullable=False, unique=True),
     Column("display_prefix", Text, nullable=False),
     Column("last4", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True)),
     Column("last_used_at", DateTime(timezone=True)),
+    CheckConstraint(
+        "(kind = 'customer' AND account_id IS NOT NULL AND environment IN ('live', 'test'))"
+        " OR (kind = 'ingest' AND account_id IS NULL AND environment IS NULL)",
+        name="kind_scope",
+    ),
+    CheckConstraint("octet_length(key_hash) = 32", name="sha256"),
 )
 
 model_prices = Table(
@@ -77,12 +103,14 @@ model_prices = Table(
     Column("provider", Text, nullable=False),
     Column("input_usd_per_mtok", Numeric(12, 6), nullable=False),
     Column("output_usd_per_mtok", Numeric(12, 6), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# No foreign key to accounts (migration 0004): the write path locks each batch's accounts once.
 calls = Table(
     "calls",
     metadata,
+    # The idempotency key; account_id first so the table can be distributed by account.
     Column("account_id", Text, primary_key=True),
     Column("call_id", Text, primary_key=True),
     Column("environment", Text, nullable=False),
@@ -102,124 +130,46 @@ calls = Table(
     Column("failure_mode", Text),
     Column("failure_trigger", Text),
     Column("recovery", Text),
-    Column("retry_count", Integer, nullable=False),
-    Column("fallback_used", Boolean, nullable=False),
+    Column("retry_count", Integer, nullable=False, server_default="0"),
+    Column("fallback_used", Boolean, nullable=False, server_default=false()),
     Column("quality_score", Float),
     Column("message_count", Integer),
     Column("max_cost_per_call", Money),
-    Column("cost_ceiling_hit", Boolean, nullable=False),
+    Column("cost_ceiling_hit", Boolean, nullable=False, server_default=false()),
     Column("user_id", Text),
     Column("metadata", JSONB),
-    Column("ingested_at", DateTime(timezone=True), nullable=False),
-)
-
-# --- Rollups (docs/rollups.md). Maintained by the ingest write path, in its transaction.
-# Only the columns the read path names are declared; the migrations own the full DDL.
-
-
-def _account_day(name: str, *columns: Column[Any]) -> Table:
-    return Table(
-        name,
-        metadata,
-        Column("account_id", Text, primary_key=True),
-        Column("environment", Text, primary_key=True),
-        Column("day", Date, primary_key=True),
-        *columns,
-    )
-
-
-account_daily = _account_day(
-    "rollup_account_daily",
-    *(
-        Column(n, BigInteger)
-        for n in (
-            "calls",
-            "successes",
-            "routed_right",
-            "fallbacks",
-            "retried",
-            "ceiling_hits",
-            "latency_sum",
-            "input_tokens",
-            "output_tokens",
-            "quality_n",
-            "complexity_n",
-            "message_sum",
-            "message_n",
-        )
+    Column("ingested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("environment IN ('live', 'test')", name="environment"),
+    CheckConstraint(
+        "task_type IN ('extraction', 'classification', 'summarization', 'reasoning',"
+        " 'code', 'writing')",
+        name="task_type",
     ),
-    Column("cost_usd", Numeric),
-    Column("quality_sum", Numeric),
-    Column("complexity_sum", Numeric),
-    Column("hour_calls", ARRAY(BigInteger)),
+    CheckConstraint("status IN ('success', 'error')", name="status"),
+    CheckConstraint(
+        "failure_mode IS NULL OR failure_mode IN ('format_violation', 'refusal',"
+        " 'hallucination', 'incomplete', 'reasoning_error', 'provider_error', 'timeout',"
+        " 'rate_limited')",
+        name="failure_mode",
+    ),
+    CheckConstraint("recovery IS NULL OR recovery IN ('retry', 'fallback')", name="recovery"),
+    CheckConstraint(
+        "input_tokens >= 0 AND output_tokens >= 0 AND cost_usd >= 0 AND latency_ms >= 0"
+        " AND retry_count >= 0",
+        name="non_negative",
+    ),
 )
-model_daily = _account_day(
-    "rollup_model_daily",
-    Column("task_type", Text, primary_key=True),
-    Column("model", Text, primary_key=True),
-    *(Column(n, BigInteger) for n in ("calls", "successes", "latency_sum", "quality_n")),
-    Column("cost_usd", Numeric),
-    Column("quality_sum", Numeric),
-)
-# The failure rollups' counts, day and month grain alike.
-FAILURE_COUNTS = ("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
-failure_daily = _account_day(
-    "rollup_failure_daily",
-    Column("task_type", Text, primary_key=True),
-    Column("first_model", Text, primary_key=True),
-    Column("failure_mode", Text, primary_key=True),  # '' for calls without a failure
-    *(Column(n, BigInteger) for n in FAILURE_COUNTS),
-)
-# The same at month grain (the 1st of each UTC month): full months inside long windows.
-failure_monthly = Table(
-    "rollup_failure_monthly",
+# Per-account time-range reads (raw exports, the naive baseline, rebuilding rollups).
+Index(None, calls.c.account_id, calls.c.environment, calls.c.created_at)
+
+# New calls queued for the rollups (migration 0005): the columns of a call that a fold reads.
+# No key and no index: every fold reads the queue whole and empties it.
+NOT_QUEUED = ("call_id", "api_key_id", "max_cost_per_call", "user_id", "metadata", "ingested_at")
+calls_pending = Table(
+    "calls_pending",
     metadata,
-    Column("account_id", Text, primary_key=True),
-    Column("environment", Text, primary_key=True),
-    Column("month", Date, primary_key=True),
-    Column("task_type", Text, primary_key=True),
-    Column("first_model", Text, primary_key=True),
-    Column("failure_mode", Text, primary_key=True),
-    *(Column(n, BigInteger) for n in FAILURE_COUNTS),
+    *(Column(c.name, c.type, nullable=c.nullable) for c in calls.c if c.name not in NOT_QUEUED),
 )
-# One row: rollup_failure_monthly holds the months before this 1st of a month (migration 0006).
-rollup_watermarks = Table(
-    "rollup_watermarks",
-    metadata,
-    Column("id", Boolean, primary_key=True),
-    Column("failure_monthly_before", Date, nullable=False),
-)
-trigger_daily = _account_day(
-    "rollup_trigger_daily",
-    Column("failure_mode", Text, primary_key=True),
-    Column("failure_trigger", Text, primary_key=True),
-    Column("calls", BigInteger),
-)
-
-
-def _provider_table(name: str) -> Table:
-    return Table(
-        name,
-        metadata,
-        Column("environment", Text, primary_key=True),
-        Column("bucket", DateTime(timezone=True), primary_key=True),
-        Column("provider", Text, primary_key=True),
-        *(
-            Column(n, BigInteger)
-            for n in (
-                "fc_calls",
-                "fc_provider_failures",
-                "fc_rate_limited",
-                "served_calls",
-                "latency_sum",
-            )
-        ),
-        Column("hist", ARRAY(Integer)),  # subscripts are latency bins (histogram.py)
-    )
-
-
-provider_5m = _provider_table("rollup_provider_5m")
-provider_hourly = _provider_table("rollup_provider_hourly")
 
 # A change counter per account and environment: ETags key on it.
 account_versions = Table(
@@ -252,3 +202,41 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     }
     options.update(overrides)
     return create_async_engine(settings.database_url, **options)
+
+
+# --- Write transactions (ingest, folds, rollup maintenance).
+
+# Run through SQLAlchemy, it also BEGINs the transaction the raw asyncpg statements then join.
+# The memory: enough for the fold's hash aggregates not to spill to disk.
+BEGIN_WRITE = text("SET LOCAL work_mem = '64MB'")
+
+DEADLOCK_RETRIES = 3
+
+log = logging.getLogger("perf_metrics.ingest")
+
+
+async def driver_connection(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under `conn`: for COPY and the write path's raw statements."""
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
+async def commit_retrying(conn: AsyncConnection, work: Any) -> Any:
+    """Run `work(conn)` and commit; the whole of it again when Postgres breaks a deadlock."""
+    for attempt in range(DEADLOCK_RETRIES + 1):
+        try:
+            result = await work(conn)
+            await conn.commit()
+            return result
+        except (DBAPIError, asyncpg.PostgresError) as exc:
+            await conn.rollback()
+            state = sqlstate(exc)
+            if state in ("40P01", "40001") and attempt < DEADLOCK_RETRIES:
+                log.warning("ingest retried after %s (attempt %d)", state, attempt + 1)
+                await asyncio.sleep(0.05 * (attempt + 1))
+                continue
+            raise
+        except BaseException:
+            await conn.rollback()
+            raise
+    raise AssertionError("unreachable")

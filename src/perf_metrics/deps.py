@@ -16,10 +16,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from perf_metrics.calls.store import Folder
 from perf_metrics.metrics.cache import ResponseCache
 from perf_metrics.metrics.histogram_cache import HistogramCache
 from perf_metrics.ratelimit import Limiter
+from perf_metrics.rollups.folder import Folder
 from perf_metrics.settings import Settings
 
 

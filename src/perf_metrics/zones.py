@@ -69,8 +69,12 @@ def local_hour_sql(instant: str, zone: str = ACCOUNT_ZONE_SQL) -> str:
 # The 1st of the month it is now, by the database's clock. Month rows of the failure rollup are
 # built once a month has ended (rollups: the month seal).
 THIS_MONTH_SQL = "date_trunc('month', now() AT TIME ZONE 'UTC')::date"
-# Hours of the platform-wide provider rollups: UTC.
-PLATFORM_HOUR_SQL = "date_trunc('hour', {instant}, 'UTC')"
+
+
+def platform_hour_sql(instant: str) -> str:
+    """SQL: the hour (a timestamptz) of the timestamptz `instant`, on the platform's UTC: the
+    provider rollups' hourly buckets."""
+    return f"date_trunc('hour', {instant}, 'UTC')"
 
 
 # --- calendar arithmetic (the same in every zone) ----------------------------------------------

@@ -22,8 +22,9 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.calls.schema import parse_ndjson_lines
-from perf_metrics.calls.store import Folder, store_calls
+from perf_metrics.calls.store import store_calls
 from perf_metrics.errors import InvalidCallRecord
+from perf_metrics.rollups.folder import Folder
 
 BATCH_LINES = 20_000
 log = logging.getLogger("perf_metrics.ingest")

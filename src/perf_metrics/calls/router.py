@@ -11,10 +11,11 @@ from pydantic import BaseModel, Field
 
 from perf_metrics.auth import IngestKeyDep
 from perf_metrics.calls.schema import CallRecord, parse_json_body, parse_ndjson_lines
-from perf_metrics.calls.store import leave_queued_if_unavailable, store_calls
+from perf_metrics.calls.store import store_calls
 from perf_metrics.deps import EngineDep, FolderDep, SettingsDep
 from perf_metrics.errors import InvalidJSON, PayloadTooLarge, PerfError, documented_error
 from perf_metrics.observability import INGESTED
+from perf_metrics.rollups.folder import leave_queued_if_unavailable
 
 router = APIRouter(tags=["ingest"])
 

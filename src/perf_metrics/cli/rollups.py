@@ -26,7 +26,7 @@ def _maintenance(settings: Settings) -> Settings:
 
 
 def cmd_rollups_verify(args: argparse.Namespace, settings: Settings) -> None:
-    from perf_metrics.calls.maintenance import verify_rollups
+    from perf_metrics.rollups.maintenance import verify_rollups
 
     async def verify(engine: AsyncEngine) -> Any:
         async with engine.connect() as conn:
@@ -49,7 +49,7 @@ def cmd_rollups_verify(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_rollups_rebuild(args: argparse.Namespace, settings: Settings) -> None:
-    from perf_metrics.calls.maintenance import rebuild_rollups
+    from perf_metrics.rollups.maintenance import rebuild_rollups
 
     started = time.monotonic()
     result = run_in_transaction(_maintenance(settings), rebuild_rollups)

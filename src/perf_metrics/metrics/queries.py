@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Date,
     DateTime,
+    Numeric,
     Row,
     Select,
     Table,
@@ -34,21 +35,22 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import NullType
 
-from perf_metrics.db import (
+from perf_metrics.db import accounts, model_prices
+from perf_metrics.metrics.query import DayQuery, HourQuery
+from perf_metrics.metrics.windows import FIVE_MINUTES
+from perf_metrics.rollups.tables import (
+    ADD,
     FAILURE_COUNTS,
     account_daily,
-    accounts,
+    account_daily_rollup,
     failure_daily,
     failure_monthly,
     model_daily,
-    model_prices,
     provider_5m,
     provider_hourly,
     rollup_watermarks,
     trigger_daily,
 )
-from perf_metrics.metrics.query import DayQuery, HourQuery
-from perf_metrics.metrics.windows import FIVE_MINUTES
 from perf_metrics.zones import full_months
 
 ACCOUNT = bindparam("account_id", type_=Text)
@@ -97,12 +99,11 @@ async def _all(
 
 # --- per account -------------------------------------------------------------------------
 
-_COUNT_COLUMNS = (
-    "calls", "successes", "routed_right", "fallbacks", "retried", "ceiling_hits",
-    "latency_sum", "input_tokens", "output_tokens", "quality_n", "complexity_n",
-    "message_sum", "message_n",
-)  # fmt: skip
-_DECIMAL_COLUMNS = ("cost_usd", "quality_sum", "complexity_sum")
+# Every summable measure of the account rollup (rollups/tables.py): counts come back as int,
+# money and score sums as Decimal.
+_summed = [m for m in account_daily_rollup.measures if m.merge is ADD]
+_COUNT_COLUMNS = tuple(m.name for m in _summed if isinstance(m.type, BigInteger))
+_DECIMAL_COLUMNS = tuple(m.name for m in _summed if isinstance(m.type, Numeric))
 
 ACCOUNT_TOTALS = select(
     *(func.coalesce(_count_sum(account_daily.c[c]), 0).label(c) for c in _COUNT_COLUMNS),
@@ -171,7 +172,7 @@ DAILY_DISTRIBUTIONS = (
 
 # Failures: full calendar months inside the window from the month-grain rollup, the days
 # before the first and after the last full month from the day-grain one. Month rows exist
-# only for the months before the watermark (the current month until it ends: store.py), so
+# only for the months before the watermark (the current month until it ends: rollups/fold.py), so
 # the month range stops there and the days from it on come from the daily rows.
 M_LO = bindparam("m_lo", type_=Date)
 M_HI = bindparam("m_hi", type_=Date)

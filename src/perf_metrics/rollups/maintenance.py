@@ -18,15 +18,10 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from perf_metrics.calls.store import (
-    BEGIN_WRITE,
-    FOLD_LOCK,
-    PENDING_LIST,
-    ROLLUP_TABLES,
-    THIS_MONTH,
-    driver_connection,
-    fold_statement,
-)
+from perf_metrics.calls.store import PENDING_LIST
+from perf_metrics.db import BEGIN_WRITE, account_versions, calls_pending, driver_connection
+from perf_metrics.rollups.fold import FOLD_LOCK, THIS_MONTH, fold_statement
+from perf_metrics.rollups.tables import ROLLUP_TABLES, ROLLUPS, failure_monthly
 
 REBUILD_LOCK_TIMEOUT_S = 10
 MARK = "SELECT failure_monthly_before FROM rollup_watermarks"
@@ -36,15 +31,8 @@ ON CONFLICT (id) DO NOTHING
 """
 
 # The rollups keyed by account; the provider ones are platform-wide.
-ACCOUNT_TABLES = tuple(t for t in ROLLUP_TABLES if not t.startswith("rollup_provider"))
-
-PRIMARY_KEY = """
-SELECT array_agg(a.attname ORDER BY k.n)
-FROM pg_index i
-CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
-JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-WHERE i.indrelid = $1::regclass AND i.indisprimary
-"""
+ACCOUNT_TABLES = tuple(r.name for r in ROLLUPS if r.by_account)
+KEYS = {r.name: ", ".join(r.key_names) for r in ROLLUPS}
 
 
 async def verify_rollups(
@@ -60,14 +48,14 @@ async def verify_rollups(
     raw = await driver_connection(conn)
     where, args = ("", ()) if account_id is None else (" WHERE account_id = $1", (account_id,))
     checked = ROLLUP_TABLES if account_id is None else ACCOUNT_TABLES
-    for table in (*ROLLUP_TABLES, "account_data_versions"):
+    for table in (*ROLLUP_TABLES, account_versions.name):
         for copy in ("v_stored_", "v_expected_"):
             await raw.execute(
                 f"CREATE TEMP TABLE {copy}{table} (LIKE {table} INCLUDING ALL) ON COMMIT DROP"
             )
     for table in checked:
         stored = f"SELECT * FROM {table}{where}"
-        if table == "rollup_failure_monthly":  # rows from the mark on are strays, never read
+        if table == failure_monthly.name:  # rows from the mark on are strays, never read
             stored += (" AND" if where else " WHERE") + f" month < ({MARK})"
         await raw.execute(f"INSERT INTO v_stored_{table} {stored}", *args)
     # Queued calls are stored but not folded yet: stored rollups + queue = the log's rollups.
@@ -79,10 +67,9 @@ async def verify_rollups(
     )
     tables = []
     for table in checked:
-        key = ", ".join(await raw.fetchval(PRIMARY_KEY, table))
         differing = f"""
             SELECT to_jsonb(s)::text AS stored, to_jsonb(e)::text AS expected
-            FROM v_stored_{table} s FULL JOIN v_expected_{table} e USING ({key})
+            FROM v_stored_{table} s FULL JOIN v_expected_{table} e USING ({KEYS[table]})
             WHERE s IS DISTINCT FROM e"""
         tables.append(
             {
@@ -127,7 +114,7 @@ async def rebuild_rollups(conn: AsyncConnection) -> dict[str, Any]:
     await raw.execute("SET LOCAL lock_timeout = 0")
     # The month mark, back if it was lost (months before it get month rows below).
     await raw.execute(RESTORE_MARK)
-    for table in (*ROLLUP_TABLES, "calls_pending"):
+    for table in (*ROLLUP_TABLES, calls_pending.name):
         await raw.execute(f"DELETE FROM {table}")
     await raw.execute("UPDATE account_data_versions SET version = version + 1, updated_at = now()")
     row = await raw.fetchrow(fold_statement(f"SELECT {PENDING_LIST} FROM calls"))

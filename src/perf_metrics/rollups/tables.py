@@ -1,0 +1,320 @@
+"""The rollups (docs/rollups.md): each one's key and measure columns, declared once.
+
+A `Rollup` names its table, its key columns and its measures. A measure carries the SQL that
+computes it over the rows one fold aggregates (for most rollups, the fold's `c` CTE: the calls
+taken from the queue plus their UTC `day` and `hour`, `first_model`, `first_provider` and
+`provider_side`; see fold.py) and how a fold merges it into the stored row. Everything else is
+built from these declarations: the SQLAlchemy tables the reads use (below), the fold's upserts
+and the month seal (fold.py), and what `rollups verify` compares (maintenance.py). A new
+measure is one `Measure` here, plus the migration that adds its column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    Numeric,
+    Table,
+    Text,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import TypeEngine
+
+from perf_metrics.db import metadata
+
+
+@dataclass(frozen=True)
+class Merge:
+    """How a fold adds a measure's new value to the stored row's (`function(stored, new)`, or
+    `stored + new` without one), and the aggregate that adds up many rows' values."""
+
+    function: str | None = None
+    aggregate: str | None = "sum"
+
+
+ADD = Merge()
+COUNTS_ADD = Merge("counts_add", aggregate=None)  # equally long count arrays (migration 0005)
+HIST_ADD = Merge("hist_add", aggregate="hist_sum")  # latency histograms (migration 0002)
+
+
+@dataclass(frozen=True)
+class Key:
+    """A key column of a rollup (its primary key, in order)."""
+
+    name: str
+    type: TypeEngine[Any]
+    select: str | None = None  # what the fold groups by, when not the column of that name
+
+    @property
+    def expression(self) -> str:
+        return self.select or self.name
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A measure column: its aggregate per key over the folded rows, and its merge."""
+
+    name: str
+    type: TypeEngine[Any]
+    aggregate: str  # over the rollup's `rows`, per key
+    merge: Merge = ADD
+    server_default: str | None = "0"
+
+    @property
+    def update(self) -> str:
+        """The fold's `SET` item: the stored row plus the new one (`excluded`)."""
+        if self.merge.function is None:
+            return f"{self.name} = r.{self.name} + excluded.{self.name}"
+        return f"{self.name} = {self.merge.function}(r.{self.name}, excluded.{self.name})"
+
+    @property
+    def total(self) -> str:
+        """The aggregate of this column over many stored rows of finer grain."""
+        if self.merge.aggregate is None:
+            raise ValueError(f"{self.name} has no aggregate to add up its rows")
+        return f"{self.merge.aggregate}({self.name})"
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One rollup table: its key (grain), its measures, and the rows a fold aggregates."""
+
+    name: str
+    about: str  # one line, the comment above its part of the fold
+    keys: tuple[Key, ...]
+    measures: tuple[Measure, ...]
+    rows: str = "c"  # what the fold aggregates, FROM clause
+    stage: str | None = None  # the fold's CTEs that `rows` come from (fold.py's STAGES)
+    where: str | None = None  # which of those rows count
+    group: bool = True  # False: `rows` holds one row per key already
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        return tuple(k.name for k in self.keys)
+
+    @property
+    def measure_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.measures)
+
+    @property
+    def by_account(self) -> bool:
+        """Keyed by account (the provider rollups are platform-wide)."""
+        return "account_id" in self.key_names
+
+
+BIG = BigInteger()
+TEXT = Text()
+HOURS_PER_DAY = 24
+
+
+def _count(name: str, condition: str | None = None) -> Measure:
+    """A count of the rows, or of those meeting `condition`."""
+    where = "" if condition is None else f" FILTER (WHERE {condition})"
+    return Measure(name, BIG, f"count(*){where}")
+
+
+def _account_day(*keys: Key) -> tuple[Key, ...]:
+    return (Key("account_id", TEXT), Key("environment", TEXT), Key("day", Date()), *keys)
+
+
+CALLS = _count("calls")
+SUCCESSES = _count("successes", "status = 'success'")
+COST_USD = Measure("cost_usd", Numeric(), "sum(cost_usd)")
+LATENCY_SUM = Measure("latency_sum", BIG, "sum(latency_ms)")
+# Scores are sent as decimals and stored as floats: summed as the decimals they were sent as.
+QUALITY_SUM = Measure("quality_sum", Numeric(), "coalesce(sum(quality_score::text::numeric), 0)")
+QUALITY_N = Measure("quality_n", BIG, "count(quality_score)")
+
+account_daily_rollup = Rollup(
+    "rollup_account_daily",
+    "per account, environment, day: totals and hour-of-day counts",
+    _account_day(),
+    (
+        CALLS,
+        SUCCESSES,
+        _count(
+            "routed_right",
+            "failure_mode IS NULL AND (quality_score IS NULL OR quality_score >= 0.7)",
+        ),
+        _count("fallbacks", "fallback_used"),
+        _count("retried", "retry_count > 0"),
+        _count("ceiling_hits", "cost_ceiling_hit"),
+        COST_USD,
+        LATENCY_SUM,
+        Measure("input_tokens", BIG, "sum(input_tokens)"),
+        Measure("output_tokens", BIG, "sum(output_tokens)"),
+        QUALITY_SUM,
+        QUALITY_N,
+        Measure("complexity_sum", Numeric(), "coalesce(sum(complexity_score::text::numeric), 0)"),
+        Measure("complexity_n", BIG, "count(complexity_score)"),
+        Measure("message_sum", BIG, "coalesce(sum(message_count), 0)"),
+        Measure("message_n", BIG, "count(message_count)"),
+        Measure(
+            "hour_calls",
+            ARRAY(BigInteger),
+            "ARRAY["
+            + ", ".join(f"count(*) FILTER (WHERE hour = {h})" for h in range(HOURS_PER_DAY))
+            + "]",
+            merge=COUNTS_ADD,
+            server_default=None,
+        ),
+    ),
+)
+
+model_daily_rollup = Rollup(
+    "rollup_model_daily",
+    "per day x task x served model",
+    _account_day(Key("task_type", TEXT), Key("model", TEXT)),
+    (CALLS, SUCCESSES, COST_USD, LATENCY_SUM, QUALITY_SUM, QUALITY_N),
+)
+
+# The failure rollups' counts, day and month grain alike.
+FAILURE_MEASURES = (
+    CALLS,
+    _count("retry_recovered", "recovery = 'retry'"),
+    _count("fallback_recovered", "recovery = 'fallback'"),
+    _count("unrecoverable", "status = 'error'"),
+)
+FAILURE_COUNTS = tuple(m.name for m in FAILURE_MEASURES)
+FAILURE_MODE = Key("failure_mode", TEXT, "coalesce(failure_mode, '')")  # '' = no failure
+
+failure_daily_rollup = Rollup(
+    "rollup_failure_daily",
+    "per day x task x first-choice model x failure mode ('' = none)",
+    _account_day(Key("task_type", TEXT), Key("first_model", TEXT), FAILURE_MODE),
+    FAILURE_MEASURES,
+)
+
+# The 1st of the month of a (UTC) day.
+MONTH_OF_DAY = "date_trunc('month', day)::date"
+
+# The same at month grain (the 1st of each UTC month): full months inside long windows. Month
+# rows only for the months that have ended: the current one is built from its daily rows when
+# it ends (fold.py, `seal_ended_months`).
+failure_monthly_rollup = Rollup(
+    "rollup_failure_monthly",
+    "month rows only for the months that have ended (the current one is built when it ends)",
+    (
+        Key("account_id", TEXT),
+        Key("environment", TEXT),
+        Key("month", Date(), MONTH_OF_DAY),
+        Key("task_type", TEXT),
+        Key("first_model", TEXT),
+        FAILURE_MODE,
+    ),
+    FAILURE_MEASURES,
+    where="day < (SELECT failure_monthly_before FROM rollup_watermarks)",
+)
+
+trigger_daily_rollup = Rollup(
+    "rollup_trigger_daily",
+    "per day x failure mode x what triggered it",
+    _account_day(Key("failure_mode", TEXT), Key("failure_trigger", TEXT)),
+    (CALLS,),
+    where="failure_mode IS NOT NULL AND failure_trigger IS NOT NULL",
+)
+
+
+def _provider_rollup(name: str, about: str, bucket: str, stage: str) -> Rollup:
+    """Platform-wide provider health, per time bucket. The fold computes these in stages
+    (fold.py's STAGES): first-choice counts per bucket and first-choice provider
+    (`{stage}_fc`), served latency bins per bucket and served provider (`{stage}_served`);
+    a provider's row is the two joined."""
+    return Rollup(
+        name,
+        about,
+        (
+            Key("environment", TEXT),
+            Key("bucket", DateTime(timezone=True), bucket),
+            Key("provider", TEXT),
+        ),
+        (
+            Measure("fc_calls", BIG, "coalesce(f.fc_calls, 0)"),
+            Measure("fc_provider_failures", BIG, "coalesce(f.fc_provider_failures, 0)"),
+            Measure("fc_rate_limited", BIG, "coalesce(f.fc_rate_limited, 0)"),
+            Measure("served_calls", BIG, "coalesce(s.served_calls, 0)"),
+            Measure("latency_sum", BIG, "coalesce(s.latency_sum, 0)"),
+            # Subscripts are latency bins (histogram.py).
+            Measure(
+                "hist",
+                ARRAY(Integer),
+                "coalesce(s.hist, '{}'::integer[])",
+                merge=HIST_ADD,
+                server_default=None,
+            ),
+        ),
+        rows=f"{stage}_fc f FULL JOIN {stage}_served s USING (environment, {bucket}, provider)",
+        stage=stage,
+        group=False,
+    )
+
+
+provider_5m_rollup = _provider_rollup(
+    "rollup_provider_5m",
+    "platform-wide provider health: first-choice errors and served latency, per 5 minutes",
+    "b5",
+    "p",
+)
+provider_hourly_rollup = _provider_rollup(
+    "rollup_provider_hourly",
+    "the same per hour, built from the bins (one histogram per row, no merging)",
+    "bh",
+    "ph",
+)
+
+# Every rollup, in the order a fold writes them.
+ROLLUPS = (
+    account_daily_rollup,
+    model_daily_rollup,
+    failure_daily_rollup,
+    failure_monthly_rollup,
+    trigger_daily_rollup,
+    provider_5m_rollup,
+    provider_hourly_rollup,
+)
+ROLLUP_TABLES = tuple(r.name for r in ROLLUPS)
+
+
+def _table(rollup: Rollup) -> Table:
+    return Table(
+        rollup.name,
+        metadata,
+        *(Column(k.name, k.type, primary_key=True) for k in rollup.keys),
+        *(
+            Column(m.name, m.type, nullable=False, server_default=m.server_default)
+            for m in rollup.measures
+        ),
+    )
+
+
+account_daily = _table(account_daily_rollup)
+model_daily = _table(model_daily_rollup)
+failure_daily = _table(failure_daily_rollup)
+failure_monthly = _table(failure_monthly_rollup)
+trigger_daily = _table(trigger_daily_rollup)
+provider_5m = _table(provider_5m_rollup)
+provider_hourly = _table(provider_hourly_rollup)
+
+# One row: rollup_failure_monthly holds the months before this 1st of a month (migration 0006).
+rollup_watermarks = Table(
+    "rollup_watermarks",
+    metadata,
+    Column("id", Boolean, primary_key=True, server_default=true(), comment="one row: always true"),
+    Column(
+        "failure_monthly_before",
+        Date,
+        nullable=False,
+        comment="rollup_failure_monthly holds the months before this 1st of a month, whole",
+    ),
+    CheckConstraint("id", name="one_row"),
+)
