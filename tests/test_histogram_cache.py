@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tests import reference
 from tests.conftest import bearer
-from tests.factories import as_reference, iso
+from tests.factories import as_reference, iso, json_call
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
-def _call(i: int, latency: int, at: datetime) -> dict:
-    return {
-        "call_id": f"h{i}",
-        "account_id": "acct_hist",
-        "created_at": iso(at),
-        "task_type": "code",
-        "model": "gpt-4o",
-        "provider": "openai",
-        "input_tokens": 1,
-        "output_tokens": 1,
-        "cost_usd": 0.001,
-        "latency_ms": latency,
-        "status": "success",
-    }
+def _call(i: int, latency: int, at: datetime) -> dict[str, Any]:
+    return json_call(
+        f"h{i}",
+        account_id="acct_hist",
+        created_at=iso(at),
+        model="gpt-4o",
+        input_tokens=1,
+        output_tokens=1,
+        latency_ms=latency,
+    )
 
 
 async def test_new_calls_in_a_cached_hour_are_seen(client, app, admin_ops) -> None:

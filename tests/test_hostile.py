@@ -13,6 +13,7 @@ from sqlalchemy import text
 from perf_metrics.auth import generate_key
 from perf_metrics.settings import Settings
 from tests.conftest import assert_envelope, bearer
+from tests.factories import json_call
 
 ODD = [
     "zero\u200bwidth",
@@ -25,21 +26,14 @@ ODD = [
 ]
 
 
-def _record(call_id: str, **extra: object) -> dict[str, object]:
-    return {
-        "call_id": call_id,
-        "account_id": "acct_hostile",
-        "created_at": "2026-11-01T10:00:00Z",
-        "task_type": "code",
-        "model": "gpt-4o",
-        "provider": "openai",
-        "input_tokens": 10,
-        "output_tokens": 5,
-        "cost_usd": 0.001,
-        "latency_ms": 300,
-        "status": "success",
-        **extra,
-    }
+_record = json_call.but(
+    account_id="acct_hostile",
+    created_at="2026-11-01T10:00:00Z",
+    model="gpt-4o",
+    input_tokens=10,
+    output_tokens=5,
+    latency_ms=300,
+)
 
 
 async def _rows(engine) -> int:

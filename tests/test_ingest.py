@@ -14,7 +14,7 @@ import tracemalloc
 import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,12 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.settings import Settings
 from tests.conftest import assert_envelope, bearer
+from tests.factories import MISSING, iso, json_call
 
 ACCT = "acct_ingest_a"
 ACCT_B = "acct_ingest_b"
 # Past, whole UTC days, far enough back that nothing is "in the future".
 DAY0 = (datetime.now(UTC) - timedelta(days=20)).replace(hour=0, minute=0, second=0, microsecond=0)
-MISSING = object()
 
 ROLLUP_TABLES = {
     "rollup_account_daily",
@@ -59,29 +59,10 @@ REQUIRED = (
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def iso(moment: datetime, offset: timedelta = timedelta(0)) -> str:
-    """RFC 3339 with milliseconds, in the given offset ("Z" for UTC)."""
-    text_ = moment.astimezone(timezone(offset)).isoformat(timespec="milliseconds")
-    return text_[:-6] + "Z" if text_.endswith("+00:00") else text_
-
-
-def rec(call_id: str = "c-1", account_id: str = ACCT, **overrides: Any) -> dict[str, Any]:
-    """A valid, minimal call record; `MISSING` as a value removes the field."""
-    record: dict[str, Any] = {
-        "call_id": call_id,
-        "account_id": account_id,
-        "created_at": iso(DAY0 + timedelta(hours=12)),
-        "task_type": "code",
-        "model": "gpt-4o-mini",
-        "provider": "openai",
-        "input_tokens": 100,
-        "output_tokens": 50,
-        "cost_usd": 0.001,
-        "latency_ms": 800,
-        "status": "success",
-    }
-    record.update(overrides)
-    return {k: v for k, v in record.items() if v is not MISSING}
+# A valid, minimal call record.
+rec = json_call.but(
+    call_id="c-1", account_id=ACCT, created_at=iso(DAY0 + timedelta(hours=12)), latency_ms=800
+)
 
 
 def dumps(obj: Any) -> bytes:

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import RESPONSE_SCHEMAS, assert_envelope, bearer
+from tests.factories import at, iso, json_call
 
 ACCT_A = "acct_cases_a"
 ACCT_B = "acct_cases_b"
-_ids = itertools.count(1)
 
 ENDPOINTS = tuple(RESPONSE_SCHEMAS)
 DAY_ENDPOINTS = ("overview", "customer", "performance", "failures", "daily")
@@ -32,12 +32,16 @@ DAY_ENDPOINTS = ("overview", "customer", "performance", "failures", "daily")
 # ---------------------------------------------------------------- helpers
 
 
-def at(y: int, mo: int, d: int, h: int = 12, mi: int = 0, s: int = 0) -> datetime:
-    return datetime(y, mo, d, h, mi, s, tzinfo=UTC)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+_case = json_call.but(
+    call_ids=(f"case-{n}" for n in itertools.count(1)),
+    account_id=ACCT_A,
+    environment="live",
+    created_at=at(2024, 3, 10),
+    task_type="extraction",
+    cost_usd="0.001",
+    retry_count=0,
+    fallback_used=False,
+)
 
 
 def call(**fields: Any) -> dict[str, Any]:
@@ -45,25 +49,9 @@ def call(**fields: Any) -> dict[str, Any]:
 
     `cost_usd` is given as a decimal string and sent as the JSON number with those digits;
     `created_at` may be a datetime (sent in UTC) or a string (sent as is)."""
-    record: dict[str, Any] = {
-        "call_id": f"case-{next(_ids)}",
-        "account_id": ACCT_A,
-        "environment": "live",
-        "created_at": at(2024, 3, 10),
-        "task_type": "extraction",
-        "model": "gpt-4o-mini",
-        "provider": "openai",
-        "input_tokens": 100,
-        "output_tokens": 50,
-        "cost_usd": "0.001",
-        "latency_ms": 500,
-        "status": "success",
-        "retry_count": 0,
-        "fallback_used": False,
-    }
-    record.update(fields)
+    record = _case(**fields)
     if isinstance(record["created_at"], datetime):
-        record["created_at"] = iso(record["created_at"])
+        record["created_at"] = iso(record["created_at"], timespec="auto")
     record["cost_usd"] = float(record["cost_usd"])  # repr keeps the digits as written
     return record
 

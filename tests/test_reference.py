@@ -7,15 +7,14 @@ No database: the conftest's autouse table cleaner is overridden below.
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from tests import reference as ref
-
-_ids = itertools.count(1)
+from tests.factories import at, reference_call
 
 
 @pytest.fixture(autouse=True)
@@ -23,44 +22,8 @@ def clean_tables() -> None:
     """Override conftest's autouse fixture: these tests touch no database."""
 
 
-def at(y: int, mo: int, d: int, h: int = 12, mi: int = 0, s: int = 0) -> datetime:
-    return datetime(y, mo, d, h, mi, s, tzinfo=UTC)
-
-
-def call(**fields: Any) -> dict[str, Any]:
-    """A valid, successful call record with every SPEC section 2 key; override as needed."""
-    record: dict[str, Any] = {
-        "call_id": f"c{next(_ids)}",
-        "account_id": "acct_test",
-        "environment": "live",
-        "api_key_id": None,
-        "created_at": at(2024, 3, 10),
-        "task_type": "extraction",
-        "complexity_score": None,
-        "model": "gpt-4o-mini",
-        "provider": "openai",
-        "initial_model": None,
-        "initial_provider": None,
-        "input_tokens": 100,
-        "output_tokens": 50,
-        "cost_usd": Decimal("0.001"),
-        "latency_ms": 500,
-        "status": "success",
-        "failure_mode": None,
-        "failure_trigger": None,
-        "recovery": None,
-        "retry_count": 0,
-        "fallback_used": False,
-        "quality_score": None,
-        "message_count": None,
-        "max_cost_per_call": None,
-        "cost_ceiling_hit": False,
-        "user_id": None,
-        "metadata": None,
-    }
-    assert set(fields) <= set(record), set(fields) - set(record)
-    record.update(fields)
-    return record
+# A valid, successful call record with every SPEC section 2 key; override as needed.
+call = reference_call.but(call_ids=(f"c{n}" for n in itertools.count(1)))
 
 
 def error(mode: str, **fields: Any) -> dict[str, Any]:

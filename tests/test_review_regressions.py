@@ -21,23 +21,17 @@ from perf_metrics.metrics import queries as q
 from perf_metrics.metrics import service
 from perf_metrics.metrics.windows import HourWindow
 from tests.conftest import assert_envelope, bearer
+from tests.factories import json_call
 
-
-def _record(call_id: str, **extra: object) -> dict[str, object]:
-    return {
-        "call_id": call_id,
-        "account_id": "acct_review",
-        "created_at": "2026-03-03T10:00:00Z",
-        "task_type": "code",
-        "model": "gpt-4o",
-        "provider": "openai",
-        "input_tokens": 1000,
-        "output_tokens": 100,
-        "cost_usd": 0.01,
-        "latency_ms": 300,
-        "status": "success",
-        **extra,
-    }
+_record = json_call.but(
+    account_id="acct_review",
+    created_at="2026-03-03T10:00:00Z",
+    model="gpt-4o",
+    input_tokens=1000,
+    output_tokens=100,
+    cost_usd=0.01,
+    latency_ms=300,
+)
 
 
 async def test_histogram_cache_uses_only_this_snapshot(monkeypatch) -> None:
