@@ -10,21 +10,26 @@ import signal
 import subprocess
 import sys
 import tempfile
+from typing import Any
 
 import httpx
 import pytest
 
 from perf_metrics.observability import JsonFormatter
-from tests.conftest import bearer
+from perf_metrics.settings import Settings
+from tests.conftest import Admin, bearer
 
 
-async def test_one_access_line_per_request_without_secrets(client, admin_ops, caplog) -> None:
+async def test_one_access_line_per_request_without_secrets(
+    client: httpx.AsyncClient, admin_ops: Admin, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="perf_metrics.access")
     acct = await admin_ops.account()
     key = await admin_ops.key(acct)
     await client.get("/v1/metrics/overview?days=3", headers=bearer(key["key"]))
     await client.get("/v1/metrics/overview", headers=bearer(key["key"] + "x"))
-    records = [r for r in caplog.records if r.name == "perf_metrics.access"]
+    # The access fields are LogRecord extras, which the type does not declare.
+    records: list[Any] = [r for r in caplog.records if r.name == "perf_metrics.access"]
     assert len(records) == 2
     ok, bad = records
     assert (ok.method, ok.route, ok.status) == ("GET", "/v1/metrics/overview", 200)
@@ -50,7 +55,7 @@ def _sample(body: str, name: str, **labels: str) -> float:
 
 
 async def test_prometheus_endpoint_counts_requests_ingest_and_rejections(
-    client, admin_ops, settings
+    client: httpx.AsyncClient, admin_ops: Admin, settings: Settings
 ) -> None:
     import random
     from datetime import UTC, datetime

@@ -38,7 +38,7 @@ def own_postgres() -> Iterator[tuple[object, str]]:
     import pgserver
 
     datadir = tempfile.mkdtemp(prefix="perf-metrics-resilience-")
-    server = pgserver.get_server(datadir, cleanup_mode="stop")
+    server = pgserver.get_server(datadir, cleanup_mode="stop")  # type: ignore[attr-defined]
     url = server.get_uri().replace("postgresql://", "postgresql+asyncpg://", 1)
     upgrade(url)
     try:
@@ -60,7 +60,9 @@ def _start(server: object) -> None:
 
 
 @pytest.fixture
-async def own_app(own_postgres) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, str]]:
+async def own_app(
+    own_postgres: tuple[object, str],
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, str]]:
     _, url = own_postgres
     settings = Settings(
         database_url=url,
@@ -83,7 +85,9 @@ async def own_app(own_postgres) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClien
             yield app, client, key["key"]
 
 
-async def test_database_outage_is_503_and_recovers_without_restart(own_postgres, own_app) -> None:
+async def test_database_outage_is_503_and_recovers_without_restart(
+    own_postgres: tuple[object, str], own_app: tuple[FastAPI, httpx.AsyncClient, str]
+) -> None:
     server, _ = own_postgres
     _, client, key = own_app
     assert (await client.get("/v1/metrics/overview", headers=bearer(key))).status_code == 200
@@ -110,7 +114,9 @@ async def test_database_outage_is_503_and_recovers_without_restart(own_postgres,
     assert (await client.get("/readyz")).status_code == 200
 
 
-async def test_a_query_slower_than_the_statement_timeout_is_503(own_app) -> None:
+async def test_a_query_slower_than_the_statement_timeout_is_503(
+    own_app: tuple[FastAPI, httpx.AsyncClient, str],
+) -> None:
     app, client, _ = own_app
 
     @app.get("/slow")
@@ -125,7 +131,9 @@ async def test_a_query_slower_than_the_statement_timeout_is_503(own_app) -> None
     assert "retry-after" in response.headers
 
 
-async def test_an_exhausted_pool_is_503_quickly(own_app) -> None:
+async def test_an_exhausted_pool_is_503_quickly(
+    own_app: tuple[FastAPI, httpx.AsyncClient, str],
+) -> None:
     app, client, key = own_app
     engine = app.state.engine
     held = [await engine.connect() for _ in range(2)]  # the whole pool

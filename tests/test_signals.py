@@ -83,7 +83,7 @@ def _stop(proc: subprocess.Popen[bytes], sig: signal.Signals) -> int:
 
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("sig", STOPS, ids=lambda s: s.name)
-def test_serve_stops_with_its_workers(database_url: str, workers: int, sig) -> None:
+def test_serve_stops_with_its_workers(database_url: str, workers: int, sig: signal.Signals) -> None:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url}
     command = [sys.executable, "-m", "perf_metrics.cli", "serve", "--port", str(port)]
