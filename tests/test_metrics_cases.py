@@ -18,8 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
-from tests.conftest import RESPONSE_SCHEMAS, assert_envelope, bearer
+from tests.conftest import RESPONSE_SCHEMAS, Admin, assert_envelope, bearer
 from tests.factories import at, iso, json_call
 
 ACCT_A = "acct_cases_a"
@@ -66,7 +67,7 @@ def retried(mode: str, **fields: Any) -> dict[str, Any]:
     return call(failure_mode=mode, recovery="retry", retry_count=1, **fields)
 
 
-def scored(n: int, model: str, task: str, quality: float | None, cost: str) -> list:
+def scored(n: int, model: str, task: str, quality: float | None, cost: str) -> list[dict[str, Any]]:
     return [
         call(model=model, task_type=task, quality_score=quality, cost_usd=cost) for _ in range(n)
     ]
@@ -82,7 +83,7 @@ class World:
 
 
 @pytest.fixture
-async def world(admin_ops) -> World:
+async def world(admin_ops: Admin) -> World:
     await admin_ops.account(account_id=ACCT_A)
     await admin_ops.account(account_id=ACCT_B)
     return World(
@@ -94,11 +95,11 @@ async def world(admin_ops) -> World:
     )
 
 
-def set_clock(app, moment: datetime) -> None:
+def set_clock(app: FastAPI, moment: datetime) -> None:
     app.state.clock = lambda: moment
 
 
-async def ingest(client: httpx.AsyncClient, world: World, records: list[dict]) -> None:
+async def ingest(client: httpx.AsyncClient, world: World, records: list[dict[str, Any]]) -> None:
     for i in range(0, len(records), 1000):
         batch = records[i : i + 1000]
         response = await client.post(
@@ -114,11 +115,11 @@ async def fetch(
     return await client.get(f"/v1/metrics/{endpoint}", params=params, headers=bearer(key))
 
 
-async def get(client: httpx.AsyncClient, key: str, endpoint: str, **params: Any) -> dict:
+async def get(client: httpx.AsyncClient, key: str, endpoint: str, **params: Any) -> dict[str, Any]:
     response = await fetch(client, key, endpoint, **params)
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "private, max-age=60"
-    body = response.json()
+    body: dict[str, Any] = response.json()
     RESPONSE_SCHEMAS[endpoint].model_validate(body)
     return body
 
@@ -126,7 +127,9 @@ async def get(client: httpx.AsyncClient, key: str, endpoint: str, **params: Any)
 # ---------------------------------------------------------------- overview
 
 
-async def test_overview_routing_accuracy_on_four_calls(client, app, world) -> None:
+async def test_overview_routing_accuracy_on_four_calls(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     await ingest(
         client,
@@ -194,7 +197,9 @@ async def test_overview_routing_accuracy_on_four_calls(client, app, world) -> No
     assert list(body["task_distribution"]) == ["code", "extraction", "writing"]
 
 
-async def test_windows_are_whole_utc_days(client, app, world) -> None:
+async def test_windows_are_whole_utc_days(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     await ingest(
         client,
@@ -224,7 +229,9 @@ def _month_call(y: int, mo: int, d: int, cost: str) -> dict[str, Any]:
                 output_tokens=100_000)  # fmt: skip
 
 
-async def test_cost_analysis_leap_day_and_window_from_jan_31(client, app, world) -> None:
+async def test_cost_analysis_leap_day_and_window_from_jan_31(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2028, 3, 15))  # end_date 2024-02-29 lies well in the past
     await ingest(
         client,
@@ -278,7 +285,9 @@ async def test_cost_analysis_leap_day_and_window_from_jan_31(client, app, world)
     assert_envelope(response, 400, "invalid_parameter", "end_date")
 
 
-async def test_cost_analysis_end_date_jan_31_against_december(client, app, world) -> None:
+async def test_cost_analysis_end_date_jan_31_against_december(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     await ingest(
         client,
@@ -315,7 +324,9 @@ async def test_cost_analysis_end_date_jan_31_against_december(client, app, world
     }
 
 
-async def test_cost_analysis_february_and_march_month_lengths(client, app, world) -> None:
+async def test_cost_analysis_february_and_march_month_lengths(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2025, 4, 15))
     await ingest(
         client,
@@ -351,7 +362,9 @@ async def test_cost_analysis_february_and_march_month_lengths(client, app, world
     assert ca["projected_month_end"] == 1.0
 
 
-async def test_projected_month_end_on_the_first(client, app, world) -> None:
+async def test_projected_month_end_on_the_first(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     await ingest(
         client,
@@ -375,7 +388,9 @@ async def test_projected_month_end_on_the_first(client, app, world) -> None:
     assert ca["projected_month_end"] == 6.2
 
 
-async def test_peak_hours_include_an_hour_exactly_at_the_threshold(client, app, world) -> None:
+async def test_peak_hours_include_an_hour_exactly_at_the_threshold(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     # 96 calls: threshold 1.25 x 96 / 24 = 5 calls.
     # hour 9: 5 (exactly the threshold -> peak), hour 20: 6 (peak), hour 3: 1,
@@ -391,7 +406,9 @@ async def test_peak_hours_include_an_hour_exactly_at_the_threshold(client, app, 
     assert body["usage"]["avg_calls_per_day"] == 13.7  # 96 / 7 = 13.71
 
 
-async def test_customer_profile_and_preferences(client, app, admin_ops, world) -> None:
+async def test_customer_profile_and_preferences(
+    client: httpx.AsyncClient, app: FastAPI, admin_ops: Admin, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     acct = await admin_ops.account(
         account_id="acct_cases_x", task_overrides={"reasoning": "claude-sonnet-4-5"}
@@ -452,7 +469,9 @@ async def test_customer_profile_and_preferences(client, app, admin_ops, world) -
     assert body["quality_preferences"]["preferred_models"] == ["gpt-4o"]
 
 
-async def test_dominant_tasks_fall_back_to_the_largest(client, app, world) -> None:
+async def test_dominant_tasks_fall_back_to_the_largest(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     # six tasks: 3, 3, 3, 3, 2, 2 calls of 16: none reaches 20% (3.2 calls) -> the largest,
     # ties by name -> code
@@ -466,7 +485,9 @@ async def test_dominant_tasks_fall_back_to_the_largest(client, app, world) -> No
 # ---------------------------------------------------------------- performance
 
 
-async def test_optimal_model_rules_reasons_and_recommendations(client, app, world) -> None:
+async def test_optimal_model_rules_reasons_and_recommendations(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     await ingest(
         client,
@@ -508,7 +529,9 @@ async def test_optimal_model_rules_reasons_and_recommendations(client, app, worl
     # extraction 70, code 60, summarization 45, reasoning 40, writing 19
     assert list(by_task) == ["extraction", "code", "summarization", "reasoning", "writing"]
 
-    def view(calls: int, cost: float, quality: float | None, success: float = 1.0) -> dict:
+    def view(
+        calls: int, cost: float, quality: float | None, success: float = 1.0
+    ) -> dict[str, Any]:
         return {
             "calls": calls,
             "success_rate": success,
@@ -614,7 +637,9 @@ async def test_optimal_model_rules_reasons_and_recommendations(client, app, worl
 # ---------------------------------------------------------------- failures
 
 
-async def test_failures_summary_modes_models_and_mitigation(client, app, world) -> None:
+async def test_failures_summary_modes_models_and_mitigation(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     mini = {"model": "gpt-4o-mini", "provider": "openai", "task_type": "extraction"}
     to_haiku = {
@@ -718,7 +743,9 @@ async def test_failures_summary_modes_models_and_mitigation(client, app, world) 
     ]
 
 
-async def test_failures_ten_percent_rule_and_trigger_ties(client, app, world) -> None:
+async def test_failures_ten_percent_rule_and_trigger_ties(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     providers = {
         "gpt-4o-mini": "openai",
@@ -834,11 +861,15 @@ async def test_failures_ten_percent_rule_and_trigger_ties(client, app, world) ->
 # ---------------------------------------------------------------- providers
 
 
-async def test_providers_incidents_status_uptime_and_errors(client, app, world) -> None:
+async def test_providers_incidents_status_uptime_and_errors(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     end = at(2024, 3, 10, 12, 0)  # window 11:00 <= t < 12:00, intervals 11:00 .. 11:55
     set_clock(app, end)
 
-    def interval(minute: int, n: int, errors: int, mode: str = "provider_error") -> list:
+    def interval(
+        minute: int, n: int, errors: int, mode: str = "provider_error"
+    ) -> list[dict[str, Any]]:
         t = at(2024, 3, 10, 11, minute, 30)
         return [error(mode, created_at=t, latency_ms=50) for _ in range(errors)] + [
             call(created_at=t, latency_ms=50) for _ in range(n - errors)
@@ -975,7 +1006,9 @@ async def test_providers_incidents_status_uptime_and_errors(client, app, world) 
     assert again == body
 
 
-async def test_provider_trends_with_previous_period_zero(client, app, world) -> None:
+async def test_provider_trends_with_previous_period_zero(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))
     now, before = at(2024, 3, 10, 11, 30), at(2024, 3, 10, 10, 30)
     google, anthropic = (
@@ -1021,10 +1054,12 @@ async def test_provider_trends_with_previous_period_zero(client, app, world) -> 
     assert body["providers"]["google"]["error_rate"] == 0.1
 
 
-async def test_provider_latency_recommendation_by_hour_of_day(client, app, world) -> None:
+async def test_provider_latency_recommendation_by_hour_of_day(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))  # hours=2: 10:00 .. 11:59
 
-    def served(provider: str, hour: int, latencies: list[int]) -> list:
+    def served(provider: str, hour: int, latencies: list[int]) -> list[dict[str, Any]]:
         return [
             call(provider=provider, model=f"{provider}-model", latency_ms=ms,
                  created_at=at(2024, 3, 10, hour, i % 60))
@@ -1059,7 +1094,9 @@ async def test_provider_latency_recommendation_by_hour_of_day(client, app, world
     ]
 
 
-async def test_providers_window_off_the_hour_grid(client, app, world) -> None:
+async def test_providers_window_off_the_hour_grid(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     # now 12:37:10 -> end 12:35; hours=2 -> [10:35, 12:35); previous [08:35, 10:35)
     set_clock(app, at(2024, 3, 10, 12, 37, 10))
     await ingest(
@@ -1117,11 +1154,11 @@ async def test_providers_window_off_the_hour_grid(client, app, world) -> None:
 
 @pytest.mark.parametrize("with_alternative", [True, False])
 async def test_provider_latency_hours_merge_across_days(
-    client, app, world, with_alternative
+    client: httpx.AsyncClient, app: FastAPI, world: World, with_alternative: bool
 ) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))  # hours=48: 2024-03-08 12:00 .. 03-10 11:59
 
-    def served(provider: str, day: int, hour: int, n: int, ms: int) -> list:
+    def served(provider: str, day: int, hour: int, n: int, ms: int) -> list[dict[str, Any]]:
         return [
             call(provider=provider, model=f"{provider}-model", latency_ms=ms,
                  created_at=at(2024, 3, day, hour, i % 60, i // 60))
@@ -1166,7 +1203,9 @@ async def test_provider_latency_hours_merge_across_days(
 # ---------------------------------------------------------------- daily
 
 
-async def test_daily_lists_empty_days_and_trends_exclude_today(client, app, world) -> None:
+async def test_daily_lists_empty_days_and_trends_exclude_today(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 10, 15, 0))  # today 2024-03-10
     await ingest(
         client,
@@ -1274,7 +1313,9 @@ async def test_daily_lists_empty_days_and_trends_exclude_today(client, app, worl
 # ---------------------------------------------------------------- empty windows
 
 
-async def test_every_endpoint_on_an_empty_window(client, app, world) -> None:
+async def test_every_endpoint_on_an_empty_window(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 12, 8, 0))
     # calls exist, but outside every window and month figure for end_date 2024-03-10
     # (windows 03-10 / 03-09..10, months Feb and Mar 1..10, R over 03-03..09) and outside
@@ -1361,7 +1402,7 @@ async def test_every_endpoint_on_an_empty_window(client, app, world) -> None:
         "trends": {},
         "recommendations": [],
     }
-    empty_day = {
+    empty_day: dict[str, Any] = {
         "total_calls": 0,
         "total_cost_usd": 0.0,
         "avg_latency_ms": None,
@@ -1404,7 +1445,7 @@ def _mixed_calls(**fields: Any) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-async def _snapshot(client, key: str) -> dict[str, dict]:
+async def _snapshot(client: httpx.AsyncClient, key: str) -> dict[str, dict[str, Any]]:
     return {
         endpoint: await get(
             client, key, endpoint, **({"days": 3} if endpoint != "providers" else {})
@@ -1413,7 +1454,9 @@ async def _snapshot(client, key: str) -> dict[str, dict]:
     }
 
 
-async def test_other_accounts_and_environments_never_change_a_number(client, app, world) -> None:
+async def test_other_accounts_and_environments_never_change_a_number(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))
     await ingest(client, world, _mixed_calls())
     before = await _snapshot(client, world.a_live)
@@ -1453,7 +1496,9 @@ async def test_other_accounts_and_environments_never_change_a_number(client, app
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_etag_304_and_a_new_etag_after_ingest(client, app, world, endpoint) -> None:
+async def test_etag_304_and_a_new_etag_after_ingest(
+    client: httpx.AsyncClient, app: FastAPI, world: World, endpoint: str
+) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))
     await ingest(client, world, [call(created_at=at(2024, 3, 10, 9, 0))])
     first = await fetch(client, world.a_live, endpoint)
@@ -1479,7 +1524,9 @@ async def test_etag_304_and_a_new_etag_after_ingest(client, app, world, endpoint
     assert third.headers["cache-control"] == "private, max-age=60"
 
 
-async def test_if_none_match_lists_and_weak_tags(client, app, world) -> None:
+async def test_if_none_match_lists_and_weak_tags(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))
     await ingest(client, world, [call(created_at=at(2024, 3, 10, 9, 0))])
     first = await fetch(client, world.a_live, "overview")
@@ -1552,7 +1599,7 @@ PARAM_CASES = [
 
 @pytest.mark.parametrize(("endpoint", "query", "param"), PARAM_CASES)
 async def test_invalid_parameters_are_400_naming_them(
-    client, app, world, endpoint, query, param
+    client: httpx.AsyncClient, app: FastAPI, world: World, endpoint: str, query: str, param: str
 ) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))
     response = await client.get(f"/v1/metrics/{endpoint}?{query}", headers=bearer(world.a_live))
@@ -1572,14 +1619,18 @@ VALID_CASES = [
 
 
 @pytest.mark.parametrize(("endpoint", "query"), VALID_CASES)
-async def test_parameters_at_their_limits_are_accepted(client, app, world, endpoint, query) -> None:
+async def test_parameters_at_their_limits_are_accepted(
+    client: httpx.AsyncClient, app: FastAPI, world: World, endpoint: str, query: str
+) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))
     response = await client.get(f"/v1/metrics/{endpoint}?{query}", headers=bearer(world.a_live))
     assert response.status_code == 200, response.text
     RESPONSE_SCHEMAS[endpoint].model_validate(response.json())
 
 
-async def test_effective_windows_echo_the_parameters(client, app, world) -> None:
+async def test_effective_windows_echo_the_parameters(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))
     key = world.a_live
     # 90 days ending 2024-03-10: from 2023-12-12 (Dec 12..31 = 20, Jan 31, Feb 29, Mar 10)

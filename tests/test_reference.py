@@ -280,7 +280,9 @@ def test_dominant_tasks_fall_back_to_the_largest() -> None:
 # ---------------------------------------------------------------- performance
 
 
-def scored(n: int, model: str, task: str, quality: float | None, cost: str, **kw: Any) -> list:
+def scored(
+    n: int, model: str, task: str, quality: float | None, cost: str, **kw: Any
+) -> list[dict[str, Any]]:
     return [
         call(model=model, task_type=task, quality_score=quality, cost_usd=Decimal(cost), **kw)
         for _ in range(n)
@@ -476,7 +478,9 @@ def test_failures_summary_modes_models_and_mitigation() -> None:
 def test_providers_incidents_uptime_status_and_percentiles() -> None:
     end = at(2024, 3, 10, 12, 0)  # window 11:00 <= t < 12:00, intervals 11:00 .. 11:55
 
-    def interval(minute: int, n: int, errors: int, mode: str = "provider_error") -> list:
+    def interval(
+        minute: int, n: int, errors: int, mode: str = "provider_error"
+    ) -> list[dict[str, Any]]:
         t = at(2024, 3, 10, 11, minute, 30)
         return [error(mode, created_at=t, latency_ms=1000) for _ in range(errors)] + [
             call(created_at=t, latency_ms=1000) for _ in range(n - errors)
@@ -604,7 +608,7 @@ def test_provider_trends_with_previous_period_zero() -> None:
 def test_provider_latency_recommendation_by_hour_of_day() -> None:
     end = at(2024, 3, 10, 12, 0)  # hours=2: 10:00 .. 11:59
 
-    def served(provider: str, hour: int, latencies: list[int]) -> list:
+    def served(provider: str, hour: int, latencies: list[int]) -> list[dict[str, Any]]:
         return [call(provider=provider, created_at=at(2024, 3, 10, hour, i % 60),
                      latency_ms=ms) for i, ms in enumerate(latencies)]  # fmt: skip
 

@@ -190,7 +190,8 @@ def test_every_record_follows_spec_section_2(
         for count in ("input_tokens", "output_tokens", "latency_ms", "retry_count"):
             assert type(r[count]) is int and r[count] >= 0
         assert type(r["cost_usd"]) is float and r["cost_usd"] >= 0
-        assert Decimal(repr(r["cost_usd"])).as_tuple().exponent >= -9
+        exponent = Decimal(repr(r["cost_usd"])).as_tuple().exponent
+        assert isinstance(exponent, int) and exponent >= -9
         assert r["status"] in {"success", "error"}
         assert r["failure_mode"] is None or r["failure_mode"] in MODES
         trigger = r["failure_trigger"]
@@ -374,8 +375,8 @@ def test_rejects_bad_arguments(accounts: list[AccountSpec]) -> None:
 def _savings_vs_gpt4o(records: Iterable[dict[str, Any]]) -> dict[str, float]:
     """Per account, SPEC §5's savings_percentage: 100 x (cost at gpt-4o's list prices - cost) /
     cost at gpt-4o's list prices, from the records and gpt-4o's $2.50 / $10.00 per M tokens."""
-    cost: Counter[str] = Counter()
-    if_gpt4o: Counter[str] = Counter()
+    cost: dict[str, Decimal] = defaultdict(Decimal)
+    if_gpt4o: dict[str, Decimal] = defaultdict(Decimal)
     for r in records:
         cost[r["account_id"]] += Decimal(repr(r["cost_usd"]))
         if_gpt4o[r["account_id"]] += (
