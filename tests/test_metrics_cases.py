@@ -20,6 +20,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests import answers
 from tests.conftest import RESPONSE_SCHEMAS, Admin, assert_envelope, bearer
 from tests.factories import at, iso, json_call
 
@@ -1324,102 +1325,16 @@ async def test_every_endpoint_on_an_empty_window(
         client, world, [call(created_at=at(2024, 1, 15)), call(created_at=at(2024, 3, 11, 0))]
     )
     key = world.a_live
-    period = {"start_date": "2024-03-10T00:00:00Z", "end_date": "2024-03-10T23:59:59Z"}
-    assert await get(client, key, "overview", days=1, end_date="2024-03-10") == {
-        "period": {**period, "days": 1},
-        "summary": {
-            "total_calls": 0,
-            "total_cost_usd": 0.0,
-            "avg_cost_per_call": None,
-            "avg_latency_ms": None,
-            "success_rate": None,
-        },
-        "routing": {"accuracy": None, "fallback_rate": None, "retry_rate": None},
-        "models": {},
-        "task_distribution": {},
-    }
-    assert await get(client, key, "customer", days=1, end_date="2024-03-10") == {
-        "account_id": ACCT_A,
-        "period": period,
-        "usage": {
-            "total_calls": 0,
-            "total_tokens": 0,
-            "total_cost_usd": 0.0,
-            "avg_calls_per_day": 0.0,
-        },
-        "cost_analysis": {
-            "current_month": 0.0,
-            "previous_month": 0.0,
-            "change_percentage": None,
-            "projected_month_end": 0.0,
-            "vs_gpt4o_only": {
-                "cost_if_gpt4o": 0.0,
-                "savings_usd": 0.0,
-                "savings_percentage": None,
-            },
-        },
-        "quality_preferences": {
-            "cost_vs_quality_ratio": 0.5,
-            "latency_sensitivity": 0.5,
-            "preferred_models": [],
-        },
-        "task_profile": {"dominant_tasks": [], "complexity_avg": None, "task_overrides": {}},
-        "behavior_insights": {
-            "peak_hours": [],
-            "avg_conversation_length": None,
-            "retry_rate": None,
-            "cost_ceiling_hit_rate": None,
-        },
-    }
-    assert await get(client, key, "performance", days=1, end_date="2024-03-10") == {
-        "period": period,
-        "by_task_type": {},
-        "recommendations": [],
-    }
-    assert await get(
-        client, key, "performance", days=1, end_date="2024-03-10", task_type="code"
-    ) == {"period": period, "by_task_type": {}, "recommendations": []}
-    assert await get(client, key, "failures", days=1, end_date="2024-03-10") == {
-        "period": period,
-        "summary": {
-            "total_failures": 0,
-            "failure_rate": None,
-            "retries_succeeded": 0,
-            "fallback_succeeded": 0,
-            "unrecoverable": 0,
-        },
-        "by_failure_mode": {},
-        "by_model": {},
-        "mitigation_recommendations": [],
-    }
-    assert await get(client, key, "providers", hours=1, end_time="2024-03-10T12:00:00Z") == {
-        "period": {
-            "start_time": "2024-03-10T11:00:00Z",
-            "end_time": "2024-03-10T12:00:00Z",
-            "hours": 1,
-        },
-        "providers": {},
-        "trends": {},
-        "recommendations": [],
-    }
-    empty_day: dict[str, Any] = {
-        "total_calls": 0,
-        "total_cost_usd": 0.0,
-        "avg_latency_ms": None,
-        "success_rate": None,
-        "model_distribution": {},
-        "task_distribution": {},
-    }
-    assert await get(client, key, "daily", days=2, end_date="2024-03-10") == {
-        "period": {"start_date": "2024-03-09", "end_date": "2024-03-10"},
-        "daily_data": [{"date": d, **empty_day} for d in ("2024-03-09", "2024-03-10")],
-        "trends": {  # two complete days, mean 0 -> growth null -> stable
-            "calls_trend": "stable",
-            "cost_trend": "stable",
-            "quality_trend": "stable",
-            "avg_daily_growth": None,
-        },
-    }
+    expected = answers.empty_window(ACCT_A)
+    day = {"days": 1, "end_date": "2024-03-10"}
+    assert await get(client, key, "overview", **day) == expected["overview"]
+    assert await get(client, key, "customer", **day) == expected["customer"]
+    assert await get(client, key, "performance", **day) == expected["performance"]
+    assert await get(client, key, "performance", **day, task_type="code") == expected["performance"]
+    assert await get(client, key, "failures", **day) == expected["failures"]
+    providers = await get(client, key, "providers", hours=1, end_time="2024-03-10T12:00:00Z")
+    assert providers == expected["providers"]
+    assert await get(client, key, "daily", days=2, end_date="2024-03-10") == expected["daily"]
     # an account that never sent a call, default parameters
     empty = await get(client, world.b_live, "overview")
     assert empty["summary"]["total_calls"] == 0

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests import answers
 from tests import reference as ref
 from tests.factories import at, reference_call
 
@@ -701,106 +702,19 @@ def test_every_endpoint_on_an_empty_window() -> None:
     # calls exist, but only outside every window ending 2024-03-10 (days=1) / 12:00 (hours=1)
     calls = [call(created_at=at(2024, 2, 1)), call(created_at=at(2024, 3, 11, 0))]
     end_date = date(2024, 3, 10)
-    assert ref.overview(calls, days=1, end_date=end_date) == {
-        "period": {
-            "start_date": "2024-03-10T00:00:00Z",
-            "end_date": "2024-03-10T23:59:59Z",
-            "days": 1,
-        },
-        "summary": {
-            "total_calls": 0,
-            "total_cost_usd": 0.0,
-            "avg_cost_per_call": None,
-            "avg_latency_ms": None,
-            "success_rate": None,
-        },
-        "routing": {"accuracy": None, "fallback_rate": None, "retry_rate": None},
-        "models": {},
-        "task_distribution": {},
-    }
-    period = {"start_date": "2024-03-10T00:00:00Z", "end_date": "2024-03-10T23:59:59Z"}
-    assert ref.customer(
-        [], account_id="acct_test", settings=SETTINGS, days=1, end_date=end_date
-    ) == {
-        "account_id": "acct_test",
-        "period": period,
-        "usage": {
-            "total_calls": 0,
-            "total_tokens": 0,
-            "total_cost_usd": 0.0,
-            "avg_calls_per_day": 0.0,
-        },
-        "cost_analysis": {
-            "current_month": 0.0,
-            "previous_month": 0.0,
-            "change_percentage": None,
-            "projected_month_end": 0.0,
-            "vs_gpt4o_only": {
-                "cost_if_gpt4o": 0.0,
-                "savings_usd": 0.0,
-                "savings_percentage": None,
-            },
-        },
-        "quality_preferences": {
-            "cost_vs_quality_ratio": 0.5,
-            "latency_sensitivity": 0.5,
-            "preferred_models": [],
-        },
-        "task_profile": {"dominant_tasks": [], "complexity_avg": None, "task_overrides": {}},
-        "behavior_insights": {
-            "peak_hours": [],
-            "avg_conversation_length": None,
-            "retry_rate": None,
-            "cost_ceiling_hit_rate": None,
-        },
-    }
-    assert ref.performance(calls, days=1, end_date=end_date) == {
-        "period": period,
-        "by_task_type": {},
-        "recommendations": [],
-    }
-    assert ref.failures(calls, days=1, end_date=end_date) == {
-        "period": period,
-        "summary": {
-            "total_failures": 0,
-            "failure_rate": None,
-            "retries_succeeded": 0,
-            "fallback_succeeded": 0,
-            "unrecoverable": 0,
-        },
-        "by_failure_mode": {},
-        "by_model": {},
-        "mitigation_recommendations": [],
-    }
-    assert ref.providers(calls, hours=1, end_time=at(2024, 3, 10, 12, 0)) == {
-        "period": {
-            "start_time": "2024-03-10T11:00:00Z",
-            "end_time": "2024-03-10T12:00:00Z",
-            "hours": 1,
-        },
-        "providers": {},
-        "trends": {},
-        "recommendations": [],
-    }
+    expected = answers.empty_window("acct_test")
+    assert ref.overview(calls, days=1, end_date=end_date) == expected["overview"]
+    assert (
+        ref.customer([], account_id="acct_test", settings=SETTINGS, days=1, end_date=end_date)
+        == expected["customer"]
+    )
+    assert ref.performance(calls, days=1, end_date=end_date) == expected["performance"]
+    assert ref.failures(calls, days=1, end_date=end_date) == expected["failures"]
+    providers = ref.providers(calls, hours=1, end_time=at(2024, 3, 10, 12, 0))
+    assert providers == expected["providers"]
     body = ref.daily(calls, days=2, end_date=end_date, today=end_date)
-    assert body["daily_data"] == [
-        {
-            "date": d,
-            "total_calls": 0,
-            "total_cost_usd": 0.0,
-            "avg_latency_ms": None,
-            "success_rate": None,
-            "model_distribution": {},
-            "task_distribution": {},
-        }
-        for d in ("2024-03-09", "2024-03-10")
-    ]
-    assert body["trends"] == {
-        "calls_trend": "stable",
-        "cost_trend": "stable",
-        "quality_trend": "stable",
-        "avg_daily_growth": None,
-    }
+    assert body["daily_data"] == expected["daily"]["daily_data"]
+    assert body["trends"] == expected["daily"]["trends"]
 
 
 def test_windows_are_whole_utc_days() -> None:
