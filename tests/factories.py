@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Final
 
+# SPEC §2's task types and failure modes; the models and triggers random records use.
 TASKS = ("extraction", "classification", "summarization", "reasoning", "code", "writing")
 MODELS = {
     "gpt-4o-mini": "openai",

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.settings import Settings
 from tests.conftest import Admin, assert_envelope, bearer
-from tests.factories import MISSING, iso, json_call
+from tests.factories import MISSING, PROVIDER_MODES, QUALITY_MODES, TASKS, iso, json_call
 
 ACCT = "acct_ingest_a"
 ACCT_B = "acct_ingest_b"
@@ -1324,18 +1324,8 @@ PAIRS = [
     ("gemini-2.5-flash", "google"),
     ("mistral-large", "mistral"),
 ]
-MODES = [
-    "format_violation",
-    "refusal",
-    "hallucination",
-    "incomplete",
-    "reasoning_error",
-    "provider_error",
-    "timeout",
-    "rate_limited",
-]
-PROVIDER_SIDE = {"provider_error", "timeout", "rate_limited"}
-TASKS = ["extraction", "classification", "summarization", "reasoning", "code", "writing"]
+MODES = [*QUALITY_MODES, *PROVIDER_MODES]
+PROVIDER_SIDE = set(PROVIDER_MODES)
 TRIGGERS = ["nested arrays", "long context", "json schema", "tool call"]
 OFFSETS = [timedelta(0), timedelta(hours=1), timedelta(hours=-8), timedelta(hours=5, minutes=30)]
 OFFSETS += [timedelta(hours=14), timedelta(hours=-12)]

@@ -23,6 +23,7 @@ import pytest
 
 from perf_metrics import synthetic
 from perf_metrics.synthetic import AccountSpec, generate_calls, plan_accounts, write_jsonl
+from tests.factories import CALL_FIELDS, PROVIDER_MODES, QUALITY_MODES, TASKS
 
 END = datetime(2026, 11, 27, 9, 30, 15, 250_500, tzinfo=UTC)  # not on a millisecond
 MIGRATION = (
@@ -30,47 +31,9 @@ MIGRATION = (
     / "src/perf_metrics/migrations/versions/2026_11_27_0800_foundation.py"
 )
 
-FIELDS = [
-    "call_id",
-    "account_id",
-    "environment",
-    "api_key_id",
-    "created_at",
-    "task_type",
-    "complexity_score",
-    "model",
-    "provider",
-    "initial_model",
-    "initial_provider",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "latency_ms",
-    "status",
-    "failure_mode",
-    "failure_trigger",
-    "recovery",
-    "retry_count",
-    "fallback_used",
-    "quality_score",
-    "message_count",
-    "max_cost_per_call",
-    "cost_ceiling_hit",
-    "user_id",
-    "metadata",
-]
-TASKS = {"extraction", "classification", "summarization", "reasoning", "code", "writing"}
-MODES = {
-    "format_violation",
-    "refusal",
-    "hallucination",
-    "incomplete",
-    "reasoning_error",
-    "provider_error",
-    "timeout",
-    "rate_limited",
-}
-PROVIDER_SIDE = {"provider_error", "timeout", "rate_limited"}
+FIELDS = list(CALL_FIELDS)
+MODES = {*QUALITY_MODES, *PROVIDER_MODES}
+PROVIDER_SIDE = set(PROVIDER_MODES)
 CALL_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 CREATED_AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
