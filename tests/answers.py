@@ -1,10 +1,14 @@
-"""Answers worked out by hand that both the API's cases (test_metrics_cases.py) and the
-reference's own checks (test_reference.py) expect, written once so that the two cannot drift.
+"""Cases worked out by hand that both the API's tests (test_metrics_cases.py) and the
+reference's own checks (test_reference.py) run: the calls (built with each file's own
+builders) and the answers, written once so that the two cannot drift apart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+Build = Callable[..., dict[str, Any]]
 
 
 def empty_window(account_id: str) -> dict[str, dict[str, Any]]:
@@ -101,3 +105,106 @@ def empty_window(account_id: str) -> dict[str, dict[str, Any]]:
             },
         },
     }
+
+
+def failures_log(call: Build, error: Build, retried: Build) -> list[dict[str, Any]]:
+    """55 calls on the builders' default day (2024-03-10) whose failures touch every part of
+    the failures answer; `call`, `error(mode)` and `retried(mode)` build them in either form."""
+    mini = {"model": "gpt-4o-mini", "provider": "openai", "task_type": "extraction"}
+    to_haiku = {
+        "initial_model": "gpt-4o-mini",
+        "initial_provider": "openai",
+        "model": "claude-haiku-4-5",
+        "provider": "anthropic",
+        "task_type": "extraction",
+    }
+    haiku = {"model": "claude-haiku-4-5", "provider": "anthropic", "task_type": "extraction"}
+    sonnet = {"model": "claude-sonnet-4-5", "provider": "anthropic", "task_type": "code"}
+    return [
+        # first choice mini, extraction: 30 calls, 10 format violations
+        *[retried("format_violation", failure_trigger="nested arrays", **mini) for _ in range(5)],
+        retried("format_violation", failure_trigger="long schema", **mini),
+        *[call(failure_mode="format_violation", recovery="fallback", fallback_used=True,
+               failure_trigger="long schema", **to_haiku) for _ in range(2)],
+        *[call(failure_mode="format_violation", recovery="fallback", fallback_used=True,
+               **to_haiku) for _ in range(2)],
+        *[call(**mini) for _ in range(20)],
+        # first choice haiku, extraction: 20 calls, 1 unrecoverable format violation
+        error("format_violation", failure_trigger="long schema", **haiku),
+        *[call(**haiku) for _ in range(19)],
+        # first choice sonnet, code: 5 calls, a refusal (error) and a retried timeout
+        error("refusal", failure_trigger="policy", **sonnet),
+        retried("timeout", **sonnet),
+        *[call(**sonnet) for _ in range(3)],
+    ]  # fmt: skip
+
+
+# /v1/metrics/failures over the 7 days ending 2024-03-10 of `failures_log`.
+FAILURES_ANSWER: dict[str, Any] = {
+    # 13 failures of 55 = 0.23636 -> 0.236; retries 6 + 1 = 7; fallbacks 4; errors 2;
+    # 7 + 4 + 2 = 13
+    "summary": {
+        "total_failures": 13,
+        "failure_rate": 0.236,
+        "retries_succeeded": 7,
+        "fallback_succeeded": 4,
+        "unrecoverable": 2,
+    },
+    # format_violation 11 (first choice mini 10 = 91%, haiku 1 = 9% < 10%: not affected);
+    # refusal 1 and timeout 1 (tie by name); 11/13 = 0.846, 1/13 = 0.0769 -> 0.077.
+    # triggers: nested arrays 5, long schema 1 + 2 + 1 = 4
+    "by_failure_mode": {
+        "format_violation": {
+            "count": 11,
+            "percentage": 0.846,
+            "affected_models": ["gpt-4o-mini"],
+            "common_triggers": ["nested arrays", "long schema"],
+        },
+        "refusal": {
+            "count": 1,
+            "percentage": 0.077,
+            "affected_models": ["claude-sonnet-4-5"],
+            "common_triggers": ["policy"],
+        },
+        "timeout": {
+            "count": 1,
+            "percentage": 0.077,
+            "affected_models": ["claude-sonnet-4-5"],
+            "common_triggers": [],
+        },
+    },
+    # first-choice models: mini 30 calls / 10 failures, sonnet 5 / 2, haiku 20 / 1
+    "by_model": {
+        "gpt-4o-mini": {
+            "total_calls": 30,
+            "failures": 10,
+            "failure_rate": 0.333,
+            "top_failure_modes": ["format_violation"],
+        },
+        "claude-sonnet-4-5": {
+            "total_calls": 5,
+            "failures": 2,
+            "failure_rate": 0.4,
+            "top_failure_modes": ["refusal", "timeout"],
+        },
+        "claude-haiku-4-5": {
+            "total_calls": 20,
+            "failures": 1,
+            "failure_rate": 0.05,
+            "top_failure_modes": ["format_violation"],
+        },
+    },
+    # format_violation: 11 >= 10, mini holds 10/11 (91%) >= 50%; T = {extraction};
+    # rate(mini) = 10/30 = 33.3%; haiku has 20 first-choice extraction calls, 1/20 = 5.0%;
+    # 1 - 0.05 / (1/3) = 0.85 -> 85%. refusal and timeout: fewer than 10 failures.
+    "mitigation_recommendations": [
+        {
+            "issue": "format_violation failures concentrate on gpt-4o-mini: 10 of 11 (91%)",
+            "recommendation": (
+                "Route extraction tasks from gpt-4o-mini to claude-haiku-4-5: its "
+                "format_violation rate there is 5.0% against 33.3%"
+            ),
+            "expected_improvement": "85% fewer format_violation failures on those tasks",
+        }
+    ],
+}

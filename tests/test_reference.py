@@ -377,100 +377,14 @@ def test_optimal_model_rules_and_recommendation() -> None:
 
 
 def test_failures_summary_modes_models_and_mitigation() -> None:
-    mini = {"model": "gpt-4o-mini", "provider": "openai", "task_type": "extraction"}
-    to_haiku = {
-        "initial_model": "gpt-4o-mini",
-        "initial_provider": "openai",
-        "model": "claude-haiku-4-5",
-        "provider": "anthropic",
-        "task_type": "extraction",
-    }
-    haiku = {"model": "claude-haiku-4-5", "provider": "anthropic", "task_type": "extraction"}
-    sonnet = {"model": "claude-sonnet-4-5", "provider": "anthropic", "task_type": "code"}
-    calls = [
-        # first choice mini, extraction: 30 calls, 10 format violations
-        *[retried("format_violation", failure_trigger="nested arrays", **mini) for _ in range(5)],
-        retried("format_violation", failure_trigger="long schema", **mini),
-        *[call(failure_mode="format_violation", recovery="fallback", fallback_used=True,
-               failure_trigger="long schema", **to_haiku) for _ in range(2)],
-        *[call(failure_mode="format_violation", recovery="fallback", fallback_used=True,
-               **to_haiku) for _ in range(2)],
-        *[call(**mini) for _ in range(20)],
-        # first choice haiku, extraction: 20 calls, 1 unrecoverable format violation
-        error("format_violation", failure_trigger="long schema", **haiku),
-        *[call(**haiku) for _ in range(19)],
-        # first choice sonnet, code: 5 calls, a refusal (error) and a retried timeout
-        error("refusal", failure_trigger="policy", **sonnet),
-        retried("timeout", **sonnet),
-        *[call(**sonnet) for _ in range(3)],
-    ]  # fmt: skip
+    calls = answers.failures_log(call, error, retried)
     assert len(calls) == 55
     body = ref.failures(calls, days=7, end_date=date(2024, 3, 10))
-    # 13 failures of 55 = 0.23636 -> 0.236; retries 6 + 1; fallbacks 4; errors 2
-    assert body["summary"] == {
-        "total_failures": 13,
-        "failure_rate": 0.236,
-        "retries_succeeded": 7,
-        "fallback_succeeded": 4,
-        "unrecoverable": 2,
-    }
-    # format_violation 11 (mini 10 = 91%, haiku 1 = 9% < 10%); refusal 1 and timeout 1
-    # (tie by name); 11/13 = 0.846, 1/13 = 0.0769 -> 0.077.
-    # triggers: nested arrays 5, long schema 1 + 2 + 1 = 4
-    assert body["by_failure_mode"] == {
-        "format_violation": {
-            "count": 11,
-            "percentage": 0.846,
-            "affected_models": ["gpt-4o-mini"],
-            "common_triggers": ["nested arrays", "long schema"],
-        },
-        "refusal": {
-            "count": 1,
-            "percentage": 0.077,
-            "affected_models": ["claude-sonnet-4-5"],
-            "common_triggers": ["policy"],
-        },
-        "timeout": {
-            "count": 1,
-            "percentage": 0.077,
-            "affected_models": ["claude-sonnet-4-5"],
-            "common_triggers": [],
-        },
-    }
-    # first-choice models: mini 30 calls / 10 failures, sonnet 5 / 2, haiku 20 / 1
-    assert body["by_model"] == {
-        "gpt-4o-mini": {
-            "total_calls": 30,
-            "failures": 10,
-            "failure_rate": 0.333,
-            "top_failure_modes": ["format_violation"],
-        },
-        "claude-sonnet-4-5": {
-            "total_calls": 5,
-            "failures": 2,
-            "failure_rate": 0.4,
-            "top_failure_modes": ["refusal", "timeout"],
-        },
-        "claude-haiku-4-5": {
-            "total_calls": 20,
-            "failures": 1,
-            "failure_rate": 0.05,
-            "top_failure_modes": ["format_violation"],
-        },
-    }
-    # format_violation: 11 >= 10, mini holds 10/11 >= 50%; T = {extraction};
-    # rate(mini) = 10/30 = 33.3%; haiku has 20 first-choice extraction calls, rate 1/20 = 5.0%;
-    # 1 - 0.05 / (1/3) = 0.85 -> 85%.  refusal and timeout: fewer than 10 failures.
-    assert body["mitigation_recommendations"] == [
-        {
-            "issue": "format_violation failures concentrate on gpt-4o-mini: 10 of 11 (91%)",
-            "recommendation": (
-                "Route extraction tasks from gpt-4o-mini to claude-haiku-4-5: its "
-                "format_violation rate there is 5.0% against 33.3%"
-            ),
-            "expected_improvement": "85% fewer format_violation failures on those tasks",
-        }
-    ]
+    expected = answers.FAILURES_ANSWER
+    assert body["summary"] == expected["summary"]
+    assert body["by_failure_mode"] == expected["by_failure_mode"]
+    assert body["by_model"] == expected["by_model"]
+    assert body["mitigation_recommendations"] == expected["mitigation_recommendations"]
 
 
 # ---------------------------------------------------------------- providers
