@@ -18,6 +18,7 @@ import pytest
 from perf_metrics.observability import JsonFormatter
 from perf_metrics.settings import Settings
 from tests.conftest import Admin, bearer
+from tests.servers import free_port, wait_until_healthy
 
 
 async def test_one_access_line_per_request_without_secrets(
@@ -116,8 +117,7 @@ def test_demo_prints_a_key_and_every_curl_line_answers(database_url: str) -> Non
     home = tempfile.mkdtemp(prefix="perf-metrics-demo-")
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(PERF_METRICS_HOME=home, PERF_METRICS_DEMO_CALLS="20000")
-    with socket_port() as port:
-        pass
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "perf_metrics.cli", "demo", "--port", str(port)],
         env=env,
@@ -134,14 +134,7 @@ def test_demo_prints_a_key_and_every_curl_line_answers(database_url: str) -> Non
             if line.startswith("API docs"):
                 break
         assert len(curls) == 6
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                import time
-
-                time.sleep(0.1)
+        wait_until_healthy(f"http://127.0.0.1:{port}", proc)
         for curl in curls:
             url = re.search(r'"(http[^"]+)"', curl).group(1)  # type: ignore[union-attr]
             key = re.search(r"Bearer (\S+?)\"", curl).group(1)  # type: ignore[union-attr]
@@ -174,15 +167,3 @@ def _postgres_cmdlines() -> list[list[str]]:
             except OSError:
                 pass
     return out
-
-
-class socket_port:
-    def __enter__(self) -> int:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -7,7 +7,6 @@ import logging
 import math
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from perf_metrics.app import create_app
 from perf_metrics.auth import generate_key
 from perf_metrics.settings import Settings
 from tests.conftest import Admin, assert_envelope, bearer
+from tests.servers import free_port
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL not set")
@@ -207,12 +207,6 @@ async def test_redis_backed_limits_count_once_across_apps(
     assert codes.count(200) == 10 and codes.count(429) == 20
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @needs_redis
 @pytest.mark.slow
 async def test_two_uvicorn_processes_enforce_one_limit(database_url: str, admin_ops: Admin) -> None:
@@ -223,7 +217,7 @@ async def test_two_uvicorn_processes_enforce_one_limit(database_url: str, admin_
         "REDIS_URL": REDIS_URL or "",
         "RATE_LIMIT_KEY_PREFIX": "pm-proc-" + secrets.token_hex(4),
     }
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     procs = [
         subprocess.Popen(  # noqa: ASYNC220 - servers outlive this call
             [

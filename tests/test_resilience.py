@@ -28,6 +28,7 @@ from perf_metrics.migrate import upgrade
 from perf_metrics.settings import Settings
 from tests.conftest import assert_envelope, bearer
 from tests.factories import random_log
+from tests.servers import free_port, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -152,7 +153,6 @@ async def test_an_exhausted_pool_is_503_quickly(
 
 def test_sigterm_lets_an_in_flight_request_finish(database_url: str) -> None:
     import random
-    import socket
 
     async def setup() -> tuple[str, str]:
         engine = create_engine(Settings(database_url=database_url))
@@ -171,21 +171,14 @@ def test_sigterm_lets_an_in_flight_request_finish(database_url: str) -> None:
         datetime(2026, 10, 20, tzinfo=UTC),
     )
     body = orjson.dumps({"calls": calls})
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "RATE_LIMIT_ENABLED": "false"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "perf_metrics.cli", "serve", "--port", str(port)], env=env
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until_healthy(base, proc)
         result: dict[str, object] = {}
 
         def post() -> None:
