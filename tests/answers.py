@@ -11,11 +11,10 @@ from typing import Any
 Build = Callable[..., dict[str, Any]]
 
 
-def empty_window(account_id: str) -> dict[str, dict[str, Any]]:
-    """Each endpoint's answer where no call falls in the window, by endpoint: days=1 ending
-    2024-03-10 (daily: days=2), providers hours=1 ending 2024-03-10 12:00Z, default settings."""
-    period = {"start_date": "2024-03-10T00:00:00Z", "end_date": "2024-03-10T23:59:59Z"}
-    empty_day: dict[str, Any] = {
+def empty_day(day: str) -> dict[str, Any]:
+    """A day without calls, as /v1/metrics/daily lists it."""
+    return {
+        "date": day,
         "total_calls": 0,
         "total_cost_usd": 0.0,
         "avg_latency_ms": None,
@@ -23,6 +22,12 @@ def empty_window(account_id: str) -> dict[str, dict[str, Any]]:
         "model_distribution": {},
         "task_distribution": {},
     }
+
+
+def empty_window(account_id: str) -> dict[str, dict[str, Any]]:
+    """Each endpoint's answer where no call falls in the window, by endpoint: days=1 ending
+    2024-03-10 (daily: days=2), providers hours=1 ending 2024-03-10 12:00Z, default settings."""
+    period = {"start_date": "2024-03-10T00:00:00Z", "end_date": "2024-03-10T23:59:59Z"}
     return {
         "overview": {
             "period": {**period, "days": 1},
@@ -96,7 +101,7 @@ def empty_window(account_id: str) -> dict[str, dict[str, Any]]:
         },
         "daily": {
             "period": {"start_date": "2024-03-09", "end_date": "2024-03-10"},
-            "daily_data": [{"date": d, **empty_day} for d in ("2024-03-09", "2024-03-10")],
+            "daily_data": [empty_day("2024-03-09"), empty_day("2024-03-10")],
             "trends": {  # two complete days, mean 0 -> growth null -> stable
                 "calls_trend": "stable",
                 "cost_trend": "stable",

@@ -1151,15 +1151,7 @@ async def test_daily_lists_empty_days_and_trends_exclude_today(
             "model_distribution": {"gpt-4o-mini": 1},
             "task_distribution": {"extraction": 1},
         },
-        {
-            "date": "2024-03-08",
-            "total_calls": 0,
-            "total_cost_usd": 0.0,
-            "avg_latency_ms": None,
-            "success_rate": None,
-            "model_distribution": {},
-            "task_distribution": {},
-        },
+        answers.empty_day("2024-03-08"),
         {
             "date": "2024-03-09",
             "total_calls": 3,

@@ -573,15 +573,7 @@ def test_daily_lists_empty_days_and_trends_exclude_today() -> None:
         "2024-03-09",
         "2024-03-10",
     ]
-    assert body["daily_data"][1] == {
-        "date": "2024-03-08",
-        "total_calls": 0,
-        "total_cost_usd": 0.0,
-        "avg_latency_ms": None,
-        "success_rate": None,
-        "model_distribution": {},
-        "task_distribution": {},
-    }
+    assert body["daily_data"][1] == answers.empty_day("2024-03-08")
     # 3 calls; latency 601 / 3 = 200.33 -> 200; 2 of 3 succeeded -> 0.667
     assert body["daily_data"][2] == {
         "date": "2024-03-09",
