@@ -13,6 +13,7 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -30,7 +31,7 @@ from perf_metrics.zones import THIS_MONTH_SQL
 from tests.pg import scratch_database
 
 # The published response model of each metrics endpoint.
-RESPONSE_SCHEMAS = {
+RESPONSE_SCHEMAS: dict[str, type[BaseModel]] = {
     "overview": schemas.OverviewResponse,
     "customer": schemas.CustomerResponse,
     "performance": schemas.PerformanceResponse,

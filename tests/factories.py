@@ -1,12 +1,17 @@
-"""Random but valid call records for tests, and their conversion to the reference's form."""
+"""Call records for tests: one `iso`, the builders of fixed records (`json_call` for the JSON
+form POST /v1/calls takes, `reference_call` for the form tests/reference.py takes), random but
+valid records, and their conversion to the reference's form."""
 
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
+# SPEC §2's task types and failure modes; the models and triggers random records use.
 TASKS = ("extraction", "classification", "summarization", "reasoning", "code", "writing")
 MODELS = {
     "gpt-4o-mini": "openai",
@@ -19,9 +24,108 @@ QUALITY_MODES = ("format_violation", "refusal", "hallucination", "incomplete", "
 PROVIDER_MODES = ("provider_error", "timeout", "rate_limited")
 TRIGGERS = ("nested arrays", "complex JSON", "multi-step logic", "policy", None)
 
+MISSING: Final = object()
+"""As the value of a record's field: leave the field out."""
 
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+def iso(
+    moment: datetime, offset: timedelta = timedelta(0), *, timespec: str = "milliseconds"
+) -> str:
+    """RFC 3339 in the given UTC offset ("Z" for UTC), to `timespec` as `isoformat` takes it."""
+    text = moment.astimezone(timezone(offset)).isoformat(timespec=timespec)
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def at(y: int, mo: int, d: int, h: int = 12, mi: int = 0, s: int = 0) -> datetime:
+    """A moment in UTC, noon unless said."""
+    return datetime(y, mo, d, h, mi, s, tzinfo=UTC)
+
+
+# Every field of a call record in SPEC §2's order, with the value of a record that does not say:
+# the reference's form (created_at an aware datetime, cost_usd a Decimal, every key present).
+REFERENCE_DEFAULTS: Final[Mapping[str, Any]] = {
+    "call_id": "c-1",
+    "account_id": "acct_test",
+    "environment": "live",
+    "api_key_id": None,
+    "created_at": at(2024, 3, 10),
+    "task_type": "extraction",
+    "complexity_score": None,
+    "model": "gpt-4o-mini",
+    "provider": "openai",
+    "initial_model": None,
+    "initial_provider": None,
+    "input_tokens": 100,
+    "output_tokens": 50,
+    "cost_usd": Decimal("0.001"),
+    "latency_ms": 500,
+    "status": "success",
+    "failure_mode": None,
+    "failure_trigger": None,
+    "recovery": None,
+    "retry_count": 0,
+    "fallback_used": False,
+    "quality_score": None,
+    "message_count": None,
+    "max_cost_per_call": None,
+    "cost_ceiling_hit": False,
+    "user_id": None,
+    "metadata": None,
+}
+CALL_FIELDS: Final = tuple(REFERENCE_DEFAULTS)
+# The fields a record must have, as JSON carries them.
+JSON_DEFAULTS: Final[Mapping[str, Any]] = {
+    "call_id": "c-1",
+    "account_id": "acct_test",
+    "created_at": "2024-03-10T12:00:00.000Z",
+    "task_type": "code",
+    "model": "gpt-4o-mini",
+    "provider": "openai",
+    "input_tokens": 100,
+    "output_tokens": 50,
+    "cost_usd": 0.001,
+    "latency_ms": 500,
+    "status": "success",
+}
+
+
+@dataclass(frozen=True)
+class CallBuilder:
+    """Builds call records: the `defaults`, in SPEC §2's field order, with each record's own
+    fields laid over them. A field that is not among the defaults goes last, in the order given;
+    the value MISSING leaves a field out.
+
+    With `call_ids`, every record takes the next id from it (also one given its own call_id, so
+    that the numbering does not depend on which records were named). With `known_fields_only`,
+    a field outside SPEC §2 is a mistake in the test, not a record to send.
+    """
+
+    defaults: Mapping[str, Any]
+    call_ids: Iterator[str] | None = None
+    known_fields_only: bool = False
+
+    def __post_init__(self) -> None:
+        assert set(self.defaults) <= set(CALL_FIELDS), set(self.defaults) - set(CALL_FIELDS)
+
+    def __call__(self, call_id: str | None = None, /, **fields: Any) -> dict[str, Any]:
+        record = {name: self.defaults[name] for name in CALL_FIELDS if name in self.defaults}
+        if self.call_ids is not None:
+            record["call_id"] = next(self.call_ids)
+        if call_id is not None:
+            record["call_id"] = call_id
+        if self.known_fields_only:
+            assert set(fields) <= set(CALL_FIELDS), set(fields) - set(CALL_FIELDS)
+        record.update(fields)
+        return {name: value for name, value in record.items() if value is not MISSING}
+
+    def but(self, *, call_ids: Iterator[str] | None = None, **defaults: Any) -> CallBuilder:
+        """This builder with some defaults changed (or added) and, if given, its own ids."""
+        ids = self.call_ids if call_ids is None else call_ids
+        return CallBuilder({**self.defaults, **defaults}, ids, self.known_fields_only)
+
+
+json_call = CallBuilder(JSON_DEFAULTS)
+reference_call = CallBuilder(REFERENCE_DEFAULTS, known_fields_only=True)
 
 
 def random_call(
@@ -107,25 +211,7 @@ def random_log(
 
 def as_reference(record: dict[str, Any]) -> dict[str, Any]:
     """The record as tests/reference.py takes it: every key, datetime and Decimal."""
-    full = {
-        "environment": "live",
-        "api_key_id": None,
-        "complexity_score": None,
-        "initial_model": None,
-        "initial_provider": None,
-        "failure_mode": None,
-        "failure_trigger": None,
-        "recovery": None,
-        "retry_count": 0,
-        "fallback_used": False,
-        "quality_score": None,
-        "message_count": None,
-        "max_cost_per_call": None,
-        "cost_ceiling_hit": False,
-        "user_id": None,
-        "metadata": None,
-        **record,
-    }
-    full["created_at"] = datetime.fromisoformat(record["created_at"]).astimezone(UTC)
-    full["cost_usd"] = Decimal(repr(record["cost_usd"]))
-    return full
+    created_at = datetime.fromisoformat(record["created_at"]).astimezone(UTC)
+    return reference_call(
+        **{**record, "created_at": created_at, "cost_usd": Decimal(repr(record["cost_usd"]))}
+    )

@@ -41,7 +41,7 @@ def embedded_server_url() -> Iterator[str]:
     import pgserver
 
     datadir = tempfile.mkdtemp(prefix="perf-metrics-pg-")
-    server = pgserver.get_server(datadir, cleanup_mode="stop")
+    server = pgserver.get_server(datadir, cleanup_mode="stop")  # type: ignore[attr-defined]
     try:
         yield server.get_uri()
     finally:

@@ -20,10 +20,11 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 Call = dict[str, Any]
 Number = int | Decimal | Fraction
+T = TypeVar("T")
 
 PROVIDER_SIDE_MODES = ("provider_error", "timeout", "rate_limited")
 FIVE_MINUTES = timedelta(minutes=5)
@@ -65,16 +66,22 @@ def ratio(part: int, whole: int) -> Fraction | None:
 
 
 def mean(values: Iterable[Number]) -> Fraction | None:
-    values = [Fraction(v) for v in values]
-    return None if not values else sum(values, Fraction(0)) / len(values)
+    exact = [Fraction(v) for v in values]
+    return None if not exact else sum(exact, Fraction(0)) / len(exact)
+
+
+def defined(value: T | None) -> T:
+    """A value that is None only over no calls, taken where the caller knows there are some."""
+    assert value is not None
+    return value
 
 
 def total(values: Iterable[Number]) -> Fraction:
     return sum((Fraction(v) for v in values), Fraction(0))
 
 
-def count(calls: Iterable[Call], predicate: Callable[[Call], bool]) -> int:
-    return sum(1 for c in calls if predicate(c))
+def count(items: Iterable[T], predicate: Callable[[T], bool]) -> int:
+    return sum(1 for c in items if predicate(c))
 
 
 def largest_first(counts: dict[str, int] | Counter[str]) -> list[str]:
@@ -83,11 +90,13 @@ def largest_first(counts: dict[str, int] | Counter[str]) -> list[str]:
 
 
 def first_choice_model(call: Call) -> str:
-    return call["initial_model"] or call["model"]
+    model: str = call["initial_model"] or call["model"]
+    return model
 
 
 def first_choice_provider(call: Call) -> str:
-    return call["initial_provider"] or call["provider"]
+    provider: str = call["initial_provider"] or call["provider"]
+    return provider
 
 
 def provider_side(call: Call) -> bool:
@@ -338,8 +347,8 @@ def optimal_model(models: dict[str, list[Call]]) -> tuple[str | None, str]:
     }
     if not eligible:
         return None, "Not enough scored calls: a model needs at least 20 calls with a quality score"
-    eff = {m: effective_quality(mc) for m, mc in eligible.items()}
-    cost = {m: avg_cost(mc) for m, mc in eligible.items()}
+    eff = {m: defined(effective_quality(mc)) for m, mc in eligible.items()}
+    cost = {m: defined(avg_cost(mc)) for m, mc in eligible.items()}
     best = max(eff.values())
     near = [m for m in eligible if best - eff[m] <= QUALITY_MARGIN]
     winner = min(near, key=lambda m: (cost[m], -eff[m], m))
@@ -391,8 +400,9 @@ def performance(
         current = next(iter(models))  # most calls, ties by name
         if optimal is not None and optimal != current:
             cur, rec = models[current], models[optimal]
-            savings = max(Fraction(0), (avg_cost(cur) - avg_cost(rec)) * len(cur))
-            cost_change = (avg_cost(rec) - avg_cost(cur)) * len(cur)
+            cost_cur, cost_rec = defined(avg_cost(cur)), defined(avg_cost(rec))
+            savings = max(Fraction(0), (cost_cur - cost_rec) * len(cur))
+            cost_change = (cost_rec - cost_cur) * len(cur)
             q_cur, q_rec = mean_quality(cur), mean_quality(rec)
             improvement = None if q_cur is None or q_rec is None else q_rec - q_cur
             recommendations.append(
@@ -580,14 +590,14 @@ def providers(calls: list[Call], *, hours: int, end_time: datetime) -> dict[str,
     for p in order:
         per_interval = [in_range(chosen[p], t, t + FIVE_MINUTES) for t in intervals]
         with_traffic = [ic for ic in per_interval if ic]
-        up = count(with_traffic, lambda ic: error_rate(ic) < Fraction(1, 2))
+        up = count(with_traffic, lambda ic: defined(error_rate(ic)) < Fraction(1, 2))
         last_three = [c for ic in per_interval[-3:] for c in ic]
         status = status_of(last_three)
 
         incidents = []
         run: list[int] = []
         for i, ic in enumerate([*per_interval, []]):  # a sentinel closes a trailing run
-            bad = len(ic) >= 10 and error_rate(ic) >= Fraction(25, 100)
+            bad = len(ic) >= 10 and defined(error_rate(ic)) >= Fraction(25, 100)
             if bad:
                 run.append(i)
                 continue
@@ -599,7 +609,9 @@ def providers(calls: list[Call], *, hours: int, end_time: datetime) -> dict[str,
                         "ended_at": None
                         if reaches_edge
                         else iso(intervals[run[-1]] + FIVE_MINUTES),
-                        "peak_error_rate": rnd(max(error_rate(per_interval[j]) for j in run), 3),
+                        "peak_error_rate": rnd(
+                            max(defined(error_rate(per_interval[j])) for j in run), 3
+                        ),
                         "affected_calls": sum(count(per_interval[j], provider_side) for j in run),
                     }
                 )
@@ -638,7 +650,7 @@ def providers(calls: list[Call], *, hours: int, end_time: datetime) -> dict[str,
             if rec is not None:
                 latency_recs.append(rec)
         if status in ("degraded", "outage"):
-            last_rate = float(error_rate(last_three))
+            last_rate = float(defined(error_rate(last_three)))
             error_recs.append(
                 {
                     "provider": p,
@@ -664,7 +676,7 @@ def latency_recommendation(
     slow_hours = []
     for h in range(24):
         in_hour = [c["latency_ms"] for c in served if hour(c) == h]
-        if len(in_hour) >= 20 and 4 * nearest_rank(in_hour, P95) >= 5 * window_p95:
+        if len(in_hour) >= 20 and 4 * defined(nearest_rank(in_hour, P95)) >= 5 * window_p95:
             slow_hours.append(h)
     if not slow_hours:
         return None

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import datetime
 
+import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.auth import KEY_PATTERN, generate_key, hash_key, is_well_formed
 from perf_metrics.db import api_keys
-from tests.conftest import assert_envelope, bearer
+from tests.conftest import Admin, assert_envelope, bearer
 
 
 def test_generated_keys_have_the_spec_format_and_enough_randomness() -> None:
@@ -39,7 +42,9 @@ def test_hash_is_sha256_of_the_whole_key() -> None:
     assert hash_key(key) == hashlib.sha256(key.encode()).digest()
 
 
-async def test_account_route_answers_for_a_live_key(client, admin_ops) -> None:
+async def test_account_route_answers_for_a_live_key(
+    client: httpx.AsyncClient, admin_ops: Admin
+) -> None:
     acct = await admin_ops.account(tier="enterprise")
     key = await admin_ops.key(acct, "live")
     response = await client.get("/v1/account", headers=bearer(key["key"]))
@@ -54,7 +59,9 @@ async def test_account_route_answers_for_a_live_key(client, admin_ops) -> None:
     }
 
 
-async def test_test_key_reports_test_environment(client, admin_ops) -> None:
+async def test_test_key_reports_test_environment(
+    client: httpx.AsyncClient, admin_ops: Admin
+) -> None:
     acct = await admin_ops.account(tier="free")
     key = await admin_ops.key(acct, "test")
     body = (await client.get("/v1/account", headers=bearer(key["key"]))).json()
@@ -62,7 +69,7 @@ async def test_test_key_reports_test_environment(client, admin_ops) -> None:
     assert body["rate_limit_per_minute"] == 10
 
 
-async def test_only_the_hash_is_stored(engine, admin_ops) -> None:
+async def test_only_the_hash_is_stored(engine: AsyncEngine, admin_ops: Admin) -> None:
     acct = await admin_ops.account()
     key = await admin_ops.key(acct)
     async with engine.connect() as conn:
@@ -86,7 +93,9 @@ async def test_only_the_hash_is_stored(engine, admin_ops) -> None:
         ("Bearer sk_ingest_" + "0" * 49, "invalid_api_key"),
     ],
 )
-async def test_bad_authorization_is_401_with_challenge(client, header, code) -> None:
+async def test_bad_authorization_is_401_with_challenge(
+    client: httpx.AsyncClient, header: str | None, code: str
+) -> None:
     headers = {"Authorization": header} if header is not None else {}
     response = await client.get("/v1/account", headers=headers)
     error = assert_envelope(response, 401, code)
@@ -96,12 +105,12 @@ async def test_bad_authorization_is_401_with_challenge(client, header, code) -> 
         assert header[7:] not in response.text or len(header) < 12
 
 
-async def test_unknown_but_well_formed_key_is_401(client) -> None:
+async def test_unknown_but_well_formed_key_is_401(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/account", headers=bearer(generate_key("pk_live_")))
     assert_envelope(response, 401, "invalid_api_key")
 
 
-async def test_lowercase_scheme_is_accepted(client, admin_ops) -> None:
+async def test_lowercase_scheme_is_accepted(client: httpx.AsyncClient, admin_ops: Admin) -> None:
     # RFC 9110 §11.1: the auth scheme is case-insensitive.
     acct = await admin_ops.account()
     key = await admin_ops.key(acct)
@@ -109,7 +118,9 @@ async def test_lowercase_scheme_is_accepted(client, admin_ops) -> None:
     assert response.status_code == 200
 
 
-async def test_revoked_key_stops_working_on_the_next_request(client, admin_ops) -> None:
+async def test_revoked_key_stops_working_on_the_next_request(
+    client: httpx.AsyncClient, admin_ops: Admin
+) -> None:
     acct = await admin_ops.account()
     key = await admin_ops.key(acct)
     assert (await client.get("/v1/account", headers=bearer(key["key"]))).status_code == 200
@@ -119,7 +130,9 @@ async def test_revoked_key_stops_working_on_the_next_request(client, admin_ops) 
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-async def test_rotation_old_and_new_key_both_work_until_revoked(client, admin_ops) -> None:
+async def test_rotation_old_and_new_key_both_work_until_revoked(
+    client: httpx.AsyncClient, admin_ops: Admin
+) -> None:
     acct = await admin_ops.account()
     old = await admin_ops.key(acct)
     new = await admin_ops.key(acct)
@@ -130,18 +143,22 @@ async def test_rotation_old_and_new_key_both_work_until_revoked(client, admin_op
     assert (await client.get("/v1/account", headers=bearer(new["key"]))).status_code == 200
 
 
-async def test_ingest_key_on_a_customer_route_is_403(client, admin_ops) -> None:
+async def test_ingest_key_on_a_customer_route_is_403(
+    client: httpx.AsyncClient, admin_ops: Admin
+) -> None:
     ingest = await admin_ops.key(None)
     response = await client.get("/v1/account", headers=bearer(ingest["key"]))
     error = assert_envelope(response, 403, "insufficient_scope")
     assert error["type"] == "permission_error"
 
 
-async def test_last_used_is_written_at_most_once_a_minute(client, admin_ops, engine) -> None:
+async def test_last_used_is_written_at_most_once_a_minute(
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
+) -> None:
     acct = await admin_ops.account()
     key = await admin_ops.key(acct)
 
-    async def last_used():
+    async def last_used() -> datetime | None:
         async with engine.connect() as conn:
             return await conn.scalar(
                 select(api_keys.c.last_used_at).where(api_keys.c.id == key["key_id"])
@@ -156,7 +173,9 @@ async def test_last_used_is_written_at_most_once_a_minute(client, admin_ops, eng
     assert await last_used() == first
 
 
-async def test_the_secret_is_never_logged(client, admin_ops, caplog) -> None:
+async def test_the_secret_is_never_logged(
+    client: httpx.AsyncClient, admin_ops: Admin, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     acct = await admin_ops.account()
     key = await admin_ops.key(acct)
@@ -165,7 +184,9 @@ async def test_the_secret_is_never_logged(client, admin_ops, caplog) -> None:
     assert key["key"] not in caplog.text
 
 
-async def test_metrics_requests_record_last_used_too(client, admin_ops, engine) -> None:
+async def test_metrics_requests_record_last_used_too(
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
+) -> None:
     # Metrics read in a read-only transaction; the last-used write happens after it.
     acct = await admin_ops.account()
     key = await admin_ops.key(acct)

@@ -6,14 +6,20 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import assert_envelope, bearer
 
+# Runs `perf-metrics` as a subprocess against the test database.
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
 
 @pytest.fixture
-def cli(database_url: str):
+def cli(database_url: str) -> Cli:
     env = {**os.environ, "DATABASE_URL": database_url.replace("+asyncpg", "")}
 
     def run(
@@ -34,7 +40,7 @@ def cli(database_url: str):
     return run
 
 
-async def test_account_key_revoke_story(cli, client) -> None:
+async def test_account_key_revoke_story(cli: Cli, client: httpx.AsyncClient) -> None:
     assert json.loads(cli("migrate").stdout)["migrated_to"]
     acct = json.loads(cli("accounts", "create", "--name", "Acme", "--tier", "pro").stdout)
     assert acct["account_id"].startswith("acct_")
@@ -57,7 +63,7 @@ async def test_account_key_revoke_story(cli, client) -> None:
     assert_envelope(response, 401, "invalid_api_key")
 
 
-def test_account_update_and_test_and_ingest_keys(cli) -> None:
+def test_account_update_and_test_and_ingest_keys(cli: Cli) -> None:
     cli("accounts", "create", "--name", "Beta", "--tier", "free", "--account-id", "acct_beta")
     updated = json.loads(
         cli(
@@ -104,14 +110,16 @@ def test_account_update_and_test_and_ingest_keys(cli) -> None:
         (("keys", "revoke", "key_missing"), "no key"),
     ],
 )
-def test_errors_go_to_stderr_with_nonzero_exit(cli, args, needle) -> None:
+def test_errors_go_to_stderr_with_nonzero_exit(
+    cli: Cli, args: tuple[str, ...], needle: str
+) -> None:
     proc = cli(*args, ok=False)
     assert proc.returncode != 0
     assert proc.stdout == ""
     assert needle in proc.stderr
 
 
-def test_unreachable_database_is_a_clear_message(cli) -> None:
+def test_unreachable_database_is_a_clear_message(cli: Cli) -> None:
     proc = cli(
         "accounts",
         "create",
@@ -127,7 +135,7 @@ def test_unreachable_database_is_a_clear_message(cli) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_demo_without_its_extra_says_what_to_install(tmp_path) -> None:
+def test_demo_without_its_extra_says_what_to_install(tmp_path: Path) -> None:
     """`pip install -e .` (no [demo] extra) then `perf-metrics demo`: one clear line, no
     traceback, nothing started or created."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}

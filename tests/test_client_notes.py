@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import Admin, store_records
-from tests.factories import iso
+from tests.factories import iso, json_call
 from tests.servers import live_server
 
 NOTES = Path(__file__).resolve().parents[1] / "docs" / "client-notes.md"
@@ -66,20 +66,16 @@ def _run_python(code: str, base: str, key: str, **names: Any) -> subprocess.Comp
 
 
 def _call(account: str, n: int, model: str, cost: float, quality: float | None) -> dict[str, Any]:
-    return {
-        "call_id": f"{model}-{n}",
-        "account_id": account,
-        "created_at": iso(datetime.now(UTC) - timedelta(days=2)),
-        "task_type": "extraction",
-        "model": model,
-        "provider": "openai",
-        "input_tokens": 100,
-        "output_tokens": 10,
-        "cost_usd": cost,
-        "latency_ms": 500,
-        "status": "success",
-        "quality_score": quality,
-    }
+    return json_call(
+        f"{model}-{n}",
+        account_id=account,
+        created_at=iso(datetime.now(UTC) - timedelta(days=2)),
+        task_type="extraction",
+        model=model,
+        output_tokens=10,
+        cost_usd=cost,
+        quality_score=quality,
+    )
 
 
 @pytest.fixture

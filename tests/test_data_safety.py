@@ -8,7 +8,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,19 +24,14 @@ from perf_metrics.db import create_engine
 from perf_metrics.settings import Settings
 from tests.conftest import rollups_report
 from tests.factories import random_log
+from tests.servers import free_port, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 N = 8000
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _serve(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "RATE_LIMIT_ENABLED": "false"}
     proc = subprocess.Popen(
         [
@@ -53,12 +47,7 @@ def _serve(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(f"{base}/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.1)
+    wait_until_healthy(base, proc)
     return proc, base
 
 

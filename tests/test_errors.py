@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+import httpx
 from fastapi import FastAPI
 
 from tests.conftest import assert_envelope
 
 
-async def test_unknown_route_is_404_in_the_envelope(client) -> None:
+async def test_unknown_route_is_404_in_the_envelope(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/nope")
     error = assert_envelope(response, 404, "not_found")
     assert error["type"] == "invalid_request_error"
 
 
-async def test_wrong_method_is_405_in_the_envelope(client) -> None:
+async def test_wrong_method_is_405_in_the_envelope(client: httpx.AsyncClient) -> None:
     response = await client.post("/healthz")
     assert_envelope(response, 405, "method_not_allowed")
     assert "GET" in response.headers.get("allow", "")
 
 
-async def test_request_id_on_success_and_kept_when_sane(client) -> None:
+async def test_request_id_on_success_and_kept_when_sane(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.headers["x-request-id"].startswith("req_")
     response = await client.get("/healthz", headers={"X-Request-ID": "trace-1234-abcd"})
@@ -28,13 +29,15 @@ async def test_request_id_on_success_and_kept_when_sane(client) -> None:
     assert response.json()["error"]["request_id"] == "trace-1234-abcd"
 
 
-async def test_insane_request_id_is_replaced(client) -> None:
+async def test_insane_request_id_is_replaced(client: httpx.AsyncClient) -> None:
     for bad in ("x", "a b c d e f g h", "<script>alert(1)</script>", "z" * 500):
         response = await client.get("/healthz", headers={"X-Request-ID": bad})
         assert response.headers["x-request-id"].startswith("req_")
 
 
-async def test_unhandled_exception_is_500_without_internals(app: FastAPI, client) -> None:
+async def test_unhandled_exception_is_500_without_internals(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
     @app.get("/boom")
     async def boom() -> None:
         raise RuntimeError("secret internal detail /etc/passwd")

@@ -10,21 +10,24 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.db import BEGIN_WRITE, create_engine, driver_connection
 from perf_metrics.rollups.fold import FOLD, FOLD_LOCK, fold
 from perf_metrics.rollups.maintenance import rebuild_rollups
+from perf_metrics.settings import Settings
 from perf_metrics.zones import full_months
-from tests.conftest import bearer, rollups_report, store_records
+from tests.conftest import Admin, bearer, rollups_report, store_records
 from tests.factories import random_log
 
 N = 600
 
 
 @pytest.fixture
-def app_settings(settings):
+def app_settings(settings: Settings) -> Settings:
     """No response cache: these tests change the rollups under the service's feet."""
     return settings.model_copy(update={"response_cache_entries": 0})
 
@@ -41,7 +44,7 @@ def months_back(first: date, n: int) -> date:
     return first
 
 
-async def month_totals(engine, table: str, column: str) -> dict[date, int]:
+async def month_totals(engine: AsyncEngine, table: str, column: str) -> dict[date, int]:
     async with engine.connect() as conn:
         result = await conn.execute(
             text(f"SELECT date_trunc('month', {column})::date, sum(calls) FROM {table} GROUP BY 1")
@@ -49,14 +52,14 @@ async def month_totals(engine, table: str, column: str) -> dict[date, int]:
         return {r[0]: int(r[1]) for r in result}
 
 
-async def set_mark(engine, first: date) -> None:
+async def set_mark(engine: AsyncEngine, first: date) -> None:
     async with engine.begin() as conn:
         await conn.execute(
             text("UPDATE rollup_watermarks SET failure_monthly_before = :m"), {"m": first}
         )
 
 
-async def four_months_of_calls(admin_ops, engine, seed: int) -> tuple[str, str]:
+async def four_months_of_calls(admin_ops: Admin, engine: AsyncEngine, seed: int) -> tuple[str, str]:
     """An account with N calls from four months back to now, folded; and its key."""
     acct = await admin_ops.account(tier="enterprise")
     key = (await admin_ops.key(acct))["key"]
@@ -67,14 +70,16 @@ async def four_months_of_calls(admin_ops, engine, seed: int) -> tuple[str, str]:
     return acct, str(key)
 
 
-async def failures_answer(client, key: str) -> dict[str, Any]:
+async def failures_answer(client: httpx.AsyncClient, key: str) -> dict[str, Any]:
     response = await client.get("/v1/metrics/failures?days=90", headers=bearer(key))
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
-async def test_month_rows_only_for_months_that_have_ended(admin_ops, engine) -> None:
+async def test_month_rows_only_for_months_that_have_ended(
+    admin_ops: Admin, engine: AsyncEngine
+) -> None:
     acct = await admin_ops.account()
     start = datetime.combine(months_back(this_month(), 2), datetime.min.time(), UTC)
     calls = random_log(random.Random(21), [acct], N, start, datetime.now(UTC))
@@ -87,7 +92,9 @@ async def test_month_rows_only_for_months_that_have_ended(admin_ops, engine) -> 
     assert (await rollups_report(engine))["ok"]
 
 
-async def test_the_first_fold_of_a_month_builds_the_months_that_ended(admin_ops, engine) -> None:
+async def test_the_first_fold_of_a_month_builds_the_months_that_ended(
+    admin_ops: Admin, engine: AsyncEngine
+) -> None:
     """As if the mark were two months old: calls of those months folded into daily rows only,
     then the next fold builds their month rows from the daily ones and moves the mark."""
     acct, other = await admin_ops.account(), await admin_ops.account()
@@ -120,7 +127,7 @@ async def test_the_first_fold_of_a_month_builds_the_months_that_ended(admin_ops,
 
 
 async def test_readers_take_months_past_the_mark_from_the_daily_rows(
-    client, admin_ops, engine
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
 ) -> None:
     _, key = await four_months_of_calls(admin_ops, engine, seed=23)
 
@@ -139,7 +146,9 @@ async def test_readers_take_months_past_the_mark_from_the_daily_rows(
     assert await failures() == before
 
 
-async def test_a_mark_inside_the_windows_full_months_splits_them(client, admin_ops, engine):
+async def test_a_mark_inside_the_windows_full_months_splits_them(
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
+) -> None:
     """Full months before the mark from the month rows, after it from the daily rows; month
     rows from the mark on (strays, as a process on the old code would write) are not read."""
     acct, key = await four_months_of_calls(admin_ops, engine, seed=24)
@@ -181,7 +190,9 @@ async def test_a_mark_inside_the_windows_full_months_splits_them(client, admin_o
     assert (await rollups_report(engine))["ok"]
 
 
-async def test_a_fold_waits_out_a_long_holder_of_the_fold_lock(settings, admin_ops) -> None:
+async def test_a_fold_waits_out_a_long_holder_of_the_fold_lock(
+    settings: Settings, admin_ops: Admin
+) -> None:
     """Waiting for the lock (another process folding, a month being sealed) is not a
     statement running too long: the fold waits past the statement timeout."""
     quick = settings.model_copy(update={"db_statement_timeout_ms": 500})
@@ -206,7 +217,9 @@ async def test_a_fold_waits_out_a_long_holder_of_the_fold_lock(settings, admin_o
         await engine.dispose()
 
 
-async def test_a_lost_mark_stops_folds_loudly_and_a_rebuild_restores_it(admin_ops, engine):
+async def test_a_lost_mark_stops_folds_loudly_and_a_rebuild_restores_it(
+    admin_ops: Admin, engine: AsyncEngine
+) -> None:
     acct = await admin_ops.account()
     calls = random_log(random.Random(26), [acct], 50, datetime.now(UTC) - timedelta(days=40),
                        datetime.now(UTC))  # fmt: skip

@@ -11,22 +11,24 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.app import create_app
 from perf_metrics.rollups import folder as rollup_folder
 from perf_metrics.rollups.folder import Folder
-from tests.conftest import bearer, rollups_report
+from perf_metrics.settings import Settings
+from tests.conftest import Admin, bearer, rollups_report
 from tests.factories import random_log
 
 N = 400
 
 
 @pytest.fixture
-def app_settings(settings):
+def app_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"ingest_waits_for_fold": False, "fold_interval_s": 0.5})
 
 
-async def totals(engine) -> tuple[int, int, int, int]:
+async def totals(engine: AsyncEngine) -> tuple[int, int, int, int]:
     async with engine.connect() as conn:
         row = (
             await conn.execute(
@@ -41,7 +43,9 @@ async def totals(engine) -> tuple[int, int, int, int]:
     return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
-async def test_a_batch_shows_in_the_metrics_within_seconds_of_its_answer(client, admin_ops) -> None:
+async def test_a_batch_shows_in_the_metrics_within_seconds_of_its_answer(
+    client: httpx.AsyncClient, admin_ops: Admin
+) -> None:
     acct = await admin_ops.account(tier="enterprise")
     customer = (await admin_ops.key(acct))["key"]
     ingest = (await admin_ops.key(None))["key"]
@@ -60,7 +64,9 @@ async def test_a_batch_shows_in_the_metrics_within_seconds_of_its_answer(client,
         await asyncio.sleep(0.05)
 
 
-async def test_concurrent_batches_are_folded_exactly_once(client, admin_ops, engine) -> None:
+async def test_concurrent_batches_are_folded_exactly_once(
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
+) -> None:
     accounts = [await admin_ops.account() for _ in range(3)]
     ingest = (await admin_ops.key(None))["key"]
     now = datetime.now(UTC)
@@ -83,7 +89,9 @@ async def test_concurrent_batches_are_folded_exactly_once(client, admin_ops, eng
     assert (await rollups_report(engine))["ok"]
 
 
-async def test_a_flush_waits_for_a_fold_that_started_after_it(settings, admin_ops, engine) -> None:
+async def test_a_flush_waits_for_a_fold_that_started_after_it(
+    settings: Settings, admin_ops: Admin, engine: AsyncEngine
+) -> None:
     """Group commit: flushes that arrive while a fold runs share one more fold, and when each
     returns everything committed before it is folded."""
     acct = await admin_ops.account()
@@ -106,7 +114,7 @@ async def test_a_flush_waits_for_a_fold_that_started_after_it(settings, admin_op
 
 
 async def test_the_folder_vacuums_the_queue_so_it_does_not_grow(
-    settings, admin_ops, engine, monkeypatch
+    settings: Settings, admin_ops: Admin, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server may run without autovacuum (this machine's does): the folder's own VACUUM lets
     later batches reuse the pages of folded calls instead of extending the queue forever."""
@@ -135,7 +143,11 @@ async def test_the_folder_vacuums_the_queue_so_it_does_not_grow(
 
 
 async def test_a_failed_vacuum_fails_neither_the_fold_nor_the_batch(
-    settings, admin_ops, engine, monkeypatch, caplog
+    settings: Settings,
+    admin_ops: Admin,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The vacuum runs after the fold has committed: its failure is logged, nothing else."""
     monkeypatch.setattr(rollup_folder, "VACUUM_EVERY", 1)

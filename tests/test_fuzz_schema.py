@@ -25,10 +25,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
@@ -37,7 +39,7 @@ from perf_metrics.auth import generate_key
 from perf_metrics.metrics import schemas
 from perf_metrics.settings import Settings
 from tests.clock import set_clock
-from tests.conftest import assert_envelope, bearer
+from tests.conftest import Admin, assert_envelope, bearer
 from tests.factories import random_log
 
 NOW = datetime(2026, 3, 2, 13, 47, 12, tzinfo=UTC)
@@ -86,7 +88,7 @@ schema.config.checks.negative_data_rejection.expected_statuses = [
 
 
 @pytest.fixture
-async def fuzz_keys(admin_ops) -> dict[str, str]:
+async def fuzz_keys(admin_ops: Admin) -> dict[str, str]:
     account = await admin_ops.account(tier="enterprise", account_id=ACCOUNT)
     return {
         "live": (await admin_ops.key(account, "live"))["key"],
@@ -103,7 +105,8 @@ def fuzz_app(settings: Settings, fuzz_keys: dict[str, str]) -> Iterator[Any]:
     set_clock(app, NOW)
     calls = random_log(random.Random(7), [ACCOUNT], 300, NOW - timedelta(days=40), NOW)
     # Entering the client starts the lifespan; shutdown_lifespans() ends it.
-    with asgi.get_client(app) as client:
+    # schemathesis types the app as taking dict scopes; FastAPI takes any MutableMapping.
+    with asgi.get_client(app) as client:  # type: ignore[arg-type]
         response = client.post(
             "/v1/calls", json={"calls": calls}, headers=bearer(fuzz_keys["ingest"])
         )
@@ -227,7 +230,7 @@ def _make_storable(case: Any) -> None:
         case.body = [_storable(c, i) for i, c in enumerate(case.body)]
 
 
-READ_BACK = itertools.cycle(
+READ_BACK: Iterator[tuple[str, tuple[str, type[BaseModel], dict[str, int]]]] = itertools.cycle(
     itertools.product(
         ("live", "test"),
         (
@@ -256,7 +259,9 @@ def _read_back(app: Any, keys: dict[str, str]) -> None:
 
 @schema.parametrize()
 @FUZZ_SETTINGS
-def test_every_operation_answers_as_documented(case, fuzz_app, fuzz_keys) -> None:
+def test_every_operation_answers_as_documented(
+    case: schemathesis.Case[Any], fuzz_app: Any, fuzz_keys: dict[str, str]
+) -> None:
     storable = (
         case.path == "/v1/calls" and case.meta is not None and case.meta.generation.mode.is_positive
     )
@@ -308,7 +313,7 @@ ROUTES = (("GET", "/v1/account"), ("GET", "/v1/metrics/overview"), ("POST", "/v1
     request_id=st.one_of(st.none(), LATIN1_TEXT, st.from_regex(SANE_REQUEST_ID, fullmatch=True)),
 )
 def test_any_bad_key_is_a_401_and_any_request_id_is_handled(
-    fuzz_app, route, authorization, request_id
+    fuzz_app: Any, route: tuple[str, str], authorization: str, request_id: str | None
 ) -> None:
     method, path = route
     headers = {"Authorization": authorization, "Content-Type": "application/json"}
@@ -344,7 +349,7 @@ def test_any_bad_key_is_a_401_and_any_request_id_is_handled(
     ],
 )
 async def test_windows_before_1970_are_a_400_not_an_overflow(
-    client, admin_ops, endpoint, params, param
+    client: httpx.AsyncClient, admin_ops: Admin, endpoint: str, params: dict[str, Any], param: str
 ) -> None:
     # Was a 500 (OverflowError in windows.py: end_date - (days - 1) before year 1).
     key = (await admin_ops.key(await admin_ops.account()))["key"]
@@ -352,7 +357,7 @@ async def test_windows_before_1970_are_a_400_not_an_overflow(
     assert_envelope(response, 400, "invalid_parameter", param)
 
 
-async def test_the_earliest_window_answers(client, admin_ops) -> None:
+async def test_the_earliest_window_answers(client: httpx.AsyncClient, admin_ops: Admin) -> None:
     key = (await admin_ops.key(await admin_ops.account()))["key"]
     for endpoint, params in (
         ("overview", {"end_date": "1970-01-01", "days": "90"}),
@@ -363,7 +368,9 @@ async def test_the_earliest_window_answers(client, admin_ops) -> None:
         assert response.status_code == 200, response.text
 
 
-async def test_token_counts_the_record_format_allows_add_up(client, admin_ops) -> None:
+async def test_token_counts_the_record_format_allows_add_up(
+    client: httpx.AsyncClient, admin_ops: Admin
+) -> None:
     """Tokens are capped per call (10^9) so rollup sums (bigint) cannot overflow; beyond the
     cap is a 400 naming the field, not a 500 from the database."""
     await admin_ops.account(account_id="acct_tokens")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.app import create_app
 from perf_metrics.migrate import head_revision
@@ -11,21 +13,19 @@ from perf_metrics.settings import Settings
 from tests.conftest import assert_envelope
 
 
-async def test_healthz_needs_no_database(client) -> None:
+async def test_healthz_needs_no_database(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
 
-async def test_readyz_reports_the_head_migration(client) -> None:
+async def test_readyz_reports_the_head_migration(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
     assert response.json()["migration"] == head_revision()
 
 
 async def test_readyz_is_503_when_the_database_is_unreachable() -> None:
-    import httpx
-
     settings = Settings(
         database_url="postgresql://postgres@127.0.0.1:1/none", db_connect_timeout_s=1
     )
@@ -39,7 +39,9 @@ async def test_readyz_is_503_when_the_database_is_unreachable() -> None:
             assert (await client.get("/healthz")).status_code == 200
 
 
-async def test_readyz_is_503_when_migrations_are_behind(client, engine) -> None:
+async def test_readyz_is_503_when_migrations_are_behind(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
     async with engine.begin() as conn:
         await conn.execute(text("UPDATE alembic_version SET version_num = 'old'"))
     try:

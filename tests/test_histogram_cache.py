@@ -3,32 +3,34 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
 
 from tests import reference
 from tests.clock import set_clock
-from tests.conftest import bearer
-from tests.factories import as_reference, iso
+from tests.conftest import Admin, bearer
+from tests.factories import as_reference, iso, json_call
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
-def _call(i: int, latency: int, at: datetime) -> dict:
-    return {
-        "call_id": f"h{i}",
-        "account_id": "acct_hist",
-        "created_at": iso(at),
-        "task_type": "code",
-        "model": "gpt-4o",
-        "provider": "openai",
-        "input_tokens": 1,
-        "output_tokens": 1,
-        "cost_usd": 0.001,
-        "latency_ms": latency,
-        "status": "success",
-    }
+def _call(i: int, latency: int, at: datetime) -> dict[str, Any]:
+    return json_call(
+        f"h{i}",
+        account_id="acct_hist",
+        created_at=iso(at),
+        model="gpt-4o",
+        input_tokens=1,
+        output_tokens=1,
+        latency_ms=latency,
+    )
 
 
-async def test_new_calls_in_a_cached_hour_are_seen(client, app, admin_ops) -> None:
+async def test_new_calls_in_a_cached_hour_are_seen(
+    client: httpx.AsyncClient, app: FastAPI, admin_ops: Admin
+) -> None:
     set_clock(app, NOW)
     await admin_ops.account(account_id="acct_hist")
     key = (await admin_ops.key("acct_hist"))["key"]
@@ -43,11 +45,11 @@ async def test_new_calls_in_a_cached_hour_are_seen(client, app, admin_ops) -> No
             "p99_latency_ms"
         ]
 
-    async def post(calls: list[dict]) -> None:
+    async def post(calls: list[dict[str, Any]]) -> None:
         response = await client.post("/v1/calls", json={"calls": calls}, headers=bearer(ingest))
         assert response.status_code == 200
 
-    def exact(calls: list[dict]) -> tuple[int, int]:
+    def exact(calls: list[dict[str, Any]]) -> tuple[int, int]:
         body = reference.providers([as_reference(c) for c in calls], hours=24, end_time=NOW)
         return body["providers"]["openai"]["p95_latency_ms"], body["providers"]["openai"][
             "p99_latency_ms"

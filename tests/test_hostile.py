@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.auth import generate_key
 from perf_metrics.settings import Settings
-from tests.conftest import assert_envelope, bearer
+from tests.conftest import Admin, assert_envelope, bearer
+from tests.factories import json_call
 
 ODD = [
     "zero\u200bwidth",
@@ -25,31 +28,24 @@ ODD = [
 ]
 
 
-def _record(call_id: str, **extra: object) -> dict[str, object]:
-    return {
-        "call_id": call_id,
-        "account_id": "acct_hostile",
-        "created_at": "2026-11-01T10:00:00Z",
-        "task_type": "code",
-        "model": "gpt-4o",
-        "provider": "openai",
-        "input_tokens": 10,
-        "output_tokens": 5,
-        "cost_usd": 0.001,
-        "latency_ms": 300,
-        "status": "success",
-        **extra,
-    }
+_record = json_call.but(
+    account_id="acct_hostile",
+    created_at="2026-11-01T10:00:00Z",
+    model="gpt-4o",
+    input_tokens=10,
+    output_tokens=5,
+    latency_ms=300,
+)
 
 
-async def _rows(engine) -> int:
+async def _rows(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         return int(await conn.scalar(text("SELECT count(*) FROM calls")))
 
 
 @pytest.mark.parametrize("value", ODD)
 async def test_odd_unicode_in_every_string_field_is_stored_as_sent(
-    client, admin_ops, engine, value
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine, value: str
 ) -> None:
     await admin_ops.account(account_id="acct_hostile")
     ingest = (await admin_ops.key(None))["key"]
@@ -75,7 +71,9 @@ async def test_odd_unicode_in_every_string_field_is_stored_as_sent(
 
 
 @pytest.mark.parametrize("escape", ["\\ud800", "\\udfff", "\\ud83d"])
-async def test_lone_surrogates_are_a_400_not_a_500(client, admin_ops, engine, escape) -> None:
+async def test_lone_surrogates_are_a_400_not_a_500(
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine, escape: str
+) -> None:
     await admin_ops.account(account_id="acct_hostile")
     ingest = (await admin_ops.key(None))["key"]
     body = (
@@ -101,17 +99,19 @@ async def test_lone_surrogates_are_a_400_not_a_500(client, admin_ops, engine, es
         b"Bearer " + b"\x00" * 10,
     ],
 )
-async def test_odd_bytes_in_authorization_are_401(client, raw) -> None:
+async def test_odd_bytes_in_authorization_are_401(client: httpx.AsyncClient, raw: bytes) -> None:
     response = await client.get("/v1/metrics/overview", headers=[(b"authorization", raw)])
     assert_envelope(response, 401, "invalid_api_key")
 
 
-async def test_odd_bytes_in_request_id_are_replaced(client) -> None:
+async def test_odd_bytes_in_request_id_are_replaced(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz", headers=[(b"x-request-id", b"\xff\xfe\x00abcdefgh")])
     assert response.headers["x-request-id"].startswith("req_")
 
 
-async def test_a_secret_in_the_query_string_is_not_echoed(client, admin_ops) -> None:
+async def test_a_secret_in_the_query_string_is_not_echoed(
+    client: httpx.AsyncClient, admin_ops: Admin
+) -> None:
     acct = await admin_ops.account()
     key = (await admin_ops.key(acct))["key"]
     response = await client.get(f"/v1/metrics/overview?api_key={key}", headers=bearer(key))
@@ -128,7 +128,9 @@ def app_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"max_ingest_bytes": 50_000})
 
 
-async def test_a_body_over_the_limit_sent_slowly_is_413_early(client, admin_ops, engine) -> None:
+async def test_a_body_over_the_limit_sent_slowly_is_413_early(
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
+) -> None:
     await admin_ops.account(account_id="acct_hostile")
     ingest = (await admin_ops.key(None))["key"]
     sent = 0

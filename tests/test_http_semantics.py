@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from perf_metrics.ratelimit import NOT_MODIFIED_LIMIT_FACTOR
 from perf_metrics.settings import TIER_LIMITS, Settings
-from tests.conftest import RESPONSE_SCHEMAS, assert_envelope, bearer
+from tests.conftest import RESPONSE_SCHEMAS, Admin, assert_envelope, bearer
 from tests.servers import live_server
 
 
@@ -29,7 +30,7 @@ def _comparable(response: httpx.Response) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("path", PUBLIC_GETS[:5])
-async def test_head_answers_like_get_without_a_body(client, path) -> None:
+async def test_head_answers_like_get_without_a_body(client: httpx.AsyncClient, path: str) -> None:
     get = await client.get(path)
     head = await client.head(path)
     assert get.status_code == head.status_code == 200
@@ -39,7 +40,7 @@ async def test_head_answers_like_get_without_a_body(client, path) -> None:
 
 @pytest.mark.parametrize("endpoint", [*RESPONSE_SCHEMAS, "../account"])
 async def test_head_on_key_routes_checks_the_key_and_counts_like_get(
-    client, admin_ops, endpoint
+    client: httpx.AsyncClient, admin_ops: Admin, endpoint: str
 ) -> None:
     key = (await admin_ops.key(await admin_ops.account(tier="free")))["key"]
     path = f"/v1/metrics/{endpoint}".replace("/metrics/../", "/")
@@ -55,7 +56,7 @@ async def test_head_on_key_routes_checks_the_key_and_counts_like_get(
     assert unauthenticated.status_code == 401 and unauthenticated.content == b""
 
 
-async def test_head_where_get_is_not_allowed_is_405(client) -> None:
+async def test_head_where_get_is_not_allowed_is_405(client: httpx.AsyncClient) -> None:
     response = await client.head("/v1/calls")
     assert response.status_code == 405
     assert response.content == b""
@@ -75,7 +76,9 @@ def test_head_over_real_http(database_url: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["/v1/metrics/overview/", "/v1/account/", "/healthz/"])
-async def test_a_trailing_slash_is_a_404_naming_the_right_path(client, admin_ops, path) -> None:
+async def test_a_trailing_slash_is_a_404_naming_the_right_path(
+    client: httpx.AsyncClient, admin_ops: Admin, path: str
+) -> None:
     key = (await admin_ops.key(await admin_ops.account()))["key"]
     response = await client.get(path + "?days=7", headers=bearer(key))
     error = assert_envelope(response, 404, "not_found")
@@ -83,7 +86,7 @@ async def test_a_trailing_slash_is_a_404_naming_the_right_path(client, admin_ops
     assert "location" not in response.headers
 
 
-async def test_an_unknown_path_says_only_that(client) -> None:
+async def test_an_unknown_path_says_only_that(client: httpx.AsyncClient) -> None:
     error = assert_envelope(await client.get("/v1/metrics/nothing/"), 404, "not_found")
     assert error["message"] == "No such route."
 
@@ -101,13 +104,15 @@ def test_no_redirect_to_plain_http_behind_a_tls_proxy(database_url: str) -> None
 # --- conditional requests and the rate limit ---------------------------------------------------
 
 
-async def _etag(client, key: str) -> str:
+async def _etag(client: httpx.AsyncClient, key: str) -> str:
     first = await client.get("/v1/metrics/overview", headers=bearer(key))
     assert first.status_code == 200
     return str(first.headers["etag"])
 
 
-async def test_a_304_spends_none_of_the_tier_budget(client, admin_ops) -> None:
+async def test_a_304_spends_none_of_the_tier_budget(
+    client: httpx.AsyncClient, admin_ops: Admin
+) -> None:
     key = (await admin_ops.key(await admin_ops.account(tier="free")))["key"]
     limit = TIER_LIMITS["free"]
     etag = await _etag(client, key)  # 1 of the tier's 10
@@ -129,7 +134,9 @@ async def test_a_304_spends_none_of_the_tier_budget(client, admin_ops) -> None:
     assert (await client.get("/v1/metrics/overview", headers=conditional)).status_code == 304
 
 
-async def test_304s_have_a_budget_of_ten_times_the_tier(client, admin_ops) -> None:
+async def test_304s_have_a_budget_of_ten_times_the_tier(
+    client: httpx.AsyncClient, admin_ops: Admin
+) -> None:
     key = (await admin_ops.key(await admin_ops.account(tier="free")))["key"]
     own_limit = TIER_LIMITS["free"] * NOT_MODIFIED_LIMIT_FACTOR
     assert own_limit == 100
@@ -146,7 +153,9 @@ async def test_304s_have_a_budget_of_ten_times_the_tier(client, admin_ops) -> No
     assert fresh.headers["x-ratelimit-remaining"] == str(TIER_LIMITS["free"] - 2)
 
 
-async def test_a_conditional_request_answered_200_spends_the_tier_budget(client, admin_ops) -> None:
+async def test_a_conditional_request_answered_200_spends_the_tier_budget(
+    client: httpx.AsyncClient, admin_ops: Admin
+) -> None:
     key = (await admin_ops.key(await admin_ops.account(tier="free")))["key"]
     await _etag(client, key)
     stale = await client.get(
@@ -157,7 +166,7 @@ async def test_a_conditional_request_answered_200_spends_the_tier_budget(client,
 
 
 async def test_conditional_requests_refused_before_an_answer_are_bounded_too(
-    client, admin_ops
+    client: httpx.AsyncClient, admin_ops: Admin
 ) -> None:
     """A conditional request with a bad parameter never reaches an answer: it is bounded by
     the budget of conditional requests, so If-None-Match is no way around the tier's limit."""
@@ -171,7 +180,9 @@ async def test_conditional_requests_refused_before_an_answer_are_bounded_too(
     assert_envelope(refused, 429, "rate_limit_exceeded")
 
 
-async def test_if_none_match_star_pays_like_a_plain_request(client, admin_ops) -> None:
+async def test_if_none_match_star_pays_like_a_plain_request(
+    client: httpx.AsyncClient, admin_ops: Admin
+) -> None:
     """`*` matches any current answer (RFC 9110), so it gets a 304, but it proves no copy is
     held: it spends the tier's budget, or `*` would be unlimited free reads of new windows."""
     key = (await admin_ops.key(await admin_ops.account(tier="free")))["key"]
@@ -187,7 +198,9 @@ async def test_if_none_match_star_pays_like_a_plain_request(client, admin_ops) -
     assert_envelope(refused, 429, "rate_limit_exceeded")
 
 
-async def test_past_the_tier_a_conditional_request_computes_nothing(client, app, admin_ops) -> None:
+async def test_past_the_tier_a_conditional_request_computes_nothing(
+    client: httpx.AsyncClient, app: FastAPI, admin_ops: Admin
+) -> None:
     """Once the tier's budget is spent, a conditional request whose answer is not cached is
     refused before any query runs (nothing new enters the response cache); one for a copy the
     client holds still gets its free 304."""
@@ -207,7 +220,7 @@ async def test_past_the_tier_a_conditional_request_computes_nothing(client, app,
     assert held.status_code == 304
 
 
-async def test_head_requests_are_counted_under_their_route(client) -> None:
+async def test_head_requests_are_counted_under_their_route(client: httpx.AsyncClient) -> None:
     for _ in range(3):
         assert (await client.head("/healthz")).status_code == 200
     metrics = (await client.get("/metrics")).text

@@ -14,7 +14,7 @@ import tracemalloc
 import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,13 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from perf_metrics.db import account_versions
 from perf_metrics.rollups.tables import ROLLUP_TABLES, ROLLUPS, failure_monthly
 from perf_metrics.settings import Settings
-from tests.conftest import assert_envelope, bearer
+from tests.conftest import Admin, assert_envelope, bearer
+from tests.factories import MISSING, PROVIDER_MODES, QUALITY_MODES, TASKS, iso, json_call
 
 ACCT = "acct_ingest_a"
 ACCT_B = "acct_ingest_b"
 # Past, whole UTC days, far enough back that nothing is "in the future".
 DAY0 = (datetime.now(UTC) - timedelta(days=20)).replace(hour=0, minute=0, second=0, microsecond=0)
-MISSING = object()
 
 # What a fold writes: every rollup, and the cache versions.
 FOLDED_TABLES = {*ROLLUP_TABLES, account_versions.name}
@@ -54,29 +54,10 @@ REQUIRED = (
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def iso(moment: datetime, offset: timedelta = timedelta(0)) -> str:
-    """RFC 3339 with milliseconds, in the given offset ("Z" for UTC)."""
-    text_ = moment.astimezone(timezone(offset)).isoformat(timespec="milliseconds")
-    return text_[:-6] + "Z" if text_.endswith("+00:00") else text_
-
-
-def rec(call_id: str = "c-1", account_id: str = ACCT, **overrides: Any) -> dict[str, Any]:
-    """A valid, minimal call record; `MISSING` as a value removes the field."""
-    record: dict[str, Any] = {
-        "call_id": call_id,
-        "account_id": account_id,
-        "created_at": iso(DAY0 + timedelta(hours=12)),
-        "task_type": "code",
-        "model": "gpt-4o-mini",
-        "provider": "openai",
-        "input_tokens": 100,
-        "output_tokens": 50,
-        "cost_usd": 0.001,
-        "latency_ms": 800,
-        "status": "success",
-    }
-    record.update(overrides)
-    return {k: v for k, v in record.items() if v is not MISSING}
+# A valid, minimal call record.
+rec = json_call.but(
+    call_id="c-1", account_id=ACCT, created_at=iso(DAY0 + timedelta(hours=12)), latency_ms=800
+)
 
 
 def dumps(obj: Any) -> bytes:
@@ -96,11 +77,15 @@ async def post(
     return await client.post("/v1/calls", content=body, headers=headers)
 
 
-async def post_json(client: httpx.AsyncClient, key: str, records: list[dict[str, Any]]):
+async def post_json(
+    client: httpx.AsyncClient, key: str, records: list[dict[str, Any]]
+) -> httpx.Response:
     return await post(client, key, dumps({"calls": records}), "application/json")
 
 
-async def post_ndjson(client: httpx.AsyncClient, key: str, records: list[dict[str, Any]]):
+async def post_ndjson(
+    client: httpx.AsyncClient, key: str, records: list[dict[str, Any]]
+) -> httpx.Response:
     return await post(client, key, ndjson(records), "application/x-ndjson")
 
 
@@ -158,17 +143,17 @@ def app_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings
 
 
 @pytest.fixture
-async def ingest_key(admin_ops) -> str:
+async def ingest_key(admin_ops: Admin) -> str:
     return str((await admin_ops.key(None))["key"])
 
 
 @pytest.fixture
-async def acct(admin_ops) -> str:
+async def acct(admin_ops: Admin) -> str:
     return str(await admin_ops.account(account_id=ACCT))
 
 
 @pytest.fixture
-async def acct_b(admin_ops) -> str:
+async def acct_b(admin_ops: Admin) -> str:
     return str(await admin_ops.account(account_id=ACCT_B, tier="free"))
 
 
@@ -298,7 +283,9 @@ async def _assert_three_stored(engine: AsyncEngine) -> None:
     assert (err["status"], err["failure_mode"], err["retry_count"]) == ("error", "rate_limited", 2)
 
 
-async def test_json_batch_is_stored(client, ingest_key, acct, engine) -> None:
+async def test_json_batch_is_stored(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine
+) -> None:
     response = await post_json(client, ingest_key, _three_records())
     assert response.status_code == 200, response.text
     assert response.json() == {"received": 3, "inserted": 3, "duplicates": 0}
@@ -309,7 +296,9 @@ async def test_json_batch_is_stored(client, ingest_key, acct, engine) -> None:
     "content_type",
     ["application/x-ndjson", "application/x-ndjson; charset=utf-8", "APPLICATION/X-NDJSON"],
 )
-async def test_ndjson_batch_is_stored(client, ingest_key, acct, engine, content_type) -> None:
+async def test_ndjson_batch_is_stored(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine, content_type: str
+) -> None:
     a, b, c = (dumps(r) for r in _three_records())
     # Blank lines, CRLF and no final newline are all tolerated.
     body = a + b"\r\n\n" + b + b"\n   \n" + c
@@ -320,14 +309,18 @@ async def test_ndjson_batch_is_stored(client, ingest_key, acct, engine, content_
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8"])
-async def test_json_content_type_variants(client, ingest_key, acct, engine, content_type) -> None:
+async def test_json_content_type_variants(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine, content_type: str
+) -> None:
     response = await post(client, ingest_key, dumps({"calls": [rec()]}), content_type)
     assert response.status_code == 200, response.text
     assert await count_calls(engine) == 1
 
 
 @pytest.mark.parametrize("fmt", ["json", "ndjson"])
-async def test_metadata_is_stored(client, ingest_key, acct, engine, fmt) -> None:
+async def test_metadata_is_stored(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine, fmt: str
+) -> None:
     sixteen = {f"k{i}": f"v{i}" for i in range(16)}
     batch = [
         rec("m-1", metadata={"team": "search", "region": "eu"}),
@@ -348,14 +341,18 @@ async def test_metadata_is_stored(client, ingest_key, acct, engine, fmt) -> None
 
 
 @pytest.mark.parametrize("fmt", ["json", "ndjson"])
-async def test_empty_batch_is_zeros(client, ingest_key, engine, fmt) -> None:
+async def test_empty_batch_is_zeros(
+    client: httpx.AsyncClient, ingest_key: str, engine: AsyncEngine, fmt: str
+) -> None:
     response = await SENDERS[fmt](client, ingest_key, [])
     assert response.status_code == 200, response.text
     assert response.json() == {"received": 0, "inserted": 0, "duplicates": 0}
     assert await count_calls(engine) == 0
 
 
-async def test_boundary_values_are_accepted(client, ingest_key, acct, engine) -> None:
+async def test_boundary_values_are_accepted(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine
+) -> None:
     now = datetime.now(UTC)
     records = [
         rec(
@@ -455,7 +452,13 @@ FIELD_CASES = [
 
 @pytest.mark.parametrize(("field", "bad", "expected_field"), FIELD_CASES)
 async def test_field_rule_rejects_the_batch(
-    client, ingest_key, acct, engine, field, bad, expected_field
+    client: httpx.AsyncClient,
+    ingest_key: str,
+    acct: str,
+    engine: AsyncEngine,
+    field: str,
+    bad: Any,
+    expected_field: str,
 ) -> None:
     value = bad() if callable(bad) else bad
     batch = [rec("good-0"), rec(**{"call_id": "bad-1", field: value}), rec("good-2")]
@@ -472,7 +475,9 @@ async def test_field_rule_rejects_the_batch(
     assert await count_calls(engine) == 0
 
 
-async def test_missing_fields_are_all_listed(client, ingest_key, acct, engine) -> None:
+async def test_missing_fields_are_all_listed(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine
+) -> None:
     response = await post_json(client, ingest_key, [{"call_id": "only-id"}])
     error = assert_envelope(response, 400, "invalid_call_record")
     fields = {e["field"] for e in error["errors"]}
@@ -565,7 +570,13 @@ CONSISTENCY_CASES = [
 
 @pytest.mark.parametrize(("overrides", "field", "words"), CONSISTENCY_CASES)
 async def test_consistency_rule_rejects_the_batch(
-    client, ingest_key, acct, engine, overrides, field, words
+    client: httpx.AsyncClient,
+    ingest_key: str,
+    acct: str,
+    engine: AsyncEngine,
+    overrides: dict[str, Any],
+    field: str,
+    words: tuple[str, ...],
 ) -> None:
     batch = [rec("good-0"), rec("good-1"), rec("bad-2", **overrides)]
     for fmt, send in SENDERS.items():
@@ -583,7 +594,9 @@ async def test_consistency_rule_rejects_the_batch(
     assert await count_calls(engine) == 0
 
 
-async def test_consistent_failure_records_are_accepted(client, ingest_key, acct, engine) -> None:
+async def test_consistent_failure_records_are_accepted(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine
+) -> None:
     batch = [
         rec("e", status="error", failure_mode="provider_error"),
         rec("e-retried", status="error", failure_mode="timeout", retry_count=3),
@@ -631,7 +644,13 @@ NUL_CASES = [
 
 @pytest.mark.parametrize(("field", "value", "expected_field"), NUL_CASES)
 async def test_nul_characters_are_rejected(
-    client, ingest_key, acct, engine, field, value, expected_field
+    client: httpx.AsyncClient,
+    ingest_key: str,
+    acct: str,
+    engine: AsyncEngine,
+    field: str,
+    value: str | dict[str, str],
+    expected_field: str,
 ) -> None:
     batch = [rec("good-0"), rec(**{"call_id": "nul-1", field: value})]
     for fmt, send in SENDERS.items():
@@ -643,7 +662,9 @@ async def test_nul_characters_are_rejected(
     assert await count_calls(engine) == 0
 
 
-async def test_raw_nul_byte_in_json_is_rejected(client, ingest_key, acct, engine) -> None:
+async def test_raw_nul_byte_in_json_is_rejected(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine
+) -> None:
     body = dumps({"calls": [rec(model="MODEL_X")]}).replace(b"MODEL_X", b"gpt\x00")
     assert_envelope(await post(client, ingest_key, body, "application/json"), 400, "invalid_json")
     response = await post(client, ingest_key, body[10:-2] + b"\n", "application/x-ndjson")
@@ -652,7 +673,9 @@ async def test_raw_nul_byte_in_json_is_rejected(client, ingest_key, acct, engine
 
 
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1E+400"])
-async def test_non_finite_numbers_are_rejected(client, ingest_key, acct, engine, token) -> None:
+async def test_non_finite_numbers_are_rejected(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine, token: str
+) -> None:
     fields = (
         "cost_usd",
         "quality_score",
@@ -693,7 +716,12 @@ async def test_non_finite_numbers_are_rejected(client, ingest_key, acct, engine,
 )
 @pytest.mark.parametrize("magnitude", [10**30, -(10**30), 10**400])
 async def test_huge_integers_are_rejected(
-    client, ingest_key, acct, engine, field, magnitude
+    client: httpx.AsyncClient,
+    ingest_key: str,
+    acct: str,
+    engine: AsyncEngine,
+    field: str,
+    magnitude: int,
 ) -> None:
     batch = [rec("big-0", **{field: magnitude})]
     for fmt, send in SENDERS.items():
@@ -702,7 +730,9 @@ async def test_huge_integers_are_rejected(
     assert await count_calls(engine) == 0
 
 
-async def test_huge_integer_in_metadata_or_unknown_field(client, ingest_key, acct) -> None:
+async def test_huge_integer_in_metadata_or_unknown_field(
+    client: httpx.AsyncClient, ingest_key: str, acct: str
+) -> None:
     for overrides, field in (({"metadata": {"n": 10**30}}, "metadata"), ({"n": 10**30}, "n")):
         item = only_error(await post_json(client, ingest_key, [rec(**overrides)]))
         assert field_matches(item["field"], field)
@@ -734,7 +764,13 @@ DEEP = 10_000
 )
 @pytest.mark.parametrize("kind", ["arrays", "objects"])
 async def test_deeply_nested_json_is_a_4xx(
-    client, ingest_key, acct, engine, body, content_type, kind
+    client: httpx.AsyncClient,
+    ingest_key: str,
+    acct: str,
+    engine: AsyncEngine,
+    body: bytes,
+    content_type: str,
+    kind: str,
 ) -> None:
     nested = b"[" * DEEP + b"]" * DEEP if kind == "arrays" else b'{"a":' * DEEP + b"1" + b"}" * DEEP
     response = await post(client, ingest_key, body.replace(b'"__RAW__"', nested), content_type)
@@ -750,7 +786,9 @@ async def test_deeply_nested_json_is_a_4xx(
     [b"{bad", b"", b'{"calls": [', b'{"calls": [{"call_id": "a",}]}', b"\xff\xfe{}", b"calls"],
     ids=["broken", "empty", "truncated", "trailing-comma", "not-utf8", "bare-word"],
 )
-async def test_invalid_json_is_400_invalid_json(client, ingest_key, acct, engine, body) -> None:
+async def test_invalid_json_is_400_invalid_json(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine, body: bytes
+) -> None:
     error = assert_envelope(
         await post(client, ingest_key, body, "application/json"), 400, "invalid_json"
     )
@@ -758,7 +796,9 @@ async def test_invalid_json_is_400_invalid_json(client, ingest_key, acct, engine
     assert await count_calls(engine) == 0
 
 
-async def test_invalid_ndjson_line_is_400(client, ingest_key, acct, engine) -> None:
+async def test_invalid_ndjson_line_is_400(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine
+) -> None:
     body = dumps(rec("ok-0")) + b"\n{bad json\n" + dumps(rec("ok-2")) + b"\n"
     response = await post(client, ingest_key, body, "application/x-ndjson")
     error = assert_4xx_envelope(response)
@@ -788,7 +828,9 @@ async def test_invalid_ndjson_line_is_400(client, ingest_key, acct, engine) -> N
         b'{"calls": [[]]}',
     ],
 )
-async def test_wrong_body_shape_is_400(client, ingest_key, acct, engine, body) -> None:
+async def test_wrong_body_shape_is_400(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine, body: bytes
+) -> None:
     response = await post(client, ingest_key, body, "application/json")
     error = assert_4xx_envelope(response)
     assert response.status_code == 400
@@ -810,7 +852,7 @@ BAD_KINDS = [
 
 @pytest.mark.parametrize("fmt", ["json", "ndjson"])
 async def test_at_most_100_errors_never_echoing_input(
-    client, ingest_key, acct, engine, fmt
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine, fmt: str
 ) -> None:
     batch = []
     expected = []
@@ -834,7 +876,9 @@ async def test_at_most_100_errors_never_echoing_input(
     assert await count_calls(engine) == 0
 
 
-async def test_bad_metadata_key_is_not_echoed(client, ingest_key, acct) -> None:
+async def test_bad_metadata_key_is_not_echoed(
+    client: httpx.AsyncClient, ingest_key: str, acct: str
+) -> None:
     secret_key = "SECRET" + "k" * 80
     item = only_error(await post_json(client, ingest_key, [rec(metadata={secret_key: "v"})]))
     assert field_matches(item["field"], "metadata")
@@ -843,7 +887,7 @@ async def test_bad_metadata_key_is_not_echoed(client, ingest_key, acct) -> None:
 
 @pytest.mark.parametrize("fmt", ["json", "ndjson"])
 async def test_created_at_before_year_1_utc_is_a_400_not_a_500(
-    client, ingest_key, acct, engine, fmt
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine, fmt: str
 ) -> None:
     response = await SENDERS[fmt](client, ingest_key, [rec(created_at="0001-01-01T00:30:00+01:00")])
     item = only_error(response)
@@ -858,7 +902,9 @@ def _many(n: int, prefix: str = "n") -> list[dict[str, Any]]:
     return [rec(f"{prefix}-{i}") for i in range(n)]
 
 
-async def test_10000_records_are_accepted(client, ingest_key, acct, engine) -> None:
+async def test_10000_records_are_accepted(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine
+) -> None:
     response = await post_json(client, ingest_key, _many(10_000))
     assert response.status_code == 200, response.text
     assert response.json() == {"received": 10_000, "inserted": 10_000, "duplicates": 0}
@@ -871,7 +917,9 @@ async def test_10000_records_are_accepted(client, ingest_key, acct, engine) -> N
 
 
 @pytest.mark.parametrize("fmt", ["json", "ndjson"])
-async def test_10001_records_are_413(client, ingest_key, acct, engine, fmt) -> None:
+async def test_10001_records_are_413(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine, fmt: str
+) -> None:
     response = await SENDERS[fmt](client, ingest_key, _many(10_001))
     error = assert_envelope(response, 413, "payload_too_large")
     assert error["type"] == "invalid_request_error"
@@ -879,7 +927,9 @@ async def test_10001_records_are_413(client, ingest_key, acct, engine, fmt) -> N
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/x-ndjson"])
-async def test_body_over_10_mb_is_413(client, ingest_key, acct, engine, content_type) -> None:
+async def test_body_over_10_mb_is_413(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine, content_type: str
+) -> None:
     # 11,000,000 bytes: over 10 MB whether a megabyte is 10^6 or 2^20 bytes. Valid otherwise.
     head = dumps({"calls": [rec()]})[:-1] if content_type == "application/json" else dumps(rec())
     tail = b"}" if content_type == "application/json" else b"\n"
@@ -896,7 +946,9 @@ async def _chunks(body: bytes, size: int = 100) -> AsyncIterator[bytes]:
 
 
 @pytest.mark.parametrize("app_settings", [{"max_ingest_bytes": 1000}], indirect=True)
-async def test_smaller_byte_limit_from_settings(client, ingest_key, acct, engine) -> None:
+async def test_smaller_byte_limit_from_settings(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine
+) -> None:
     big = dumps({"calls": _many(5)})
     assert len(big) > 1000
     assert_envelope(
@@ -919,7 +971,9 @@ async def test_smaller_byte_limit_from_settings(client, ingest_key, acct, engine
 
 
 @pytest.mark.parametrize("app_settings", [{"max_ingest_records": 3}], indirect=True)
-async def test_smaller_record_limit_from_settings(client, ingest_key, acct, engine) -> None:
+async def test_smaller_record_limit_from_settings(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine
+) -> None:
     for send in SENDERS.values():
         assert_envelope(await send(client, ingest_key, _many(4)), 413, "payload_too_large")
     assert await count_calls(engine) == 0
@@ -940,7 +994,7 @@ async def post_gzip(
 
 @pytest.mark.parametrize("encoding", ["gzip", "GZIP", " gzip "])
 async def test_gzip_bodies_are_stored_as_the_plain_ones(
-    client, ingest_key, acct, engine, encoding
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine, encoding: str
 ) -> None:
     plain = dumps({"calls": _many(300, "j")})
     packed = gzip.compress(plain)
@@ -958,7 +1012,9 @@ async def test_gzip_bodies_are_stored_as_the_plain_ones(
 
 
 @pytest.mark.parametrize("app_settings", [{"max_ingest_bytes": 100_000}], indirect=True)
-async def test_a_gzip_bomb_is_413_before_it_expands(client, ingest_key, acct, engine) -> None:
+async def test_a_gzip_bomb_is_413_before_it_expands(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine
+) -> None:
     """The limit is on the decompressed body: 1 GB of spaces compresses to ~1 MB, and is
     refused after inflating at most the limit (streamed, chunk by chunk)."""
     head = dumps({"calls": [rec()]})[:-1]
@@ -995,7 +1051,12 @@ async def test_a_gzip_bomb_is_413_before_it_expands(client, ingest_key, acct, en
     ],
 )
 async def test_bad_gzip_is_400_and_stores_nothing(
-    client, ingest_key, acct, engine, body, message
+    client: httpx.AsyncClient,
+    ingest_key: str,
+    acct: str,
+    engine: AsyncEngine,
+    body: bytes,
+    message: str,
 ) -> None:
     response = await post_gzip(client, ingest_key, body, "application/json")
     error = assert_envelope(response, 400, "invalid_json")
@@ -1004,7 +1065,9 @@ async def test_bad_gzip_is_400_and_stores_nothing(
 
 
 @pytest.mark.parametrize("encoding", ["br", "deflate", "compress", "gzip, br", "x-gzip"])
-async def test_other_content_encodings_are_415(client, ingest_key, acct, engine, encoding) -> None:
+async def test_other_content_encodings_are_415(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine, encoding: str
+) -> None:
     body = gzip.compress(dumps({"calls": [rec()]}))
     response = await post_gzip(client, ingest_key, body, "application/json", encoding)
     error = assert_envelope(response, 415, "unsupported_media_type")
@@ -1028,14 +1091,22 @@ async def test_other_content_encodings_are_415(client, ingest_key, acct, engine,
         "text/json",
     ],
 )
-async def test_wrong_content_type_is_415(client, ingest_key, acct, engine, content_type) -> None:
+async def test_wrong_content_type_is_415(
+    client: httpx.AsyncClient,
+    ingest_key: str,
+    acct: str,
+    engine: AsyncEngine,
+    content_type: str | None,
+) -> None:
     response = await post(client, ingest_key, dumps({"calls": [rec()]}), content_type)
     error = assert_envelope(response, 415, "unsupported_media_type")
     assert error["type"] == "invalid_request_error"
     assert await count_calls(engine) == 0
 
 
-async def test_missing_key_is_401(client, acct, engine) -> None:
+async def test_missing_key_is_401(
+    client: httpx.AsyncClient, acct: str, engine: AsyncEngine
+) -> None:
     response = await post(client, None, dumps({"calls": [rec()]}), "application/json")
     error = assert_envelope(response, 401, "missing_api_key")
     assert error["type"] == "authentication_error"
@@ -1043,7 +1114,9 @@ async def test_missing_key_is_401(client, acct, engine) -> None:
     assert await count_calls(engine) == 0
 
 
-async def test_unknown_and_revoked_keys_are_401(client, admin_ops, acct, engine) -> None:
+async def test_unknown_and_revoked_keys_are_401(
+    client: httpx.AsyncClient, admin_ops: Admin, acct: str, engine: AsyncEngine
+) -> None:
     body = dumps({"calls": [rec()]})
     fake = "sk_ingest_" + "A" * 49
     assert_envelope(await post(client, fake, body, "application/json"), 401, "invalid_api_key")
@@ -1056,7 +1129,9 @@ async def test_unknown_and_revoked_keys_are_401(client, admin_ops, acct, engine)
 
 
 @pytest.mark.parametrize("environment", ["live", "test"])
-async def test_customer_key_is_403(client, admin_ops, acct, engine, environment) -> None:
+async def test_customer_key_is_403(
+    client: httpx.AsyncClient, admin_ops: Admin, acct: str, engine: AsyncEngine, environment: str
+) -> None:
     key = (await admin_ops.key(acct, environment))["key"]
     response = await post_json(client, key, [rec(environment=environment)])
     error = assert_envelope(response, 403, "insufficient_scope")
@@ -1065,7 +1140,7 @@ async def test_customer_key_is_403(client, admin_ops, acct, engine, environment)
 
 
 async def test_unknown_account_rejects_the_whole_batch(
-    client, ingest_key, acct, acct_b, engine
+    client: httpx.AsyncClient, ingest_key: str, acct: str, acct_b: str, engine: AsyncEngine
 ) -> None:
     await post_json(client, ingest_key, [rec("before")])  # data, and the key's last_used_at
     before = await snapshot(engine)
@@ -1092,7 +1167,7 @@ async def test_unknown_account_rejects_the_whole_batch(
 
 @pytest.mark.parametrize("fmt", ["json", "ndjson"])
 async def test_duplicate_in_one_batch_first_occurrence_wins(
-    client, ingest_key, acct, engine, fmt
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine, fmt: str
 ) -> None:
     batch = [
         rec("dup", model="first-model", cost_usd=0.5, latency_ms=100),
@@ -1114,7 +1189,7 @@ async def test_duplicate_in_one_batch_first_occurrence_wins(
 
 
 async def test_same_batch_twice_changes_nothing_the_second_time(
-    client, ingest_key, acct, acct_b, engine
+    client: httpx.AsyncClient, ingest_key: str, acct: str, acct_b: str, engine: AsyncEngine
 ) -> None:
     batch = [rec(f"x-{i}", account_id=(ACCT, ACCT_B)[i % 2]) for i in range(20)]
     first = await post_json(client, ingest_key, batch)
@@ -1128,7 +1203,9 @@ async def test_same_batch_twice_changes_nothing_the_second_time(
         assert await snapshot(engine) == before
 
 
-async def test_stored_call_is_never_overwritten(client, ingest_key, acct, engine) -> None:
+async def test_stored_call_is_never_overwritten(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine
+) -> None:
     await post_json(client, ingest_key, [rec("keep", cost_usd=0.1, model="orig")])
     response = await post_ndjson(
         client, ingest_key, [rec("keep", cost_usd=9.0, model="changed"), rec("new")]
@@ -1141,7 +1218,7 @@ async def test_stored_call_is_never_overwritten(client, ingest_key, acct, engine
 
 
 async def test_same_call_id_under_two_accounts_is_two_calls(
-    client, ingest_key, acct, acct_b, engine
+    client: httpx.AsyncClient, ingest_key: str, acct: str, acct_b: str, engine: AsyncEngine
 ) -> None:
     response = await post_json(
         client, ingest_key, [rec("shared"), rec("shared", account_id=ACCT_B)]
@@ -1154,7 +1231,7 @@ async def test_same_call_id_under_two_accounts_is_two_calls(
 
 
 async def test_concurrent_identical_batches_store_one_copy(
-    client, ingest_key, acct, acct_b, engine
+    client: httpx.AsyncClient, ingest_key: str, acct: str, acct_b: str, engine: AsyncEngine
 ) -> None:
     records = varied_records(random.Random(7), 200)
     responses = await asyncio.gather(*(post_json(client, ingest_key, records) for _ in range(5)))
@@ -1167,7 +1244,9 @@ async def test_concurrent_identical_batches_store_one_copy(
     await assert_rollups_match(engine, records)
 
 
-async def test_concurrent_overlapping_batches(client, ingest_key, acct, acct_b, engine) -> None:
+async def test_concurrent_overlapping_batches(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, acct_b: str, engine: AsyncEngine
+) -> None:
     records = varied_records(random.Random(8), 200)
     batches = []
     for k in range(5):
@@ -1191,7 +1270,7 @@ async def test_concurrent_overlapping_batches(client, ingest_key, acct, acct_b, 
 
 @pytest.mark.parametrize("app_settings", [{"max_ingest_records": 20}], indirect=True)
 async def test_rejected_batches_leave_every_table_as_it_was(
-    client, ingest_key, acct, acct_b, engine
+    client: httpx.AsyncClient, ingest_key: str, acct: str, acct_b: str, engine: AsyncEngine
 ) -> None:
     seed = varied_records(random.Random(3), 20)
     assert (await post_json(client, ingest_key, seed)).status_code == 200
@@ -1242,18 +1321,8 @@ PAIRS = [
     ("gemini-2.5-flash", "google"),
     ("mistral-large", "mistral"),
 ]
-MODES = [
-    "format_violation",
-    "refusal",
-    "hallucination",
-    "incomplete",
-    "reasoning_error",
-    "provider_error",
-    "timeout",
-    "rate_limited",
-]
-PROVIDER_SIDE = {"provider_error", "timeout", "rate_limited"}
-TASKS = ["extraction", "classification", "summarization", "reasoning", "code", "writing"]
+MODES = [*QUALITY_MODES, *PROVIDER_MODES]
+PROVIDER_SIDE = set(PROVIDER_MODES)
 TRIGGERS = ["nested arrays", "long context", "json schema", "tool call"]
 OFFSETS = [timedelta(0), timedelta(hours=1), timedelta(hours=-8), timedelta(hours=5, minutes=30)]
 OFFSETS += [timedelta(hours=14), timedelta(hours=-12)]
@@ -1357,7 +1426,7 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
     def zeros(*names: str) -> Callable[[], dict[str, Any]]:
         return lambda: dict.fromkeys(names, 0)
 
-    account = defaultdict(
+    account: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
         zeros(
             "calls",
             "successes",
@@ -1378,15 +1447,17 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
         )
     )
     hours: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * 24)
-    model = defaultdict(
+    model: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
         zeros("calls", "successes", "cost_usd", "latency_sum", "quality_sum", "quality_n")
     )
-    failure = defaultdict(zeros("calls", "retry_recovered", "fallback_recovered", "unrecoverable"))
+    failure: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
+        zeros("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
+    )
     trigger: dict[tuple[Any, ...], int] = defaultdict(int)
-    p5 = defaultdict(
+    p5: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
         zeros("fc_calls", "fc_provider_failures", "fc_rate_limited", "served_calls", "latency_sum")
     )
-    ph = defaultdict(
+    ph: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
         zeros("fc_calls", "fc_provider_failures", "fc_rate_limited", "served_calls", "latency_sum")
     )
     for r in records:
@@ -1452,13 +1523,13 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
         account[key]["hour_calls"] = counts
     # Month rows for the months before the watermark, which the tests leave at this month.
     this_month = datetime.now(UTC).date().replace(day=1)
-    failure_month = defaultdict(
+    failure_month: defaultdict[tuple[Any, ...], dict[str, Any]] = defaultdict(
         zeros("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
     )
-    for (a, env, day, *rest), counts in failure.items():
+    for (a, env, day, *rest), measures in failure.items():
         if day < this_month:
             month = failure_month[(a, env, day.replace(day=1), *rest)]
-            for name, n in counts.items():
+            for name, n in measures.items():
                 month[name] += n
     return {
         "rollup_account_daily": dict(account),
@@ -1498,7 +1569,9 @@ def _mutated(r: dict[str, Any]) -> dict[str, Any]:
     return {**r, "cost_usd": 7.77, "latency_ms": 4242, "quality_score": 0.123, "input_tokens": 1}
 
 
-async def test_rollups_are_exact(client, ingest_key, acct, acct_b, engine) -> None:
+async def test_rollups_are_exact(
+    client: httpx.AsyncClient, ingest_key: str, acct: str, acct_b: str, engine: AsyncEngine
+) -> None:
     records = varied_records(random.Random(20261127), 300)
     batches = [
         ("json", records[0:80]),
@@ -1548,7 +1621,7 @@ async def test_rollups_are_exact(client, ingest_key, acct, acct_b, engine) -> No
 
 
 async def test_rollup_score_sums_are_exact_decimals_of_the_values_sent(
-    client, ingest_key, acct, engine
+    client: httpx.AsyncClient, ingest_key: str, acct: str, engine: AsyncEngine
 ) -> None:
     score = 0.1234999999999999  # 16 significant digits; exact sum of two is 0.2469999999999998
     batch = [rec(f"q-{i}", quality_score=score, complexity_score=score) for i in range(2)]

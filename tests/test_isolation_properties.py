@@ -23,13 +23,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from tests import reference
 from tests.clock import set_clock
-from tests.conftest import RESPONSE_SCHEMAS, bearer
+from tests.conftest import RESPONSE_SCHEMAS, Admin, bearer
 from tests.factories import MODELS, TASKS, as_reference, iso, random_call
 from tests.test_metrics_reference import assert_percentiles_close
 
@@ -179,7 +181,7 @@ def overlapping_log(
 
 
 @pytest.fixture
-def fixed_clock(app):
+def fixed_clock(app: FastAPI) -> datetime:
     set_clock(app, NOW)
     return NOW
 
@@ -197,7 +199,7 @@ def ledger() -> Ledger:
 
 
 class Platform:
-    def __init__(self, client, admin_ops, ledger: Ledger) -> None:
+    def __init__(self, client: httpx.AsyncClient, admin_ops: Admin, ledger: Ledger) -> None:
         self.client = client
         self.admin_ops = admin_ops
         self.ledger = ledger
@@ -256,7 +258,7 @@ def expected(
     """The reference answer from `records` (one account's, or the platform's for providers)."""
     if endpoint == "providers":
         return reference.providers(records, hours=query.hours, end_time=query.provider_window_end())
-    window = {"days": query.days, "end_date": query.end_date}
+    window: dict[str, Any] = {"days": query.days, "end_date": query.end_date}
     if endpoint == "overview":
         return reference.overview(records, **window)
     if endpoint == "customer":
@@ -314,7 +316,12 @@ def assert_account_answers(
 @PROPERTY_SETTINGS
 @given(world=tenants, query=queries)
 async def test_an_account_sees_its_own_calls_and_nothing_else(
-    client, admin_ops, fixed_clock, ledger, world: Tenants, query: Query
+    client: httpx.AsyncClient,
+    admin_ops: Admin,
+    fixed_clock: datetime,
+    ledger: Ledger,
+    world: Tenants,
+    query: Query,
 ) -> None:
     note(f"{world!r}\n{query!r}")  # pytest-asyncio leaves Hypothesis's own report blank
     platform = Platform(client, admin_ops, ledger)
@@ -366,7 +373,13 @@ async def test_an_account_sees_its_own_calls_and_nothing_else(
 @settings(PROPERTY_SETTINGS, max_examples=15)
 @given(seed=st.integers(0, 2**32 - 1), env=st.sampled_from(ENVIRONMENTS), query=queries)
 async def test_a_key_never_sees_the_other_environment(
-    client, admin_ops, fixed_clock, ledger, seed: int, env: str, query: Query
+    client: httpx.AsyncClient,
+    admin_ops: Admin,
+    fixed_clock: datetime,
+    ledger: Ledger,
+    seed: int,
+    env: str,
+    query: Query,
 ) -> None:
     """One account, calls in one environment only: the other environment's key reads an empty
     account (and an empty platform, for providers), whatever the window."""

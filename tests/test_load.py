@@ -7,21 +7,30 @@ import os
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics import synthetic
+from tests.conftest import Admin
 from tests.factories import random_call
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 
 
+# Runs `perf-metrics` as a subprocess against the test database.
+Cli = Callable[..., subprocess.CompletedProcess[bytes]]
+
+
 @pytest.fixture
-def cli(database_url: str):
+def cli(database_url: str) -> Cli:
     env = {**os.environ, "DATABASE_URL": database_url.replace("+asyncpg", "")}
 
     def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -36,7 +45,7 @@ def cli(database_url: str):
     return run
 
 
-async def _counts(engine) -> dict[str, tuple[int, Decimal]]:
+async def _counts(engine: AsyncEngine) -> dict[str, tuple[int, Decimal]]:
     async with engine.connect() as conn:
         rows = await conn.execute(
             text("SELECT account_id, count(*), sum(cost_usd) FROM calls GROUP BY 1")
@@ -44,7 +53,7 @@ async def _counts(engine) -> dict[str, tuple[int, Decimal]]:
         return {r[0]: (r[1], r[2]) for r in rows}
 
 
-async def test_seed_totals_match_the_generator_exactly(cli, engine) -> None:
+async def test_seed_totals_match_the_generator_exactly(cli: Cli, engine: AsyncEngine) -> None:
     args = ("--accounts", "4", "--days", "3", "--calls", "6000", "--seed", "11")
     proc = cli("seed", *args, "--end", END.isoformat())
     assert proc.returncode == 0, proc.stderr.decode()
@@ -53,7 +62,7 @@ async def test_seed_totals_match_the_generator_exactly(cli, engine) -> None:
 
     # The generator's own totals, computed here from its records.
     plan = synthetic.plan_accounts(4, 11)
-    expected: dict[str, list] = defaultdict(lambda: [0, Decimal(0)])
+    expected: dict[str, list[Any]] = defaultdict(lambda: [0, Decimal(0)])
     for chunk in synthetic.generate_calls(plan, days=3, calls=6000, seed=11, end=END):
         for record in chunk:
             expected[record["account_id"]][0] += 1
@@ -79,7 +88,7 @@ async def test_seed_totals_match_the_generator_exactly(cli, engine) -> None:
     assert again["inserted"] == 0 and again["duplicates"] == 6000
 
 
-def test_seed_can_write_jsonl_that_ingest_loads(cli, tmp_path) -> None:
+def test_seed_can_write_jsonl_that_ingest_loads(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
     proc = cli(
         "seed",
@@ -104,7 +113,7 @@ def test_seed_can_write_jsonl_that_ingest_loads(cli, tmp_path) -> None:
 
 
 async def test_ingest_stops_at_a_bad_line_and_keeps_nothing_of_its_batch(
-    cli, admin_ops, engine, tmp_path
+    cli: Cli, admin_ops: Admin, engine: AsyncEngine, tmp_path: Path
 ) -> None:
     import random
 
@@ -129,7 +138,9 @@ async def test_ingest_stops_at_a_bad_line_and_keeps_nothing_of_its_batch(
     assert await _counts(engine) == {}
 
 
-async def test_ingest_reads_stdin_and_reports_unknown_accounts(cli, admin_ops, engine) -> None:
+async def test_ingest_reads_stdin_and_reports_unknown_accounts(
+    cli: Cli, admin_ops: Admin, engine: AsyncEngine
+) -> None:
     import random
 
     await admin_ops.account(account_id="acct_stdin")

@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from tests import answers
 from tests.clock import set_clock
-from tests.conftest import RESPONSE_SCHEMAS, assert_envelope, bearer
+from tests.conftest import RESPONSE_SCHEMAS, Admin, assert_envelope, bearer
+from tests.factories import at, iso, json_call
 
 ACCT_A = "acct_cases_a"
 ACCT_B = "acct_cases_b"
-_ids = itertools.count(1)
 
 ENDPOINTS = tuple(RESPONSE_SCHEMAS)
 DAY_ENDPOINTS = ("overview", "customer", "performance", "failures", "daily")
@@ -33,12 +35,16 @@ DAY_ENDPOINTS = ("overview", "customer", "performance", "failures", "daily")
 # ---------------------------------------------------------------- helpers
 
 
-def at(y: int, mo: int, d: int, h: int = 12, mi: int = 0, s: int = 0) -> datetime:
-    return datetime(y, mo, d, h, mi, s, tzinfo=UTC)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+_case = json_call.but(
+    call_ids=(f"case-{n}" for n in itertools.count(1)),
+    account_id=ACCT_A,
+    environment="live",
+    created_at=at(2024, 3, 10),
+    task_type="extraction",
+    cost_usd="0.001",
+    retry_count=0,
+    fallback_used=False,
+)
 
 
 def call(**fields: Any) -> dict[str, Any]:
@@ -46,25 +52,9 @@ def call(**fields: Any) -> dict[str, Any]:
 
     `cost_usd` is given as a decimal string and sent as the JSON number with those digits;
     `created_at` may be a datetime (sent in UTC) or a string (sent as is)."""
-    record: dict[str, Any] = {
-        "call_id": f"case-{next(_ids)}",
-        "account_id": ACCT_A,
-        "environment": "live",
-        "created_at": at(2024, 3, 10),
-        "task_type": "extraction",
-        "model": "gpt-4o-mini",
-        "provider": "openai",
-        "input_tokens": 100,
-        "output_tokens": 50,
-        "cost_usd": "0.001",
-        "latency_ms": 500,
-        "status": "success",
-        "retry_count": 0,
-        "fallback_used": False,
-    }
-    record.update(fields)
+    record = _case(**fields)
     if isinstance(record["created_at"], datetime):
-        record["created_at"] = iso(record["created_at"])
+        record["created_at"] = iso(record["created_at"], timespec="auto")
     record["cost_usd"] = float(record["cost_usd"])  # repr keeps the digits as written
     return record
 
@@ -79,7 +69,7 @@ def retried(mode: str, **fields: Any) -> dict[str, Any]:
     return call(failure_mode=mode, recovery="retry", retry_count=1, **fields)
 
 
-def scored(n: int, model: str, task: str, quality: float | None, cost: str) -> list:
+def scored(n: int, model: str, task: str, quality: float | None, cost: str) -> list[dict[str, Any]]:
     return [
         call(model=model, task_type=task, quality_score=quality, cost_usd=cost) for _ in range(n)
     ]
@@ -95,7 +85,7 @@ class World:
 
 
 @pytest.fixture
-async def world(admin_ops) -> World:
+async def world(admin_ops: Admin) -> World:
     await admin_ops.account(account_id=ACCT_A)
     await admin_ops.account(account_id=ACCT_B)
     return World(
@@ -107,7 +97,7 @@ async def world(admin_ops) -> World:
     )
 
 
-async def ingest(client: httpx.AsyncClient, world: World, records: list[dict]) -> None:
+async def ingest(client: httpx.AsyncClient, world: World, records: list[dict[str, Any]]) -> None:
     for i in range(0, len(records), 1000):
         batch = records[i : i + 1000]
         response = await client.post(
@@ -123,11 +113,11 @@ async def fetch(
     return await client.get(f"/v1/metrics/{endpoint}", params=params, headers=bearer(key))
 
 
-async def get(client: httpx.AsyncClient, key: str, endpoint: str, **params: Any) -> dict:
+async def get(client: httpx.AsyncClient, key: str, endpoint: str, **params: Any) -> dict[str, Any]:
     response = await fetch(client, key, endpoint, **params)
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "private, max-age=60"
-    body = response.json()
+    body: dict[str, Any] = response.json()
     RESPONSE_SCHEMAS[endpoint].model_validate(body)
     return body
 
@@ -135,7 +125,9 @@ async def get(client: httpx.AsyncClient, key: str, endpoint: str, **params: Any)
 # ---------------------------------------------------------------- overview
 
 
-async def test_overview_routing_accuracy_on_four_calls(client, app, world) -> None:
+async def test_overview_routing_accuracy_on_four_calls(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     await ingest(
         client,
@@ -203,7 +195,9 @@ async def test_overview_routing_accuracy_on_four_calls(client, app, world) -> No
     assert list(body["task_distribution"]) == ["code", "extraction", "writing"]
 
 
-async def test_windows_are_whole_utc_days(client, app, world) -> None:
+async def test_windows_are_whole_utc_days(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     await ingest(
         client,
@@ -233,7 +227,9 @@ def _month_call(y: int, mo: int, d: int, cost: str) -> dict[str, Any]:
                 output_tokens=100_000)  # fmt: skip
 
 
-async def test_cost_analysis_leap_day_and_window_from_jan_31(client, app, world) -> None:
+async def test_cost_analysis_leap_day_and_window_from_jan_31(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2028, 3, 15))  # end_date 2024-02-29 lies well in the past
     await ingest(
         client,
@@ -287,7 +283,9 @@ async def test_cost_analysis_leap_day_and_window_from_jan_31(client, app, world)
     assert_envelope(response, 400, "invalid_parameter", "end_date")
 
 
-async def test_cost_analysis_end_date_jan_31_against_december(client, app, world) -> None:
+async def test_cost_analysis_end_date_jan_31_against_december(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     await ingest(
         client,
@@ -324,7 +322,9 @@ async def test_cost_analysis_end_date_jan_31_against_december(client, app, world
     }
 
 
-async def test_cost_analysis_february_and_march_month_lengths(client, app, world) -> None:
+async def test_cost_analysis_february_and_march_month_lengths(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2025, 4, 15))
     await ingest(
         client,
@@ -360,7 +360,9 @@ async def test_cost_analysis_february_and_march_month_lengths(client, app, world
     assert ca["projected_month_end"] == 1.0
 
 
-async def test_projected_month_end_on_the_first(client, app, world) -> None:
+async def test_projected_month_end_on_the_first(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     await ingest(
         client,
@@ -384,7 +386,9 @@ async def test_projected_month_end_on_the_first(client, app, world) -> None:
     assert ca["projected_month_end"] == 6.2
 
 
-async def test_peak_hours_include_an_hour_exactly_at_the_threshold(client, app, world) -> None:
+async def test_peak_hours_include_an_hour_exactly_at_the_threshold(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     # 96 calls: threshold 1.25 x 96 / 24 = 5 calls.
     # hour 9: 5 (exactly the threshold -> peak), hour 20: 6 (peak), hour 3: 1,
@@ -400,7 +404,9 @@ async def test_peak_hours_include_an_hour_exactly_at_the_threshold(client, app, 
     assert body["usage"]["avg_calls_per_day"] == 13.7  # 96 / 7 = 13.71
 
 
-async def test_customer_profile_and_preferences(client, app, admin_ops, world) -> None:
+async def test_customer_profile_and_preferences(
+    client: httpx.AsyncClient, app: FastAPI, admin_ops: Admin, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     acct = await admin_ops.account(
         account_id="acct_cases_x", task_overrides={"reasoning": "claude-sonnet-4-5"}
@@ -461,7 +467,9 @@ async def test_customer_profile_and_preferences(client, app, admin_ops, world) -
     assert body["quality_preferences"]["preferred_models"] == ["gpt-4o"]
 
 
-async def test_dominant_tasks_fall_back_to_the_largest(client, app, world) -> None:
+async def test_dominant_tasks_fall_back_to_the_largest(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     # six tasks: 3, 3, 3, 3, 2, 2 calls of 16: none reaches 20% (3.2 calls) -> the largest,
     # ties by name -> code
@@ -475,7 +483,9 @@ async def test_dominant_tasks_fall_back_to_the_largest(client, app, world) -> No
 # ---------------------------------------------------------------- performance
 
 
-async def test_optimal_model_rules_reasons_and_recommendations(client, app, world) -> None:
+async def test_optimal_model_rules_reasons_and_recommendations(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     await ingest(
         client,
@@ -517,7 +527,9 @@ async def test_optimal_model_rules_reasons_and_recommendations(client, app, worl
     # extraction 70, code 60, summarization 45, reasoning 40, writing 19
     assert list(by_task) == ["extraction", "code", "summarization", "reasoning", "writing"]
 
-    def view(calls: int, cost: float, quality: float | None, success: float = 1.0) -> dict:
+    def view(
+        calls: int, cost: float, quality: float | None, success: float = 1.0
+    ) -> dict[str, Any]:
         return {
             "calls": calls,
             "success_rate": success,
@@ -623,111 +635,28 @@ async def test_optimal_model_rules_reasons_and_recommendations(client, app, worl
 # ---------------------------------------------------------------- failures
 
 
-async def test_failures_summary_modes_models_and_mitigation(client, app, world) -> None:
+async def test_failures_summary_modes_models_and_mitigation(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
-    mini = {"model": "gpt-4o-mini", "provider": "openai", "task_type": "extraction"}
-    to_haiku = {
-        "initial_model": "gpt-4o-mini",
-        "initial_provider": "openai",
-        "model": "claude-haiku-4-5",
-        "provider": "anthropic",
-        "task_type": "extraction",
-    }
-    haiku = {"model": "claude-haiku-4-5", "provider": "anthropic", "task_type": "extraction"}
-    sonnet = {"model": "claude-sonnet-4-5", "provider": "anthropic", "task_type": "code"}
-    records = [
-        # first choice mini, extraction: 30 calls, 10 format violations
-        *[retried("format_violation", failure_trigger="nested arrays", **mini) for _ in range(5)],
-        retried("format_violation", failure_trigger="long schema", **mini),
-        *[call(failure_mode="format_violation", recovery="fallback", fallback_used=True,
-               failure_trigger="long schema", **to_haiku) for _ in range(2)],
-        *[call(failure_mode="format_violation", recovery="fallback", fallback_used=True,
-               **to_haiku) for _ in range(2)],
-        *[call(**mini) for _ in range(20)],
-        # first choice haiku, extraction: 20 calls, 1 unrecoverable format violation
-        error("format_violation", failure_trigger="long schema", **haiku),
-        *[call(**haiku) for _ in range(19)],
-        # first choice sonnet, code: 5 calls, a refusal (error) and a retried timeout
-        error("refusal", failure_trigger="policy", **sonnet),
-        retried("timeout", **sonnet),
-        *[call(**sonnet) for _ in range(3)],
-    ]  # fmt: skip
+    records = answers.failures_log(call, error, retried)
     assert len(records) == 55
     await ingest(client, world, records)
     body = await get(client, world.a_live, "failures", days=7, end_date="2024-03-10")
-    # 13 failures of 55 = 0.23636 -> 0.236; retries 6 + 1 = 7; fallbacks 4; errors 2;
-    # 7 + 4 + 2 = 13
-    assert body["summary"] == {
-        "total_failures": 13,
-        "failure_rate": 0.236,
-        "retries_succeeded": 7,
-        "fallback_succeeded": 4,
-        "unrecoverable": 2,
-    }
+    expected = answers.FAILURES_ANSWER
+    assert body["summary"] == expected["summary"]
     s = body["summary"]
     assert s["retries_succeeded"] + s["fallback_succeeded"] + s["unrecoverable"] == 13
-    # format_violation 11 (first choice mini 10 = 91%, haiku 1 = 9% < 10%: not affected);
-    # refusal 1 and timeout 1 (tie by name); 11/13 = 0.846, 1/13 = 0.0769 -> 0.077.
-    # triggers: nested arrays 5, long schema 1 + 2 + 1 = 4
-    assert body["by_failure_mode"] == {
-        "format_violation": {
-            "count": 11,
-            "percentage": 0.846,
-            "affected_models": ["gpt-4o-mini"],
-            "common_triggers": ["nested arrays", "long schema"],
-        },
-        "refusal": {
-            "count": 1,
-            "percentage": 0.077,
-            "affected_models": ["claude-sonnet-4-5"],
-            "common_triggers": ["policy"],
-        },
-        "timeout": {
-            "count": 1,
-            "percentage": 0.077,
-            "affected_models": ["claude-sonnet-4-5"],
-            "common_triggers": [],
-        },
-    }
+    assert body["by_failure_mode"] == expected["by_failure_mode"]
     assert list(body["by_failure_mode"]) == ["format_violation", "refusal", "timeout"]
-    # first-choice models: mini 30 calls / 10 failures, sonnet 5 / 2, haiku 20 / 1
-    assert body["by_model"] == {
-        "gpt-4o-mini": {
-            "total_calls": 30,
-            "failures": 10,
-            "failure_rate": 0.333,
-            "top_failure_modes": ["format_violation"],
-        },
-        "claude-sonnet-4-5": {
-            "total_calls": 5,
-            "failures": 2,
-            "failure_rate": 0.4,
-            "top_failure_modes": ["refusal", "timeout"],
-        },
-        "claude-haiku-4-5": {
-            "total_calls": 20,
-            "failures": 1,
-            "failure_rate": 0.05,
-            "top_failure_modes": ["format_violation"],
-        },
-    }
+    assert body["by_model"] == expected["by_model"]
     assert list(body["by_model"]) == ["gpt-4o-mini", "claude-sonnet-4-5", "claude-haiku-4-5"]
-    # format_violation: 11 >= 10, mini holds 10/11 (91%) >= 50%; T = {extraction};
-    # rate(mini) = 10/30 = 33.3%; haiku has 20 first-choice extraction calls, 1/20 = 5.0%;
-    # 1 - 0.05 / (1/3) = 0.85 -> 85%. refusal and timeout: fewer than 10 failures.
-    assert body["mitigation_recommendations"] == [
-        {
-            "issue": "format_violation failures concentrate on gpt-4o-mini: 10 of 11 (91%)",
-            "recommendation": (
-                "Route extraction tasks from gpt-4o-mini to claude-haiku-4-5: its "
-                "format_violation rate there is 5.0% against 33.3%"
-            ),
-            "expected_improvement": "85% fewer format_violation failures on those tasks",
-        }
-    ]
+    assert body["mitigation_recommendations"] == expected["mitigation_recommendations"]
 
 
-async def test_failures_ten_percent_rule_and_trigger_ties(client, app, world) -> None:
+async def test_failures_ten_percent_rule_and_trigger_ties(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 15))
     providers = {
         "gpt-4o-mini": "openai",
@@ -843,11 +772,15 @@ async def test_failures_ten_percent_rule_and_trigger_ties(client, app, world) ->
 # ---------------------------------------------------------------- providers
 
 
-async def test_providers_incidents_status_uptime_and_errors(client, app, world) -> None:
+async def test_providers_incidents_status_uptime_and_errors(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     end = at(2024, 3, 10, 12, 0)  # window 11:00 <= t < 12:00, intervals 11:00 .. 11:55
     set_clock(app, end)
 
-    def interval(minute: int, n: int, errors: int, mode: str = "provider_error") -> list:
+    def interval(
+        minute: int, n: int, errors: int, mode: str = "provider_error"
+    ) -> list[dict[str, Any]]:
         t = at(2024, 3, 10, 11, minute, 30)
         return [error(mode, created_at=t, latency_ms=50) for _ in range(errors)] + [
             call(created_at=t, latency_ms=50) for _ in range(n - errors)
@@ -984,7 +917,9 @@ async def test_providers_incidents_status_uptime_and_errors(client, app, world) 
     assert again == body
 
 
-async def test_provider_trends_with_previous_period_zero(client, app, world) -> None:
+async def test_provider_trends_with_previous_period_zero(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))
     now, before = at(2024, 3, 10, 11, 30), at(2024, 3, 10, 10, 30)
     google, anthropic = (
@@ -1030,10 +965,12 @@ async def test_provider_trends_with_previous_period_zero(client, app, world) -> 
     assert body["providers"]["google"]["error_rate"] == 0.1
 
 
-async def test_provider_latency_recommendation_by_hour_of_day(client, app, world) -> None:
+async def test_provider_latency_recommendation_by_hour_of_day(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))  # hours=2: 10:00 .. 11:59
 
-    def served(provider: str, hour: int, latencies: list[int]) -> list:
+    def served(provider: str, hour: int, latencies: list[int]) -> list[dict[str, Any]]:
         return [
             call(provider=provider, model=f"{provider}-model", latency_ms=ms,
                  created_at=at(2024, 3, 10, hour, i % 60))
@@ -1068,7 +1005,9 @@ async def test_provider_latency_recommendation_by_hour_of_day(client, app, world
     ]
 
 
-async def test_providers_window_off_the_hour_grid(client, app, world) -> None:
+async def test_providers_window_off_the_hour_grid(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     # now 12:37:10 -> end 12:35; hours=2 -> [10:35, 12:35); previous [08:35, 10:35)
     set_clock(app, at(2024, 3, 10, 12, 37, 10))
     await ingest(
@@ -1126,11 +1065,11 @@ async def test_providers_window_off_the_hour_grid(client, app, world) -> None:
 
 @pytest.mark.parametrize("with_alternative", [True, False])
 async def test_provider_latency_hours_merge_across_days(
-    client, app, world, with_alternative
+    client: httpx.AsyncClient, app: FastAPI, world: World, with_alternative: bool
 ) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))  # hours=48: 2024-03-08 12:00 .. 03-10 11:59
 
-    def served(provider: str, day: int, hour: int, n: int, ms: int) -> list:
+    def served(provider: str, day: int, hour: int, n: int, ms: int) -> list[dict[str, Any]]:
         return [
             call(provider=provider, model=f"{provider}-model", latency_ms=ms,
                  created_at=at(2024, 3, day, hour, i % 60, i // 60))
@@ -1175,7 +1114,9 @@ async def test_provider_latency_hours_merge_across_days(
 # ---------------------------------------------------------------- daily
 
 
-async def test_daily_lists_empty_days_and_trends_exclude_today(client, app, world) -> None:
+async def test_daily_lists_empty_days_and_trends_exclude_today(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 10, 15, 0))  # today 2024-03-10
     await ingest(
         client,
@@ -1207,15 +1148,7 @@ async def test_daily_lists_empty_days_and_trends_exclude_today(client, app, worl
             "model_distribution": {"gpt-4o-mini": 1},
             "task_distribution": {"extraction": 1},
         },
-        {
-            "date": "2024-03-08",
-            "total_calls": 0,
-            "total_cost_usd": 0.0,
-            "avg_latency_ms": None,
-            "success_rate": None,
-            "model_distribution": {},
-            "task_distribution": {},
-        },
+        answers.empty_day("2024-03-08"),
         {
             "date": "2024-03-09",
             "total_calls": 3,
@@ -1283,7 +1216,9 @@ async def test_daily_lists_empty_days_and_trends_exclude_today(client, app, worl
 # ---------------------------------------------------------------- empty windows
 
 
-async def test_every_endpoint_on_an_empty_window(client, app, world) -> None:
+async def test_every_endpoint_on_an_empty_window(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 12, 8, 0))
     # calls exist, but outside every window and month figure for end_date 2024-03-10
     # (windows 03-10 / 03-09..10, months Feb and Mar 1..10, R over 03-03..09) and outside
@@ -1292,102 +1227,16 @@ async def test_every_endpoint_on_an_empty_window(client, app, world) -> None:
         client, world, [call(created_at=at(2024, 1, 15)), call(created_at=at(2024, 3, 11, 0))]
     )
     key = world.a_live
-    period = {"start_date": "2024-03-10T00:00:00Z", "end_date": "2024-03-10T23:59:59Z"}
-    assert await get(client, key, "overview", days=1, end_date="2024-03-10") == {
-        "period": {**period, "days": 1},
-        "summary": {
-            "total_calls": 0,
-            "total_cost_usd": 0.0,
-            "avg_cost_per_call": None,
-            "avg_latency_ms": None,
-            "success_rate": None,
-        },
-        "routing": {"accuracy": None, "fallback_rate": None, "retry_rate": None},
-        "models": {},
-        "task_distribution": {},
-    }
-    assert await get(client, key, "customer", days=1, end_date="2024-03-10") == {
-        "account_id": ACCT_A,
-        "period": period,
-        "usage": {
-            "total_calls": 0,
-            "total_tokens": 0,
-            "total_cost_usd": 0.0,
-            "avg_calls_per_day": 0.0,
-        },
-        "cost_analysis": {
-            "current_month": 0.0,
-            "previous_month": 0.0,
-            "change_percentage": None,
-            "projected_month_end": 0.0,
-            "vs_gpt4o_only": {
-                "cost_if_gpt4o": 0.0,
-                "savings_usd": 0.0,
-                "savings_percentage": None,
-            },
-        },
-        "quality_preferences": {
-            "cost_vs_quality_ratio": 0.5,
-            "latency_sensitivity": 0.5,
-            "preferred_models": [],
-        },
-        "task_profile": {"dominant_tasks": [], "complexity_avg": None, "task_overrides": {}},
-        "behavior_insights": {
-            "peak_hours": [],
-            "avg_conversation_length": None,
-            "retry_rate": None,
-            "cost_ceiling_hit_rate": None,
-        },
-    }
-    assert await get(client, key, "performance", days=1, end_date="2024-03-10") == {
-        "period": period,
-        "by_task_type": {},
-        "recommendations": [],
-    }
-    assert await get(
-        client, key, "performance", days=1, end_date="2024-03-10", task_type="code"
-    ) == {"period": period, "by_task_type": {}, "recommendations": []}
-    assert await get(client, key, "failures", days=1, end_date="2024-03-10") == {
-        "period": period,
-        "summary": {
-            "total_failures": 0,
-            "failure_rate": None,
-            "retries_succeeded": 0,
-            "fallback_succeeded": 0,
-            "unrecoverable": 0,
-        },
-        "by_failure_mode": {},
-        "by_model": {},
-        "mitigation_recommendations": [],
-    }
-    assert await get(client, key, "providers", hours=1, end_time="2024-03-10T12:00:00Z") == {
-        "period": {
-            "start_time": "2024-03-10T11:00:00Z",
-            "end_time": "2024-03-10T12:00:00Z",
-            "hours": 1,
-        },
-        "providers": {},
-        "trends": {},
-        "recommendations": [],
-    }
-    empty_day = {
-        "total_calls": 0,
-        "total_cost_usd": 0.0,
-        "avg_latency_ms": None,
-        "success_rate": None,
-        "model_distribution": {},
-        "task_distribution": {},
-    }
-    assert await get(client, key, "daily", days=2, end_date="2024-03-10") == {
-        "period": {"start_date": "2024-03-09", "end_date": "2024-03-10"},
-        "daily_data": [{"date": d, **empty_day} for d in ("2024-03-09", "2024-03-10")],
-        "trends": {  # two complete days, mean 0 -> growth null -> stable
-            "calls_trend": "stable",
-            "cost_trend": "stable",
-            "quality_trend": "stable",
-            "avg_daily_growth": None,
-        },
-    }
+    expected = answers.empty_window(ACCT_A)
+    day = {"days": 1, "end_date": "2024-03-10"}
+    assert await get(client, key, "overview", **day) == expected["overview"]
+    assert await get(client, key, "customer", **day) == expected["customer"]
+    assert await get(client, key, "performance", **day) == expected["performance"]
+    assert await get(client, key, "performance", **day, task_type="code") == expected["performance"]
+    assert await get(client, key, "failures", **day) == expected["failures"]
+    providers = await get(client, key, "providers", hours=1, end_time="2024-03-10T12:00:00Z")
+    assert providers == expected["providers"]
+    assert await get(client, key, "daily", days=2, end_date="2024-03-10") == expected["daily"]
     # an account that never sent a call, default parameters
     empty = await get(client, world.b_live, "overview")
     assert empty["summary"]["total_calls"] == 0
@@ -1413,7 +1262,7 @@ def _mixed_calls(**fields: Any) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-async def _snapshot(client, key: str) -> dict[str, dict]:
+async def _snapshot(client: httpx.AsyncClient, key: str) -> dict[str, dict[str, Any]]:
     return {
         endpoint: await get(
             client, key, endpoint, **({"days": 3} if endpoint != "providers" else {})
@@ -1422,7 +1271,9 @@ async def _snapshot(client, key: str) -> dict[str, dict]:
     }
 
 
-async def test_other_accounts_and_environments_never_change_a_number(client, app, world) -> None:
+async def test_other_accounts_and_environments_never_change_a_number(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))
     await ingest(client, world, _mixed_calls())
     before = await _snapshot(client, world.a_live)
@@ -1462,7 +1313,9 @@ async def test_other_accounts_and_environments_never_change_a_number(client, app
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_etag_304_and_a_new_etag_after_ingest(client, app, world, endpoint) -> None:
+async def test_etag_304_and_a_new_etag_after_ingest(
+    client: httpx.AsyncClient, app: FastAPI, world: World, endpoint: str
+) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))
     await ingest(client, world, [call(created_at=at(2024, 3, 10, 9, 0))])
     first = await fetch(client, world.a_live, endpoint)
@@ -1488,7 +1341,9 @@ async def test_etag_304_and_a_new_etag_after_ingest(client, app, world, endpoint
     assert third.headers["cache-control"] == "private, max-age=60"
 
 
-async def test_if_none_match_lists_and_weak_tags(client, app, world) -> None:
+async def test_if_none_match_lists_and_weak_tags(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))
     await ingest(client, world, [call(created_at=at(2024, 3, 10, 9, 0))])
     first = await fetch(client, world.a_live, "overview")
@@ -1561,7 +1416,7 @@ PARAM_CASES = [
 
 @pytest.mark.parametrize(("endpoint", "query", "param"), PARAM_CASES)
 async def test_invalid_parameters_are_400_naming_them(
-    client, app, world, endpoint, query, param
+    client: httpx.AsyncClient, app: FastAPI, world: World, endpoint: str, query: str, param: str
 ) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))
     response = await client.get(f"/v1/metrics/{endpoint}?{query}", headers=bearer(world.a_live))
@@ -1581,14 +1436,18 @@ VALID_CASES = [
 
 
 @pytest.mark.parametrize(("endpoint", "query"), VALID_CASES)
-async def test_parameters_at_their_limits_are_accepted(client, app, world, endpoint, query) -> None:
+async def test_parameters_at_their_limits_are_accepted(
+    client: httpx.AsyncClient, app: FastAPI, world: World, endpoint: str, query: str
+) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))
     response = await client.get(f"/v1/metrics/{endpoint}?{query}", headers=bearer(world.a_live))
     assert response.status_code == 200, response.text
     RESPONSE_SCHEMAS[endpoint].model_validate(response.json())
 
 
-async def test_effective_windows_echo_the_parameters(client, app, world) -> None:
+async def test_effective_windows_echo_the_parameters(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))
     key = world.a_live
     # 90 days ending 2024-03-10: from 2023-12-12 (Dec 12..31 = 20, Jan 31, Feb 29, Mar 10)

@@ -7,11 +7,13 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests import reference
 from tests.clock import set_clock
-from tests.conftest import RESPONSE_SCHEMAS, bearer
+from tests.conftest import RESPONSE_SCHEMAS, Admin, bearer
 from tests.factories import as_reference, random_log
 
 NOW = datetime(2026, 3, 2, 13, 47, 12, tzinfo=UTC)
@@ -45,8 +47,8 @@ def assert_percentiles_close(actual: Any, expected: Any, path: str = "") -> None
 
 
 async def load(
-    client, admin_ops, seed: int, n: int
-) -> tuple[list[dict], dict[str, dict[str, str]]]:
+    client: httpx.AsyncClient, admin_ops: Admin, seed: int, n: int
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, str]]]:
     rng = random.Random(seed)
     accounts = [await admin_ops.account(account_id=f"acct_r{seed}_{i}") for i in range(3)]
     keys = {
@@ -84,22 +86,24 @@ async def load(
     return [as_reference(c) for c in calls], keys
 
 
-async def get(client, key: str, endpoint: str, **params: Any) -> dict[str, Any]:
+async def get(client: httpx.AsyncClient, key: str, endpoint: str, **params: Any) -> dict[str, Any]:
     response = await client.get(f"/v1/metrics/{endpoint}", params=params, headers=bearer(key))
     assert response.status_code == 200, response.text
-    body = response.json()
+    body: dict[str, Any] = response.json()
     RESPONSE_SCHEMAS[endpoint].model_validate(body)
     return body
 
 
 @pytest.fixture
-def fixed_clock(app):
+def fixed_clock(app: FastAPI) -> datetime:
     set_clock(app, NOW)
     return NOW
 
 
 @pytest.mark.parametrize("seed", range(20))
-async def test_every_endpoint_matches_the_reference(client, admin_ops, fixed_clock, seed) -> None:
+async def test_every_endpoint_matches_the_reference(
+    client: httpx.AsyncClient, admin_ops: Admin, fixed_clock: datetime, seed: int
+) -> None:
     records, keys = await load(
         client, admin_ops, seed, n=random.Random(seed).choice((40, 1500, 2500, 2500))
     )
@@ -159,7 +163,9 @@ def _floor5(moment: datetime) -> datetime:
     return moment.replace(minute=moment.minute - moment.minute % 5, second=0, microsecond=0)
 
 
-async def test_defaults_use_today_and_the_spec_default_days(client, admin_ops, fixed_clock) -> None:
+async def test_defaults_use_today_and_the_spec_default_days(
+    client: httpx.AsyncClient, admin_ops: Admin, fixed_clock: datetime
+) -> None:
     records, keys = await load(client, admin_ops, 99, n=300)
     account = next(iter(keys))
     mine = [r for r in records if r["account_id"] == account and r["environment"] == "live"]

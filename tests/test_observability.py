@@ -10,21 +10,27 @@ import signal
 import subprocess
 import sys
 import tempfile
+from typing import Any
 
 import httpx
 import pytest
 
 from perf_metrics.observability import JsonFormatter
-from tests.conftest import bearer
+from perf_metrics.settings import Settings
+from tests.conftest import Admin, bearer
+from tests.servers import free_port, wait_until_healthy
 
 
-async def test_one_access_line_per_request_without_secrets(client, admin_ops, caplog) -> None:
+async def test_one_access_line_per_request_without_secrets(
+    client: httpx.AsyncClient, admin_ops: Admin, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="perf_metrics.access")
     acct = await admin_ops.account()
     key = await admin_ops.key(acct)
     await client.get("/v1/metrics/overview?days=3", headers=bearer(key["key"]))
     await client.get("/v1/metrics/overview", headers=bearer(key["key"] + "x"))
-    records = [r for r in caplog.records if r.name == "perf_metrics.access"]
+    # The access fields are LogRecord extras, which the type does not declare.
+    records: list[Any] = [r for r in caplog.records if r.name == "perf_metrics.access"]
     assert len(records) == 2
     ok, bad = records
     assert (ok.method, ok.route, ok.status) == ("GET", "/v1/metrics/overview", 200)
@@ -50,7 +56,7 @@ def _sample(body: str, name: str, **labels: str) -> float:
 
 
 async def test_prometheus_endpoint_counts_requests_ingest_and_rejections(
-    client, admin_ops, settings
+    client: httpx.AsyncClient, admin_ops: Admin, settings: Settings
 ) -> None:
     import random
     from datetime import UTC, datetime
@@ -111,8 +117,7 @@ def test_demo_prints_a_key_and_every_curl_line_answers(database_url: str) -> Non
     home = tempfile.mkdtemp(prefix="perf-metrics-demo-")
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(PERF_METRICS_HOME=home, PERF_METRICS_DEMO_CALLS="20000")
-    with socket_port() as port:
-        pass
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "perf_metrics.cli", "demo", "--port", str(port)],
         env=env,
@@ -129,14 +134,7 @@ def test_demo_prints_a_key_and_every_curl_line_answers(database_url: str) -> Non
             if line.startswith("API docs"):
                 break
         assert len(curls) == 6
-        for _ in range(100):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                import time
-
-                time.sleep(0.1)
+        wait_until_healthy(f"http://127.0.0.1:{port}", proc)
         for curl in curls:
             url = re.search(r'"(http[^"]+)"', curl).group(1)  # type: ignore[union-attr]
             key = re.search(r"Bearer (\S+?)\"", curl).group(1)  # type: ignore[union-attr]
@@ -169,15 +167,3 @@ def _postgres_cmdlines() -> list[list[str]]:
             except OSError:
                 pass
     return out
-
-
-class socket_port:
-    def __enter__(self) -> int:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
-
-    def __exit__(self, *exc: object) -> None:
-        return None

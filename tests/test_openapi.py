@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from pydantic import BaseModel
@@ -97,7 +98,9 @@ def test_routes_without_a_key_say_so_and_the_others_name_the_scheme(
     document: dict[str, Any],
 ) -> None:
     for (_, path), operation in _operations(document).items():
-        expected = [{"bearerAuth": []}] if path.startswith("/v1/") else []
+        expected: list[dict[str, list[str]]] = (
+            [{"bearerAuth": []}] if path.startswith("/v1/") else []
+        )
         assert operation["security"] == expected, path
 
 
@@ -284,7 +287,9 @@ def test_each_route_documents_its_parameters_with_types_and_ranges(
 
 
 @pytest.mark.parametrize("raw", ["0", "91", "%2B7", "7.5", "-1"])
-async def test_one_layer_refuses_days_with_one_message(client, admin_ops, raw: str) -> None:
+async def test_one_layer_refuses_days_with_one_message(
+    client: httpx.AsyncClient, admin_ops: Admin, raw: str
+) -> None:
     """`days=0` (which FastAPI's Query(ge=1) used to refuse with its own words) and `days=+7`
     (which it let through) get the same answer."""
     key = (await admin_ops.key(await admin_ops.account()))["key"]

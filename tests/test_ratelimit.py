@@ -7,18 +7,19 @@ import logging
 import math
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.app import create_app
 from perf_metrics.auth import generate_key
 from perf_metrics.settings import Settings
-from tests.conftest import assert_envelope, bearer
+from tests.conftest import Admin, assert_envelope, bearer
+from tests.servers import free_port
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL not set")
@@ -35,12 +36,14 @@ def app_settings(settings: Settings) -> Settings:
     )
 
 
-async def overview(client, key: str) -> httpx.Response:
+async def overview(client: httpx.AsyncClient, key: str) -> httpx.Response:
     return await client.get("/v1/metrics/overview", headers=bearer(key))
 
 
 @pytest.mark.parametrize(("tier", "limit"), [("free", 10), ("pro", 60), ("enterprise", 300)])
-async def test_exactly_the_tier_limit_succeeds(client, admin_ops, tier, limit) -> None:
+async def test_exactly_the_tier_limit_succeeds(
+    client: httpx.AsyncClient, admin_ops: Admin, tier: str, limit: int
+) -> None:
     acct = await admin_ops.account(tier=tier)
     key = (await admin_ops.key(acct))["key"]
     started = time.time()
@@ -64,7 +67,7 @@ async def test_exactly_the_tier_limit_succeeds(client, admin_ops, tier, limit) -
 
 
 async def test_keys_of_one_account_share_a_budget_and_others_are_untouched(
-    client, admin_ops
+    client: httpx.AsyncClient, admin_ops: Admin
 ) -> None:
     acct = await admin_ops.account(tier="free")
     live, test = (
@@ -79,7 +82,9 @@ async def test_keys_of_one_account_share_a_budget_and_others_are_untouched(
     assert (await overview(client, other)).status_code == 200
 
 
-async def test_every_metrics_endpoint_draws_on_the_same_budget(client, admin_ops) -> None:
+async def test_every_metrics_endpoint_draws_on_the_same_budget(
+    client: httpx.AsyncClient, admin_ops: Admin
+) -> None:
     key = (await admin_ops.key(await admin_ops.account(tier="free")))["key"]
     endpoints = ["overview", "customer", "performance", "failures", "providers", "daily"] * 2
     codes = [
@@ -89,7 +94,9 @@ async def test_every_metrics_endpoint_draws_on_the_same_budget(client, admin_ops
     assert codes == [200] * 10 + [429]
 
 
-async def test_a_tier_change_applies_without_a_restart(client, admin_ops, engine) -> None:
+async def test_a_tier_change_applies_without_a_restart(
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
+) -> None:
     from perf_metrics import accounts as admin
 
     acct = await admin_ops.account(tier="free")
@@ -104,7 +111,7 @@ async def test_a_tier_change_applies_without_a_restart(client, admin_ops, engine
     assert response.headers["x-ratelimit-limit"] == "60"
 
 
-async def test_budget_comes_back_after_the_window(settings, admin_ops) -> None:
+async def test_budget_comes_back_after_the_window(settings: Settings, admin_ops: Admin) -> None:
     app = create_app(
         settings.model_copy(update={"rate_limit_enabled": True, "rate_limit_window_s": 1})
     )
@@ -120,7 +127,9 @@ async def test_budget_comes_back_after_the_window(settings, admin_ops) -> None:
             assert (await overview(client, key)).status_code == 200
 
 
-async def test_bad_keys_are_throttled_per_address_but_good_keys_are_not(client, admin_ops) -> None:
+async def test_bad_keys_are_throttled_per_address_but_good_keys_are_not(
+    client: httpx.AsyncClient, admin_ops: Admin
+) -> None:
     acct = await admin_ops.account(tier="pro")
     good = (await admin_ops.key(acct))["key"]
     codes = [(await overview(client, generate_key("pk_live_"))).status_code for _ in range(8)]
@@ -132,20 +141,27 @@ async def test_bad_keys_are_throttled_per_address_but_good_keys_are_not(client, 
     assert ok.headers["x-ratelimit-remaining"] == "59"  # the account budget was not touched
 
 
-async def test_health_and_openapi_are_never_limited(client) -> None:
+async def test_health_and_openapi_are_never_limited(client: httpx.AsyncClient) -> None:
     for _ in range(40):
         for path in ("/healthz", "/readyz", "/openapi.json"):
             assert (await client.get(path)).status_code == 200
 
 
-async def test_ingest_has_its_own_limit_per_key(client, admin_ops) -> None:
+async def test_ingest_has_its_own_limit_per_key(
+    client: httpx.AsyncClient, admin_ops: Admin
+) -> None:
     first, second = (await admin_ops.key(None))["key"], (await admin_ops.key(None))["key"]
-    post = lambda k: client.post("/v1/calls", json={"calls": []}, headers=bearer(k))  # noqa: E731
+
+    async def post(key: str) -> httpx.Response:
+        return await client.post("/v1/calls", json={"calls": []}, headers=bearer(key))
+
     assert [(await post(first)).status_code for _ in range(4)] == [200, 200, 200, 429]
     assert (await post(second)).status_code == 200
 
 
-async def test_redis_down_fails_open_with_a_warning(settings, admin_ops, caplog) -> None:
+async def test_redis_down_fails_open_with_a_warning(
+    settings: Settings, admin_ops: Admin, caplog: pytest.LogCaptureFixture
+) -> None:
     dead = Settings(
         **{
             **settings.model_dump(),
@@ -168,7 +184,9 @@ async def test_redis_down_fails_open_with_a_warning(settings, admin_ops, caplog)
 
 
 @needs_redis
-async def test_redis_backed_limits_count_once_across_apps(settings, admin_ops) -> None:
+async def test_redis_backed_limits_count_once_across_apps(
+    settings: Settings, admin_ops: Admin
+) -> None:
     shared = settings.model_copy(
         update={
             "rate_limit_enabled": True,
@@ -189,15 +207,9 @@ async def test_redis_backed_limits_count_once_across_apps(settings, admin_ops) -
     assert codes.count(200) == 10 and codes.count(429) == 20
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @needs_redis
 @pytest.mark.slow
-async def test_two_uvicorn_processes_enforce_one_limit(database_url, admin_ops) -> None:
+async def test_two_uvicorn_processes_enforce_one_limit(database_url: str, admin_ops: Admin) -> None:
     key = (await admin_ops.key(await admin_ops.account(tier="free")))["key"]
     env = {
         **os.environ,
@@ -205,7 +217,7 @@ async def test_two_uvicorn_processes_enforce_one_limit(database_url, admin_ops) 
         "REDIS_URL": REDIS_URL or "",
         "RATE_LIMIT_KEY_PREFIX": "pm-proc-" + secrets.token_hex(4),
     }
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     procs = [
         subprocess.Popen(  # noqa: ASYNC220 - servers outlive this call
             [

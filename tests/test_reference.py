@@ -7,15 +7,15 @@ No database: the conftest's autouse table cleaner is overridden below.
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from tests import answers
 from tests import reference as ref
-
-_ids = itertools.count(1)
+from tests.factories import at, reference_call
 
 
 @pytest.fixture(autouse=True)
@@ -23,44 +23,8 @@ def clean_tables() -> None:
     """Override conftest's autouse fixture: these tests touch no database."""
 
 
-def at(y: int, mo: int, d: int, h: int = 12, mi: int = 0, s: int = 0) -> datetime:
-    return datetime(y, mo, d, h, mi, s, tzinfo=UTC)
-
-
-def call(**fields: Any) -> dict[str, Any]:
-    """A valid, successful call record with every SPEC section 2 key; override as needed."""
-    record: dict[str, Any] = {
-        "call_id": f"c{next(_ids)}",
-        "account_id": "acct_test",
-        "environment": "live",
-        "api_key_id": None,
-        "created_at": at(2024, 3, 10),
-        "task_type": "extraction",
-        "complexity_score": None,
-        "model": "gpt-4o-mini",
-        "provider": "openai",
-        "initial_model": None,
-        "initial_provider": None,
-        "input_tokens": 100,
-        "output_tokens": 50,
-        "cost_usd": Decimal("0.001"),
-        "latency_ms": 500,
-        "status": "success",
-        "failure_mode": None,
-        "failure_trigger": None,
-        "recovery": None,
-        "retry_count": 0,
-        "fallback_used": False,
-        "quality_score": None,
-        "message_count": None,
-        "max_cost_per_call": None,
-        "cost_ceiling_hit": False,
-        "user_id": None,
-        "metadata": None,
-    }
-    assert set(fields) <= set(record), set(fields) - set(record)
-    record.update(fields)
-    return record
+# A valid, successful call record with every SPEC section 2 key; override as needed.
+call = reference_call.but(call_ids=(f"c{n}" for n in itertools.count(1)))
 
 
 def error(mode: str, **fields: Any) -> dict[str, Any]:
@@ -317,7 +281,9 @@ def test_dominant_tasks_fall_back_to_the_largest() -> None:
 # ---------------------------------------------------------------- performance
 
 
-def scored(n: int, model: str, task: str, quality: float | None, cost: str, **kw: Any) -> list:
+def scored(
+    n: int, model: str, task: str, quality: float | None, cost: str, **kw: Any
+) -> list[dict[str, Any]]:
     return [
         call(model=model, task_type=task, quality_score=quality, cost_usd=Decimal(cost), **kw)
         for _ in range(n)
@@ -411,100 +377,14 @@ def test_optimal_model_rules_and_recommendation() -> None:
 
 
 def test_failures_summary_modes_models_and_mitigation() -> None:
-    mini = {"model": "gpt-4o-mini", "provider": "openai", "task_type": "extraction"}
-    to_haiku = {
-        "initial_model": "gpt-4o-mini",
-        "initial_provider": "openai",
-        "model": "claude-haiku-4-5",
-        "provider": "anthropic",
-        "task_type": "extraction",
-    }
-    haiku = {"model": "claude-haiku-4-5", "provider": "anthropic", "task_type": "extraction"}
-    sonnet = {"model": "claude-sonnet-4-5", "provider": "anthropic", "task_type": "code"}
-    calls = [
-        # first choice mini, extraction: 30 calls, 10 format violations
-        *[retried("format_violation", failure_trigger="nested arrays", **mini) for _ in range(5)],
-        retried("format_violation", failure_trigger="long schema", **mini),
-        *[call(failure_mode="format_violation", recovery="fallback", fallback_used=True,
-               failure_trigger="long schema", **to_haiku) for _ in range(2)],
-        *[call(failure_mode="format_violation", recovery="fallback", fallback_used=True,
-               **to_haiku) for _ in range(2)],
-        *[call(**mini) for _ in range(20)],
-        # first choice haiku, extraction: 20 calls, 1 unrecoverable format violation
-        error("format_violation", failure_trigger="long schema", **haiku),
-        *[call(**haiku) for _ in range(19)],
-        # first choice sonnet, code: 5 calls, a refusal (error) and a retried timeout
-        error("refusal", failure_trigger="policy", **sonnet),
-        retried("timeout", **sonnet),
-        *[call(**sonnet) for _ in range(3)],
-    ]  # fmt: skip
+    calls = answers.failures_log(call, error, retried)
     assert len(calls) == 55
     body = ref.failures(calls, days=7, end_date=date(2024, 3, 10))
-    # 13 failures of 55 = 0.23636 -> 0.236; retries 6 + 1; fallbacks 4; errors 2
-    assert body["summary"] == {
-        "total_failures": 13,
-        "failure_rate": 0.236,
-        "retries_succeeded": 7,
-        "fallback_succeeded": 4,
-        "unrecoverable": 2,
-    }
-    # format_violation 11 (mini 10 = 91%, haiku 1 = 9% < 10%); refusal 1 and timeout 1
-    # (tie by name); 11/13 = 0.846, 1/13 = 0.0769 -> 0.077.
-    # triggers: nested arrays 5, long schema 1 + 2 + 1 = 4
-    assert body["by_failure_mode"] == {
-        "format_violation": {
-            "count": 11,
-            "percentage": 0.846,
-            "affected_models": ["gpt-4o-mini"],
-            "common_triggers": ["nested arrays", "long schema"],
-        },
-        "refusal": {
-            "count": 1,
-            "percentage": 0.077,
-            "affected_models": ["claude-sonnet-4-5"],
-            "common_triggers": ["policy"],
-        },
-        "timeout": {
-            "count": 1,
-            "percentage": 0.077,
-            "affected_models": ["claude-sonnet-4-5"],
-            "common_triggers": [],
-        },
-    }
-    # first-choice models: mini 30 calls / 10 failures, sonnet 5 / 2, haiku 20 / 1
-    assert body["by_model"] == {
-        "gpt-4o-mini": {
-            "total_calls": 30,
-            "failures": 10,
-            "failure_rate": 0.333,
-            "top_failure_modes": ["format_violation"],
-        },
-        "claude-sonnet-4-5": {
-            "total_calls": 5,
-            "failures": 2,
-            "failure_rate": 0.4,
-            "top_failure_modes": ["refusal", "timeout"],
-        },
-        "claude-haiku-4-5": {
-            "total_calls": 20,
-            "failures": 1,
-            "failure_rate": 0.05,
-            "top_failure_modes": ["format_violation"],
-        },
-    }
-    # format_violation: 11 >= 10, mini holds 10/11 >= 50%; T = {extraction};
-    # rate(mini) = 10/30 = 33.3%; haiku has 20 first-choice extraction calls, rate 1/20 = 5.0%;
-    # 1 - 0.05 / (1/3) = 0.85 -> 85%.  refusal and timeout: fewer than 10 failures.
-    assert body["mitigation_recommendations"] == [
-        {
-            "issue": "format_violation failures concentrate on gpt-4o-mini: 10 of 11 (91%)",
-            "recommendation": (
-                "Route extraction tasks from gpt-4o-mini to claude-haiku-4-5: its "
-                "format_violation rate there is 5.0% against 33.3%"
-            ),
-            "expected_improvement": "85% fewer format_violation failures on those tasks",
-        }
-    ]
+    expected = answers.FAILURES_ANSWER
+    assert body["summary"] == expected["summary"]
+    assert body["by_failure_mode"] == expected["by_failure_mode"]
+    assert body["by_model"] == expected["by_model"]
+    assert body["mitigation_recommendations"] == expected["mitigation_recommendations"]
 
 
 # ---------------------------------------------------------------- providers
@@ -513,7 +393,9 @@ def test_failures_summary_modes_models_and_mitigation() -> None:
 def test_providers_incidents_uptime_status_and_percentiles() -> None:
     end = at(2024, 3, 10, 12, 0)  # window 11:00 <= t < 12:00, intervals 11:00 .. 11:55
 
-    def interval(minute: int, n: int, errors: int, mode: str = "provider_error") -> list:
+    def interval(
+        minute: int, n: int, errors: int, mode: str = "provider_error"
+    ) -> list[dict[str, Any]]:
         t = at(2024, 3, 10, 11, minute, 30)
         return [error(mode, created_at=t, latency_ms=1000) for _ in range(errors)] + [
             call(created_at=t, latency_ms=1000) for _ in range(n - errors)
@@ -641,7 +523,7 @@ def test_provider_trends_with_previous_period_zero() -> None:
 def test_provider_latency_recommendation_by_hour_of_day() -> None:
     end = at(2024, 3, 10, 12, 0)  # hours=2: 10:00 .. 11:59
 
-    def served(provider: str, hour: int, latencies: list[int]) -> list:
+    def served(provider: str, hour: int, latencies: list[int]) -> list[dict[str, Any]]:
         return [call(provider=provider, created_at=at(2024, 3, 10, hour, i % 60),
                      latency_ms=ms) for i, ms in enumerate(latencies)]  # fmt: skip
 
@@ -691,15 +573,7 @@ def test_daily_lists_empty_days_and_trends_exclude_today() -> None:
         "2024-03-09",
         "2024-03-10",
     ]
-    assert body["daily_data"][1] == {
-        "date": "2024-03-08",
-        "total_calls": 0,
-        "total_cost_usd": 0.0,
-        "avg_latency_ms": None,
-        "success_rate": None,
-        "model_distribution": {},
-        "task_distribution": {},
-    }
+    assert body["daily_data"][1] == answers.empty_day("2024-03-08")
     # 3 calls; latency 601 / 3 = 200.33 -> 200; 2 of 3 succeeded -> 0.667
     assert body["daily_data"][2] == {
         "date": "2024-03-09",
@@ -734,106 +608,19 @@ def test_every_endpoint_on_an_empty_window() -> None:
     # calls exist, but only outside every window ending 2024-03-10 (days=1) / 12:00 (hours=1)
     calls = [call(created_at=at(2024, 2, 1)), call(created_at=at(2024, 3, 11, 0))]
     end_date = date(2024, 3, 10)
-    assert ref.overview(calls, days=1, end_date=end_date) == {
-        "period": {
-            "start_date": "2024-03-10T00:00:00Z",
-            "end_date": "2024-03-10T23:59:59Z",
-            "days": 1,
-        },
-        "summary": {
-            "total_calls": 0,
-            "total_cost_usd": 0.0,
-            "avg_cost_per_call": None,
-            "avg_latency_ms": None,
-            "success_rate": None,
-        },
-        "routing": {"accuracy": None, "fallback_rate": None, "retry_rate": None},
-        "models": {},
-        "task_distribution": {},
-    }
-    period = {"start_date": "2024-03-10T00:00:00Z", "end_date": "2024-03-10T23:59:59Z"}
-    assert ref.customer(
-        [], account_id="acct_test", settings=SETTINGS, days=1, end_date=end_date
-    ) == {
-        "account_id": "acct_test",
-        "period": period,
-        "usage": {
-            "total_calls": 0,
-            "total_tokens": 0,
-            "total_cost_usd": 0.0,
-            "avg_calls_per_day": 0.0,
-        },
-        "cost_analysis": {
-            "current_month": 0.0,
-            "previous_month": 0.0,
-            "change_percentage": None,
-            "projected_month_end": 0.0,
-            "vs_gpt4o_only": {
-                "cost_if_gpt4o": 0.0,
-                "savings_usd": 0.0,
-                "savings_percentage": None,
-            },
-        },
-        "quality_preferences": {
-            "cost_vs_quality_ratio": 0.5,
-            "latency_sensitivity": 0.5,
-            "preferred_models": [],
-        },
-        "task_profile": {"dominant_tasks": [], "complexity_avg": None, "task_overrides": {}},
-        "behavior_insights": {
-            "peak_hours": [],
-            "avg_conversation_length": None,
-            "retry_rate": None,
-            "cost_ceiling_hit_rate": None,
-        },
-    }
-    assert ref.performance(calls, days=1, end_date=end_date) == {
-        "period": period,
-        "by_task_type": {},
-        "recommendations": [],
-    }
-    assert ref.failures(calls, days=1, end_date=end_date) == {
-        "period": period,
-        "summary": {
-            "total_failures": 0,
-            "failure_rate": None,
-            "retries_succeeded": 0,
-            "fallback_succeeded": 0,
-            "unrecoverable": 0,
-        },
-        "by_failure_mode": {},
-        "by_model": {},
-        "mitigation_recommendations": [],
-    }
-    assert ref.providers(calls, hours=1, end_time=at(2024, 3, 10, 12, 0)) == {
-        "period": {
-            "start_time": "2024-03-10T11:00:00Z",
-            "end_time": "2024-03-10T12:00:00Z",
-            "hours": 1,
-        },
-        "providers": {},
-        "trends": {},
-        "recommendations": [],
-    }
+    expected = answers.empty_window("acct_test")
+    assert ref.overview(calls, days=1, end_date=end_date) == expected["overview"]
+    assert (
+        ref.customer([], account_id="acct_test", settings=SETTINGS, days=1, end_date=end_date)
+        == expected["customer"]
+    )
+    assert ref.performance(calls, days=1, end_date=end_date) == expected["performance"]
+    assert ref.failures(calls, days=1, end_date=end_date) == expected["failures"]
+    providers = ref.providers(calls, hours=1, end_time=at(2024, 3, 10, 12, 0))
+    assert providers == expected["providers"]
     body = ref.daily(calls, days=2, end_date=end_date, today=end_date)
-    assert body["daily_data"] == [
-        {
-            "date": d,
-            "total_calls": 0,
-            "total_cost_usd": 0.0,
-            "avg_latency_ms": None,
-            "success_rate": None,
-            "model_distribution": {},
-            "task_distribution": {},
-        }
-        for d in ("2024-03-09", "2024-03-10")
-    ]
-    assert body["trends"] == {
-        "calls_trend": "stable",
-        "cost_trend": "stable",
-        "quality_trend": "stable",
-        "avg_daily_growth": None,
-    }
+    assert body["daily_data"] == expected["daily"]["daily_data"]
+    assert body["trends"] == expected["daily"]["trends"]
 
 
 def test_windows_are_whole_utc_days() -> None:

@@ -29,6 +29,7 @@ from perf_metrics.migrate import upgrade
 from perf_metrics.settings import Settings
 from tests.conftest import assert_envelope, bearer
 from tests.factories import random_log
+from tests.servers import free_port, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ def own_postgres() -> Iterator[tuple[object, str]]:
     import pgserver
 
     datadir = tempfile.mkdtemp(prefix="perf-metrics-resilience-")
-    server = pgserver.get_server(datadir, cleanup_mode="stop")
+    server = pgserver.get_server(datadir, cleanup_mode="stop")  # type: ignore[attr-defined]
     url = server.get_uri().replace("postgresql://", "postgresql+asyncpg://", 1)
     upgrade(url)
     try:
@@ -61,7 +62,9 @@ def _start(server: object) -> None:
 
 
 @pytest.fixture
-async def own_app(own_postgres) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, str]]:
+async def own_app(
+    own_postgres: tuple[object, str],
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, str]]:
     _, url = own_postgres
     settings = Settings(
         database_url=url,
@@ -84,7 +87,9 @@ async def own_app(own_postgres) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClien
             yield app, client, key["key"]
 
 
-async def test_database_outage_is_503_and_recovers_without_restart(own_postgres, own_app) -> None:
+async def test_database_outage_is_503_and_recovers_without_restart(
+    own_postgres: tuple[object, str], own_app: tuple[FastAPI, httpx.AsyncClient, str]
+) -> None:
     server, _ = own_postgres
     _, client, key = own_app
     assert (await client.get("/v1/metrics/overview", headers=bearer(key))).status_code == 200
@@ -111,7 +116,9 @@ async def test_database_outage_is_503_and_recovers_without_restart(own_postgres,
     assert (await client.get("/readyz")).status_code == 200
 
 
-async def test_a_query_slower_than_the_statement_timeout_is_503(own_app) -> None:
+async def test_a_query_slower_than_the_statement_timeout_is_503(
+    own_app: tuple[FastAPI, httpx.AsyncClient, str],
+) -> None:
     app, client, _ = own_app
 
     @app.get("/slow")
@@ -126,7 +133,9 @@ async def test_a_query_slower_than_the_statement_timeout_is_503(own_app) -> None
     assert "retry-after" in response.headers
 
 
-async def test_an_exhausted_pool_is_503_quickly(own_app) -> None:
+async def test_an_exhausted_pool_is_503_quickly(
+    own_app: tuple[FastAPI, httpx.AsyncClient, str],
+) -> None:
     app, client, key = own_app
     engine = app.state.engine
     held = [await engine.connect() for _ in range(2)]  # the whole pool
@@ -145,7 +154,6 @@ async def test_an_exhausted_pool_is_503_quickly(own_app) -> None:
 
 def test_sigterm_lets_an_in_flight_request_finish(database_url: str) -> None:
     import random
-    import socket
 
     async def setup() -> tuple[str, str]:
         engine = create_engine(Settings(database_url=database_url))
@@ -164,21 +172,14 @@ def test_sigterm_lets_an_in_flight_request_finish(database_url: str) -> None:
         datetime(2026, 10, 20, tzinfo=UTC),
     )
     body = orjson.dumps({"calls": calls})
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "RATE_LIMIT_ENABLED": "false"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "perf_metrics.cli", "serve", "--port", str(port)], env=env
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until_healthy(base, proc)
         result: dict[str, object] = {}
 
         def post() -> None:

@@ -10,39 +10,38 @@ import time
 import types
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import cast
 
 import httpx
 import numpy as np
 import orjson
+import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from perf_metrics.app import create_app
 from perf_metrics.metrics import queries as q
 from perf_metrics.metrics.histogram_cache import HistogramCache
-from perf_metrics.metrics.query import MetricsQuery, Scope
+from perf_metrics.metrics.query import HourQuery, MetricsQuery, Scope
 from perf_metrics.metrics.windows import HourWindow
+from perf_metrics.settings import Settings
 from tests.clock import set_clock
-from tests.conftest import assert_envelope, bearer
+from tests.conftest import Admin, assert_envelope, bearer
+from tests.factories import json_call
+
+_record = json_call.but(
+    account_id="acct_review",
+    created_at="2026-03-03T10:00:00Z",
+    model="gpt-4o",
+    input_tokens=1000,
+    output_tokens=100,
+    cost_usd=0.01,
+    latency_ms=300,
+)
 
 
-def _record(call_id: str, **extra: object) -> dict[str, object]:
-    return {
-        "call_id": call_id,
-        "account_id": "acct_review",
-        "created_at": "2026-03-03T10:00:00Z",
-        "task_type": "code",
-        "model": "gpt-4o",
-        "provider": "openai",
-        "input_tokens": 1000,
-        "output_tokens": 100,
-        "cost_usd": 0.01,
-        "latency_ms": 300,
-        "status": "success",
-        **extra,
-    }
-
-
-async def test_histogram_cache_uses_only_this_snapshot(monkeypatch) -> None:
+async def test_histogram_cache_uses_only_this_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
     """A slower request on a newer snapshot must not pick up what an older one stored."""
     b1 = datetime(2026, 1, 10, 10, tzinfo=UTC)
     b2 = datetime(2026, 1, 10, 11, tzinfo=UTC)
@@ -53,11 +52,14 @@ async def test_histogram_cache_uses_only_this_snapshot(monkeypatch) -> None:
     }
     gate = asyncio.Event()
 
-    async def index(conn, query):
+    # Each fake query reads the snapshot its `conn` names.
+    async def index(conn: str, query: HourQuery) -> list[types.SimpleNamespace]:
         return [row(grain=g, provider=p, bucket=b, served_calls=n)
                 for (g, p, b), n in snapshots[conn].items()]  # fmt: skip
 
-    async def histograms(conn, query, keys):
+    async def histograms(
+        conn: str, query: HourQuery, keys: list[tuple[str, str, datetime]]
+    ) -> list[types.SimpleNamespace]:
         if conn == "new":
             await gate.wait()
         return [
@@ -71,15 +73,18 @@ async def test_histogram_cache_uses_only_this_snapshot(monkeypatch) -> None:
     cache = HistogramCache()
     cache.entries[("live", "h", "openai", b1)] = (7, (50, np.asarray([7])))
     query = MetricsQuery(Scope("acct_review", "live"), HourWindow(b1, b2, 1))
-    newer = asyncio.create_task(cache.window("new", query))
+    old, new = cast(AsyncConnection, "old"), cast(AsyncConnection, "new")
+    newer = asyncio.create_task(cache.window(new, query))
     await asyncio.sleep(0)
-    await cache.window("old", query)  # stores the old b1 (5) while `newer` waits
+    await cache.window(old, query)  # stores the old b1 (5) while `newer` waits
     gate.set()
     used = await newer
     assert sum(int(counts[1].sum()) for _, _, counts in used) == 7 + 3
 
 
-async def test_ndjson_line_with_two_records_is_a_400(client, admin_ops, engine) -> None:
+async def test_ndjson_line_with_two_records_is_a_400(
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
+) -> None:
     await admin_ops.account(account_id="acct_review")
     ingest = (await admin_ops.key(None))["key"]
     body = orjson.dumps(_record("a")) + b"," + orjson.dumps(_record("b")) + b"\n"
@@ -94,7 +99,7 @@ async def test_ndjson_line_with_two_records_is_a_400(client, admin_ops, engine) 
 
 
 async def test_a_statement_timeout_while_writing_a_batch_is_503(
-    settings, admin_ops, engine
+    settings: Settings, admin_ops: Admin, engine: AsyncEngine
 ) -> None:
     await admin_ops.account(account_id="acct_review")
     ingest = (await admin_ops.key(None))["key"]
@@ -115,7 +120,7 @@ async def test_a_statement_timeout_while_writing_a_batch_is_503(
 
 
 async def test_a_batch_whose_fold_fails_is_stored_and_folded_within_seconds(
-    settings, admin_ops, engine
+    settings: Settings, admin_ops: Admin, engine: AsyncEngine
 ) -> None:
     """The calls are committed before the fold; a fold that times out leaves them queued, and
     the background folder puts them in the rollups once it can (SPEC §7: within 5 s)."""
@@ -150,7 +155,9 @@ async def test_a_batch_whose_fold_fails_is_stored_and_folded_within_seconds(
         assert await conn.scalar(text("SELECT count(*) FROM calls_pending")) == 0
 
 
-async def test_a_slow_upload_holds_no_database_connection(settings, admin_ops) -> None:
+async def test_a_slow_upload_holds_no_database_connection(
+    settings: Settings, admin_ops: Admin
+) -> None:
     await admin_ops.account(account_id="acct_review")
     ingest = (await admin_ops.key(None))["key"]
     reader = (await admin_ops.key("acct_review"))["key"]
@@ -184,7 +191,7 @@ async def test_a_slow_upload_holds_no_database_connection(settings, admin_ops) -
 
 
 async def test_a_price_change_reaches_cached_customer_answers(
-    client, app, admin_ops, engine
+    client: httpx.AsyncClient, app: FastAPI, admin_ops: Admin, engine: AsyncEngine
 ) -> None:
     set_clock(app, datetime(2026, 3, 10, tzinfo=UTC))
     await admin_ops.account(account_id="acct_review")
@@ -219,7 +226,9 @@ async def test_a_price_change_reaches_cached_customer_answers(
     assert (before, after) == (0.0, 3.5)
 
 
-async def test_projected_month_end_is_rounded_once(client, app, admin_ops) -> None:
+async def test_projected_month_end_is_rounded_once(
+    client: httpx.AsyncClient, app: FastAPI, admin_ops: Admin
+) -> None:
     set_clock(app, datetime(2026, 3, 10, tzinfo=UTC))
     await admin_ops.account(account_id="acct_review")
     ingest = (await admin_ops.key(None))["key"]

@@ -14,10 +14,11 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.rollups.maintenance import rebuild_rollups
 from perf_metrics.rollups.tables import ROLLUP_TABLES
-from tests.conftest import rollups_report, store_records
+from tests.conftest import Admin, rollups_report, store_records
 from tests.factories import random_log
 
 N = 300
@@ -35,7 +36,7 @@ def exact(example: Any) -> Any:
     return json.loads(orjson.dumps(example), parse_float=Decimal)
 
 
-async def two_accounts_one_batch_queued(admin_ops, engine) -> tuple[str, str]:
+async def two_accounts_one_batch_queued(admin_ops: Admin, engine: AsyncEngine) -> tuple[str, str]:
     """Two accounts' calls over a month boundary; the last batch stored but not folded."""
     a, b = await admin_ops.account(), await admin_ops.account()
     start = datetime(2026, 9, 25, tzinfo=UTC)
@@ -47,7 +48,9 @@ async def two_accounts_one_batch_queued(admin_ops, engine) -> tuple[str, str]:
     return a, b
 
 
-async def test_consistent_rollups_verify_with_calls_still_queued(admin_ops, engine) -> None:
+async def test_consistent_rollups_verify_with_calls_still_queued(
+    admin_ops: Admin, engine: AsyncEngine
+) -> None:
     await two_accounts_one_batch_queued(admin_ops, engine)
     report = await rollups_report(engine)
     assert report["ok"] is True
@@ -58,7 +61,9 @@ async def test_consistent_rollups_verify_with_calls_still_queued(admin_ops, engi
         assert table["rows"] == table["expected_rows"] > 0
 
 
-async def test_drift_is_named_and_a_rebuild_repairs_it(admin_ops, engine) -> None:
+async def test_drift_is_named_and_a_rebuild_repairs_it(
+    admin_ops: Admin, engine: AsyncEngine
+) -> None:
     a, b = await two_accounts_one_batch_queued(admin_ops, engine)
     async with engine.begin() as conn:
         # A row counted twice, a call deleted without its rollups, a provider row lost.
@@ -131,7 +136,9 @@ async def test_drift_is_named_and_a_rebuild_repairs_it(admin_ops, engine) -> Non
     assert left == 0
 
 
-async def test_readers_see_the_old_rollups_until_a_rebuild_commits(admin_ops, engine) -> None:
+async def test_readers_see_the_old_rollups_until_a_rebuild_commits(
+    admin_ops: Admin, engine: AsyncEngine
+) -> None:
     await two_accounts_one_batch_queued(admin_ops, engine)
     total = text("SELECT sum(calls) FROM rollup_account_daily")
     async with engine.connect() as reader, engine.connect() as rebuilder:
@@ -156,7 +163,9 @@ def run_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_the_commands_exit_1_on_drift_for_cron(admin_ops, engine, database_url) -> None:
+async def test_the_commands_exit_1_on_drift_for_cron(
+    admin_ops: Admin, engine: AsyncEngine, database_url: str
+) -> None:
     await two_accounts_one_batch_queued(admin_ops, engine)
     ok = run_cli(database_url, "rollups", "verify")
     assert ok.returncode == 0, ok.stderr

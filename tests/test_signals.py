@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers import free_port
+from tests.servers import free_port, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 STOPS = [signal.SIGTERM, signal.SIGHUP, signal.SIGINT]
@@ -59,19 +59,6 @@ def _processes_mentioning(text: str) -> list[int]:
     return pids
 
 
-def _wait_healthy(base: str, proc: subprocess.Popen[bytes], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"exited early with {proc.returncode}"
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{base} did not answer within {seconds} s")
-
-
 def _stop(proc: subprocess.Popen[bytes], sig: signal.Signals) -> int:
     proc.send_signal(sig)
     try:
@@ -83,13 +70,13 @@ def _stop(proc: subprocess.Popen[bytes], sig: signal.Signals) -> int:
 
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("sig", STOPS, ids=lambda s: s.name)
-def test_serve_stops_with_its_workers(database_url: str, workers: int, sig) -> None:
+def test_serve_stops_with_its_workers(database_url: str, workers: int, sig: signal.Signals) -> None:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url}
     command = [sys.executable, "-m", "perf_metrics.cli", "serve", "--port", str(port)]
     proc = subprocess.Popen([*command, "--workers", str(workers)], env=env)
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", proc, 30)
+        wait_until_healthy(f"http://127.0.0.1:{port}", proc, 30)
         children = _children(proc.pid)
         assert len(children) >= (2 if workers == 2 else 0)
         # A stop that was asked for is a success; killed by the signal's default action, the
@@ -121,7 +108,7 @@ def test_demo_stops_its_embedded_postgres_whatever_stops_it(tmp_path: Path) -> N
             stderr=subprocess.DEVNULL,
         )
         try:
-            _wait_healthy(f"http://127.0.0.1:{port}", proc, 180)
+            wait_until_healthy(f"http://127.0.0.1:{port}", proc, 180)
             assert _processes_mentioning(str(home)), "the embedded Postgres should be running"
             assert _stop(proc, sig) == 0
         finally:

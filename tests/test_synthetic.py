@@ -26,53 +26,16 @@ import pytest
 
 from perf_metrics import synthetic
 from perf_metrics.synthetic import AccountSpec, generate_calls, plan_accounts, write_jsonl
+from tests.factories import CALL_FIELDS, PROVIDER_MODES, QUALITY_MODES, TASKS
 
 END = datetime(2026, 11, 27, 9, 30, 15, 250_500, tzinfo=UTC)  # not on a millisecond
 MIGRATION = (
     Path(__file__).resolve().parents[1] / "migrations/versions/2026_11_27_0800_foundation.py"
 )
 
-FIELDS = [
-    "call_id",
-    "account_id",
-    "environment",
-    "api_key_id",
-    "created_at",
-    "task_type",
-    "complexity_score",
-    "model",
-    "provider",
-    "initial_model",
-    "initial_provider",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "latency_ms",
-    "status",
-    "failure_mode",
-    "failure_trigger",
-    "recovery",
-    "retry_count",
-    "fallback_used",
-    "quality_score",
-    "message_count",
-    "max_cost_per_call",
-    "cost_ceiling_hit",
-    "user_id",
-    "metadata",
-]
-TASKS = {"extraction", "classification", "summarization", "reasoning", "code", "writing"}
-MODES = {
-    "format_violation",
-    "refusal",
-    "hallucination",
-    "incomplete",
-    "reasoning_error",
-    "provider_error",
-    "timeout",
-    "rate_limited",
-}
-PROVIDER_SIDE = {"provider_error", "timeout", "rate_limited"}
+FIELDS = list(CALL_FIELDS)
+MODES = {*QUALITY_MODES, *PROVIDER_MODES}
+PROVIDER_SIDE = set(PROVIDER_MODES)
 CALL_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 CREATED_AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -192,7 +155,8 @@ def test_every_record_follows_spec_section_2(
         for count in ("input_tokens", "output_tokens", "latency_ms", "retry_count"):
             assert type(r[count]) is int and r[count] >= 0
         assert type(r["cost_usd"]) is float and r["cost_usd"] >= 0
-        assert Decimal(repr(r["cost_usd"])).as_tuple().exponent >= -9
+        exponent = Decimal(repr(r["cost_usd"])).as_tuple().exponent
+        assert isinstance(exponent, int) and exponent >= -9
         assert r["status"] in {"success", "error"}
         assert r["failure_mode"] is None or r["failure_mode"] in MODES
         trigger = r["failure_trigger"]
@@ -376,8 +340,8 @@ def test_rejects_bad_arguments(accounts: list[AccountSpec]) -> None:
 def _savings_vs_gpt4o(records: Iterable[dict[str, Any]]) -> dict[str, float]:
     """Per account, SPEC §5's savings_percentage: 100 x (cost at gpt-4o's list prices - cost) /
     cost at gpt-4o's list prices, from the records and gpt-4o's $2.50 / $10.00 per M tokens."""
-    cost: Counter[str] = Counter()
-    if_gpt4o: Counter[str] = Counter()
+    cost: dict[str, Decimal] = defaultdict(Decimal)
+    if_gpt4o: dict[str, Decimal] = defaultdict(Decimal)
     for r in records:
         cost[r["account_id"]] += Decimal(repr(r["cost_usd"]))
         if_gpt4o[r["account_id"]] += (

@@ -1,0 +1,215 @@
+"""Cases worked out by hand that both the API's tests (test_metrics_cases.py) and the
+reference's own checks (test_reference.py) run: the calls (built with each file's own
+builders) and the answers, written once so that the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Build = Callable[..., dict[str, Any]]
+
+
+def empty_day(day: str) -> dict[str, Any]:
+    """A day without calls, as /v1/metrics/daily lists it."""
+    return {
+        "date": day,
+        "total_calls": 0,
+        "total_cost_usd": 0.0,
+        "avg_latency_ms": None,
+        "success_rate": None,
+        "model_distribution": {},
+        "task_distribution": {},
+    }
+
+
+def empty_window(account_id: str) -> dict[str, dict[str, Any]]:
+    """Each endpoint's answer where no call falls in the window, by endpoint: days=1 ending
+    2024-03-10 (daily: days=2), providers hours=1 ending 2024-03-10 12:00Z, default settings."""
+    period = {"start_date": "2024-03-10T00:00:00Z", "end_date": "2024-03-10T23:59:59Z"}
+    return {
+        "overview": {
+            "period": {**period, "days": 1},
+            "summary": {
+                "total_calls": 0,
+                "total_cost_usd": 0.0,
+                "avg_cost_per_call": None,
+                "avg_latency_ms": None,
+                "success_rate": None,
+            },
+            "routing": {"accuracy": None, "fallback_rate": None, "retry_rate": None},
+            "models": {},
+            "task_distribution": {},
+        },
+        "customer": {
+            "account_id": account_id,
+            "period": period,
+            "usage": {
+                "total_calls": 0,
+                "total_tokens": 0,
+                "total_cost_usd": 0.0,
+                "avg_calls_per_day": 0.0,
+            },
+            "cost_analysis": {
+                "current_month": 0.0,
+                "previous_month": 0.0,
+                "change_percentage": None,
+                "projected_month_end": 0.0,
+                "vs_gpt4o_only": {
+                    "cost_if_gpt4o": 0.0,
+                    "savings_usd": 0.0,
+                    "savings_percentage": None,
+                },
+            },
+            "quality_preferences": {
+                "cost_vs_quality_ratio": 0.5,
+                "latency_sensitivity": 0.5,
+                "preferred_models": [],
+            },
+            "task_profile": {"dominant_tasks": [], "complexity_avg": None, "task_overrides": {}},
+            "behavior_insights": {
+                "peak_hours": [],
+                "avg_conversation_length": None,
+                "retry_rate": None,
+                "cost_ceiling_hit_rate": None,
+            },
+        },
+        "performance": {"period": period, "by_task_type": {}, "recommendations": []},
+        "failures": {
+            "period": period,
+            "summary": {
+                "total_failures": 0,
+                "failure_rate": None,
+                "retries_succeeded": 0,
+                "fallback_succeeded": 0,
+                "unrecoverable": 0,
+            },
+            "by_failure_mode": {},
+            "by_model": {},
+            "mitigation_recommendations": [],
+        },
+        "providers": {
+            "period": {
+                "start_time": "2024-03-10T11:00:00Z",
+                "end_time": "2024-03-10T12:00:00Z",
+                "hours": 1,
+            },
+            "providers": {},
+            "trends": {},
+            "recommendations": [],
+        },
+        "daily": {
+            "period": {"start_date": "2024-03-09", "end_date": "2024-03-10"},
+            "daily_data": [empty_day("2024-03-09"), empty_day("2024-03-10")],
+            "trends": {  # two complete days, mean 0 -> growth null -> stable
+                "calls_trend": "stable",
+                "cost_trend": "stable",
+                "quality_trend": "stable",
+                "avg_daily_growth": None,
+            },
+        },
+    }
+
+
+def failures_log(call: Build, error: Build, retried: Build) -> list[dict[str, Any]]:
+    """55 calls on the builders' default day (2024-03-10) whose failures touch every part of
+    the failures answer; `call`, `error(mode)` and `retried(mode)` build them in either form."""
+    mini = {"model": "gpt-4o-mini", "provider": "openai", "task_type": "extraction"}
+    to_haiku = {
+        "initial_model": "gpt-4o-mini",
+        "initial_provider": "openai",
+        "model": "claude-haiku-4-5",
+        "provider": "anthropic",
+        "task_type": "extraction",
+    }
+    haiku = {"model": "claude-haiku-4-5", "provider": "anthropic", "task_type": "extraction"}
+    sonnet = {"model": "claude-sonnet-4-5", "provider": "anthropic", "task_type": "code"}
+    return [
+        # first choice mini, extraction: 30 calls, 10 format violations
+        *[retried("format_violation", failure_trigger="nested arrays", **mini) for _ in range(5)],
+        retried("format_violation", failure_trigger="long schema", **mini),
+        *[call(failure_mode="format_violation", recovery="fallback", fallback_used=True,
+               failure_trigger="long schema", **to_haiku) for _ in range(2)],
+        *[call(failure_mode="format_violation", recovery="fallback", fallback_used=True,
+               **to_haiku) for _ in range(2)],
+        *[call(**mini) for _ in range(20)],
+        # first choice haiku, extraction: 20 calls, 1 unrecoverable format violation
+        error("format_violation", failure_trigger="long schema", **haiku),
+        *[call(**haiku) for _ in range(19)],
+        # first choice sonnet, code: 5 calls, a refusal (error) and a retried timeout
+        error("refusal", failure_trigger="policy", **sonnet),
+        retried("timeout", **sonnet),
+        *[call(**sonnet) for _ in range(3)],
+    ]  # fmt: skip
+
+
+# /v1/metrics/failures over the 7 days ending 2024-03-10 of `failures_log`.
+FAILURES_ANSWER: dict[str, Any] = {
+    # 13 failures of 55 = 0.23636 -> 0.236; retries 6 + 1 = 7; fallbacks 4; errors 2;
+    # 7 + 4 + 2 = 13
+    "summary": {
+        "total_failures": 13,
+        "failure_rate": 0.236,
+        "retries_succeeded": 7,
+        "fallback_succeeded": 4,
+        "unrecoverable": 2,
+    },
+    # format_violation 11 (first choice mini 10 = 91%, haiku 1 = 9% < 10%: not affected);
+    # refusal 1 and timeout 1 (tie by name); 11/13 = 0.846, 1/13 = 0.0769 -> 0.077.
+    # triggers: nested arrays 5, long schema 1 + 2 + 1 = 4
+    "by_failure_mode": {
+        "format_violation": {
+            "count": 11,
+            "percentage": 0.846,
+            "affected_models": ["gpt-4o-mini"],
+            "common_triggers": ["nested arrays", "long schema"],
+        },
+        "refusal": {
+            "count": 1,
+            "percentage": 0.077,
+            "affected_models": ["claude-sonnet-4-5"],
+            "common_triggers": ["policy"],
+        },
+        "timeout": {
+            "count": 1,
+            "percentage": 0.077,
+            "affected_models": ["claude-sonnet-4-5"],
+            "common_triggers": [],
+        },
+    },
+    # first-choice models: mini 30 calls / 10 failures, sonnet 5 / 2, haiku 20 / 1
+    "by_model": {
+        "gpt-4o-mini": {
+            "total_calls": 30,
+            "failures": 10,
+            "failure_rate": 0.333,
+            "top_failure_modes": ["format_violation"],
+        },
+        "claude-sonnet-4-5": {
+            "total_calls": 5,
+            "failures": 2,
+            "failure_rate": 0.4,
+            "top_failure_modes": ["refusal", "timeout"],
+        },
+        "claude-haiku-4-5": {
+            "total_calls": 20,
+            "failures": 1,
+            "failure_rate": 0.05,
+            "top_failure_modes": ["format_violation"],
+        },
+    },
+    # format_violation: 11 >= 10, mini holds 10/11 (91%) >= 50%; T = {extraction};
+    # rate(mini) = 10/30 = 33.3%; haiku has 20 first-choice extraction calls, 1/20 = 5.0%;
+    # 1 - 0.05 / (1/3) = 0.85 -> 85%. refusal and timeout: fewer than 10 failures.
+    "mitigation_recommendations": [
+        {
+            "issue": "format_violation failures concentrate on gpt-4o-mini: 10 of 11 (91%)",
+            "recommendation": (
+                "Route extraction tasks from gpt-4o-mini to claude-haiku-4-5: its "
+                "format_violation rate there is 5.0% against 33.3%"
+            ),
+            "expected_improvement": "85% fewer format_violation failures on those tasks",
+        }
+    ],
+}
