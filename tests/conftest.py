@@ -52,7 +52,7 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     # Read-your-writes, so that a test can read what it has just ingested; the default (answer
-    # at commit, fold in the background) has its own tests in tests/test_fold.py.
+    # at commit, fold in the background) has its own tests in tests/rollups/test_fold.py.
     return Settings(database_url=database_url, rate_limit_enabled=False, ingest_waits_for_fold=True)
 
 

@@ -126,6 +126,16 @@ class CallBuilder:
 
 json_call = CallBuilder(JSON_DEFAULTS)
 reference_call = CallBuilder(REFERENCE_DEFAULTS, known_fields_only=True)
+# One priced gpt-4o call of acct_review: what the regression tests filed beside each unit send.
+review_call = json_call.but(
+    account_id="acct_review",
+    created_at="2026-03-03T10:00:00Z",
+    model="gpt-4o",
+    input_tokens=1000,
+    output_tokens=100,
+    cost_usd=0.01,
+    latency_ms=300,
+)
 
 
 def random_call(

@@ -157,3 +157,17 @@ def test_demo_without_its_extra_says_what_to_install(tmp_path: Path) -> None:
     assert "pip install 'perf-metrics[demo]'" in lines[0]
     assert "DATABASE_URL" in lines[0]
     assert not (tmp_path / "home").exists()
+
+
+# Found in review: each failed before its fix.
+
+
+def test_a_bad_database_url_is_reported_without_its_password() -> None:
+    env = {**os.environ, "DATABASE_URL": "mysql://admin:S3cretPassw0rd@db.internal/prod"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "perf_metrics.cli", "migrate"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "DATABASE_URL" in proc.stderr
+    assert "S3cretPassw0rd" not in proc.stderr

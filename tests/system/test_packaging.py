@@ -22,7 +22,7 @@ from tests.pg import scratch_database
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Never part of a build: VCS, local environments, tool caches, build leftovers (a stale build/lib
 # would end up in the wheel) and data (benchmark inputs, call logs: hundreds of MB). The rest,
 # tests included, is copied, so that the wheel is checked for what it leaves out.

@@ -30,7 +30,7 @@ from tests.factories import CALL_FIELDS, PROVIDER_MODES, QUALITY_MODES, TASKS
 
 END = datetime(2026, 11, 27, 9, 30, 15, 250_500, tzinfo=UTC)  # not on a millisecond
 MIGRATION = (
-    Path(__file__).resolve().parents[1] / "migrations/versions/2026_11_27_0800_foundation.py"
+    Path(__file__).resolve().parents[2] / "migrations/versions/2026_11_27_0800_foundation.py"
 )
 
 FIELDS = list(CALL_FIELDS)

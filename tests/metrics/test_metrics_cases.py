@@ -2,7 +2,7 @@
 (an ingest key), numbers come out of GET /v1/metrics/* (a customer key).
 
 Every expected number is worked out in the comments from SPEC.md §4-§5 and docs/metrics.md;
-several cases reuse the records of tests/test_reference.py. Nothing is taken from the API's
+several cases reuse the records of tests/metrics/test_reference.py. Nothing is taken from the API's
 output and nothing is imported from tests/reference.py.
 
 "Now" is fixed with `set_clock` (a dependency override); records' created_at lie in the past of
@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests import answers
 from tests.clock import set_clock
 from tests.conftest import RESPONSE_SCHEMAS, Admin, assert_envelope, bearer
 from tests.factories import at, iso, json_call
+from tests.factories import review_call as _record
 
 ACCT_A = "acct_cases_a"
 ACCT_B = "acct_cases_b"
@@ -1472,3 +1475,59 @@ async def test_effective_windows_echo_the_parameters(
         "end_time": "2024-03-10T11:55:00Z",
         "hours": 24,
     }
+
+
+# Found in review: each failed before its fix.
+
+
+async def test_a_price_change_reaches_cached_customer_answers(
+    client: httpx.AsyncClient, app: FastAPI, admin_ops: Admin, engine: AsyncEngine
+) -> None:
+    set_clock(app, datetime(2026, 3, 10, tzinfo=UTC))
+    await admin_ops.account(account_id="acct_review")
+    ingest = (await admin_ops.key(None))["key"]
+    key = (await admin_ops.key("acct_review"))["key"]
+    await client.post("/v1/calls", json={"calls": [_record("p1")]}, headers=bearer(ingest))
+
+    async def cost_if_gpt4o() -> float:
+        body = (await client.get("/v1/metrics/customer", headers=bearer(key))).json()
+        return float(body["cost_analysis"]["vs_gpt4o_only"]["cost_if_gpt4o"])
+
+    # At list price: 1000 x $2.50 + 100 x $10.00 per million tokens = $0.0035 -> 0.0.
+    before = await cost_if_gpt4o()
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE model_prices SET input_usd_per_mtok = 2500, output_usd_per_mtok = 10000,"
+                " updated_at = now() WHERE model = 'gpt-4o'"
+            )
+        )
+    try:
+        after = await cost_if_gpt4o()
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE model_prices SET input_usd_per_mtok = 2.50,"
+                    " output_usd_per_mtok = 10.00 WHERE model = 'gpt-4o'"
+                )
+            )
+    # 1000 x 2500/1e6 + 100 x 10000/1e6 = 2.5 + 1.0
+    assert (before, after) == (0.0, 3.5)
+
+
+async def test_projected_month_end_is_rounded_once(
+    client: httpx.AsyncClient, app: FastAPI, admin_ops: Admin
+) -> None:
+    set_clock(app, datetime(2026, 3, 10, tzinfo=UTC))
+    await admin_ops.account(account_id="acct_review")
+    ingest = (await admin_ops.key(None))["key"]
+    key = (await admin_ops.key("acct_review"))["key"]
+    call = _record("m1", cost_usd=10.867)
+    await client.post("/v1/calls", json={"calls": [call]}, headers=bearer(ingest))
+    body = (
+        await client.get("/v1/metrics/customer?end_date=2026-03-04&days=7", headers=bearer(key))
+    ).json()
+    # Before today (Mar 1-3): 10.867; R = 10.867 / 7 over Feb 25 - Mar 3; 28 days left counting
+    # today: 10.867 + 10.867 x 28 / 7 = 54.335 exactly -> 54.34 (half up).
+    assert body["cost_analysis"]["projected_month_end"] == 54.34

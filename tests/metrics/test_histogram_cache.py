@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import types
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
+import numpy as np
+import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from perf_metrics.metrics import queries as q
+from perf_metrics.metrics.histogram_cache import HistogramCache
+from perf_metrics.metrics.query import HourQuery, MetricsQuery, Scope
+from perf_metrics.metrics.windows import HourWindow
 from tests import reference
 from tests.clock import set_clock
 from tests.conftest import Admin, bearer
@@ -64,3 +73,47 @@ async def test_new_calls_in_a_cached_hour_are_seen(
     for got, exact_value in zip(after, want, strict=True):
         assert abs(got - exact_value) <= 0.02 * exact_value
     assert after != before
+
+
+# Found in review: each failed before its fix.
+
+
+async def test_histogram_cache_uses_only_this_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slower request on a newer snapshot must not pick up what an older one stored."""
+    b1 = datetime(2026, 1, 10, 10, tzinfo=UTC)
+    b2 = datetime(2026, 1, 10, 11, tzinfo=UTC)
+    row = types.SimpleNamespace
+    snapshots = {
+        "old": {("h", "openai", b1): 5},
+        "new": {("h", "openai", b1): 7, ("h", "openai", b2): 3},
+    }
+    gate = asyncio.Event()
+
+    # Each fake query reads the snapshot its `conn` names.
+    async def index(conn: str, query: HourQuery) -> list[types.SimpleNamespace]:
+        return [row(grain=g, provider=p, bucket=b, served_calls=n)
+                for (g, p, b), n in snapshots[conn].items()]  # fmt: skip
+
+    async def histograms(
+        conn: str, query: HourQuery, keys: list[tuple[str, str, datetime]]
+    ) -> list[types.SimpleNamespace]:
+        if conn == "new":
+            await gate.wait()
+        return [
+            row(grain=g, provider=p, bucket=b, served_calls=snapshots[conn][(g, p, b)], lower=50,
+                hist=[snapshots[conn][(g, p, b)]])
+            for g, p, b in keys
+        ]  # fmt: skip
+
+    monkeypatch.setattr(q, "select_histogram_index", index)
+    monkeypatch.setattr(q, "select_histograms", histograms)
+    cache = HistogramCache()
+    cache.entries[("live", "h", "openai", b1)] = (7, (50, np.asarray([7])))
+    query = MetricsQuery(Scope("acct_review", "live"), HourWindow(b1, b2, 1))
+    old, new = cast(AsyncConnection, "old"), cast(AsyncConnection, "new")
+    newer = asyncio.create_task(cache.window(new, query))
+    await asyncio.sleep(0)
+    await cache.window(old, query)  # stores the old b1 (5) while `newer` waits
+    gate.set()
+    used = await newer
+    assert sum(int(counts[1].sum()) for _, _, counts in used) == 7 + 3

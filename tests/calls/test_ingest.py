@@ -19,15 +19,18 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from perf_metrics.app import create_app
 from perf_metrics.db import account_versions
 from perf_metrics.rollups.tables import ROLLUP_TABLES, ROLLUPS, failure_monthly
 from perf_metrics.settings import Settings
 from tests.conftest import Admin, assert_envelope, bearer
 from tests.factories import MISSING, PROVIDER_MODES, QUALITY_MODES, TASKS, iso, json_call
+from tests.factories import review_call as _record
 
 ACCT = "acct_ingest_a"
 ACCT_B = "acct_ingest_b"
@@ -1632,3 +1635,57 @@ async def test_rollup_score_sums_are_exact_decimals_of_the_values_sent(
     assert row["quality_sum"] == exact
     assert row["complexity_sum"] == exact
     assert model["quality_sum"] == exact
+
+
+# Found in review: each failed before its fix.
+
+
+async def test_ndjson_line_with_two_records_is_a_400(
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
+) -> None:
+    await admin_ops.account(account_id="acct_review")
+    ingest = (await admin_ops.key(None))["key"]
+    body = orjson.dumps(_record("a")) + b"," + orjson.dumps(_record("b")) + b"\n"
+    response = await client.post(
+        "/v1/calls", content=body,
+        headers={**bearer(ingest), "Content-Type": "application/x-ndjson"},
+    )  # fmt: skip
+    error = assert_envelope(response, 400, "invalid_call_record")
+    assert error["errors"][0]["index"] == 0
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM calls")) == 0
+
+
+async def test_a_slow_upload_holds_no_database_connection(
+    settings: Settings, admin_ops: Admin
+) -> None:
+    await admin_ops.account(account_id="acct_review")
+    ingest = (await admin_ops.key(None))["key"]
+    reader = (await admin_ops.key("acct_review"))["key"]
+    app = create_app(
+        settings.model_copy(
+            update={"db_pool_size": 1, "db_max_overflow": 0, "db_pool_timeout_s": 0.5}
+        )
+    )
+    released = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b'{"calls": ['
+        await released.wait()  # the upload stalls here while another request runs
+        yield orjson.dumps(_record("slow")) + b"]}"
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            upload = asyncio.create_task(
+                client.post(
+                    "/v1/calls", content=slow_body(),
+                    headers={**bearer(ingest), "Content-Type": "application/json"},
+                )
+            )  # fmt: skip
+            await asyncio.sleep(0.3)
+            other = await client.get("/v1/account", headers=bearer(reader))
+            released.set()
+            done = await upload
+    assert other.status_code == 200, other.text
+    assert done.status_code == 200, done.text

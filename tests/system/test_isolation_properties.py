@@ -33,7 +33,7 @@ from tests import reference
 from tests.clock import set_clock
 from tests.conftest import RESPONSE_SCHEMAS, Admin, bearer
 from tests.factories import MODELS, TASKS, as_reference, iso, random_call
-from tests.test_metrics_reference import assert_percentiles_close
+from tests.metrics.test_metrics_reference import assert_percentiles_close
 
 NOW = datetime(2026, 3, 2, 13, 47, 12, tzinfo=UTC)
 TODAY = NOW.date()

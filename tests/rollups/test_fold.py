@@ -19,6 +19,7 @@ from perf_metrics.rollups.folder import Folder
 from perf_metrics.settings import Settings
 from tests.conftest import Admin, bearer, rollups_report
 from tests.factories import random_log
+from tests.factories import review_call as _record
 
 N = 400
 
@@ -164,3 +165,42 @@ async def test_a_failed_vacuum_fails_neither_the_fold_nor_the_batch(
     assert response.status_code == 200, response.text
     assert await totals(engine) == (N, N, N, 0)
     assert "vacuum of the ingest queue failed" in caplog.text
+
+
+# Found in review: each failed before its fix.
+
+
+async def test_a_batch_whose_fold_fails_is_stored_and_folded_within_seconds(
+    settings: Settings, admin_ops: Admin, engine: AsyncEngine
+) -> None:
+    """The calls are committed before the fold; a fold that times out leaves them queued, and
+    the background folder puts them in the rollups once it can (SPEC §7: within 5 s)."""
+    await admin_ops.account(account_id="acct_review")
+    ingest = (await admin_ops.key(None))["key"]
+    app = create_app(
+        settings.model_copy(update={"db_statement_timeout_ms": 300, "fold_interval_s": 0.2})
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            async with engine.connect() as blocker:
+                await blocker.execute(text("LOCK TABLE rollup_account_daily IN EXCLUSIVE MODE"))
+                response = await client.post(
+                    "/v1/calls", json={"calls": [_record("t1")]}, headers=bearer(ingest)
+                )
+                assert response.json() == {"received": 1, "inserted": 1, "duplicates": 0}
+                async with engine.connect() as conn:
+                    assert await conn.scalar(text("SELECT count(*) FROM calls_pending")) == 1
+                await blocker.rollback()
+            started = time.monotonic()
+            while time.monotonic() - started < 5:
+                async with engine.connect() as conn:
+                    folded = await conn.scalar(
+                        text("SELECT coalesce(sum(calls), 0) FROM rollup_account_daily")
+                    )
+                if folded == 1:
+                    break
+                await asyncio.sleep(0.1)
+    assert folded == 1
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM calls_pending")) == 0

@@ -20,6 +20,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics import accounts as admin
 from perf_metrics.app import create_app
@@ -27,8 +28,9 @@ from perf_metrics.db import create_engine
 from perf_metrics.deps import ConnectionDep
 from perf_metrics.migrate import upgrade
 from perf_metrics.settings import Settings
-from tests.conftest import assert_envelope, bearer
+from tests.conftest import Admin, assert_envelope, bearer
 from tests.factories import random_log
+from tests.factories import review_call as _record
 from tests.servers import free_port, wait_until_healthy
 
 pytestmark = pytest.mark.slow
@@ -204,3 +206,27 @@ def test_sigterm_lets_an_in_flight_request_finish(database_url: str) -> None:
     assert isinstance(response, httpx.Response)
     assert response.status_code == 200, response.text
     assert response.json()["inserted"] == 10_000
+
+
+# Found in review: each failed before its fix.
+
+
+async def test_a_statement_timeout_while_writing_a_batch_is_503(
+    settings: Settings, admin_ops: Admin, engine: AsyncEngine
+) -> None:
+    await admin_ops.account(account_id="acct_review")
+    ingest = (await admin_ops.key(None))["key"]
+    app = create_app(settings.model_copy(update={"db_statement_timeout_ms": 300}))
+    async with engine.connect() as blocker:
+        await blocker.execute(text("LOCK TABLE calls_pending IN EXCLUSIVE MODE"))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                response = await client.post(
+                    "/v1/calls", json={"calls": [_record("t1")]}, headers=bearer(ingest)
+                )
+        await blocker.rollback()
+    assert_envelope(response, 503, "service_unavailable")
+    assert "retry-after" in response.headers
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM calls")) == 0
