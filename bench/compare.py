@@ -6,7 +6,8 @@ On a noisy machine two benchmark runs minutes apart differ by more than most cha
 this serves the same call log from two servers at once, one from this checkout's `src/` and
 one from REV's (a `git worktree` in a temporary folder), and alternates requests between them
 (A, B, B, A, ...), endpoint by endpoint, for the largest account, response cache off. What
-differs between the two columns is the code, not the minute. Results:
+differs between the two columns is the code, not the minute. It also checks that both give
+the same answer, byte for byte (`same answer`). Results:
 `bench/results/compare.{json,md}`, with the ratio new / old of each percentile.
 """
 
@@ -61,9 +62,12 @@ def interleaved(bases: dict[str, str], key: str, requests: int) -> dict[str, Any
         for endpoint, query in ENDPOINTS.items():
             path = f"/v1/metrics/{endpoint}?{query}"
             times: dict[str, list[float]] = {name: [] for name in clients}
-            for name in clients:  # warm both
+            bodies: dict[str, set[bytes]] = {name: set() for name in clients}
+            for name in clients:  # warm both, keeping what they answer
                 for _ in range(10):
-                    clients[name].get(path).raise_for_status()
+                    response = clients[name].get(path)
+                    response.raise_for_status()
+                    bodies[name].add(response.content)
             order = list(clients)
             for i in range(requests):
                 for name in order if i % 2 == 0 else order[::-1]:  # A B, B A, ...
@@ -74,6 +78,8 @@ def interleaved(bases: dict[str, str], key: str, requests: int) -> dict[str, Any
                 name: {p: round(pct(t, float(p[1:])), 2) for p in ("p50", "p95", "p99")}
                 for name, t in times.items()
             }
+            # The same log, the same question: the two commits must give the same bytes.
+            out[endpoint]["same_answer"] = len(set().union(*bodies.values())) == 1
             for p in ("p50", "p95", "p99"):
                 out[endpoint][f"ratio_{p}"] = round(
                     out[endpoint]["new"][p] / out[endpoint]["old"][p], 3
@@ -94,6 +100,7 @@ def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
             "new p95 ms",
             "new/old p50",
             "new/old p95",
+            "same answer",
         )
     ]
     for endpoint, r in result["endpoints"].items():
@@ -106,6 +113,7 @@ def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
                 str(r["new"]["p95"]),
                 str(r["ratio_p50"]),
                 str(r["ratio_p95"]),
+                "yes" if r["same_answer"] else "NO",
             )
         )
     return rows
