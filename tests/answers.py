@@ -213,3 +213,36 @@ FAILURES_ANSWER: dict[str, Any] = {
         }
     ],
 }
+
+
+def openai_incident_intervals(
+    interval: Callable[..., list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """openai's first-choice traffic in the hour 11:00 <= t < 12:00 on 2024-03-10, by 5-minute
+    interval: `interval(minute, calls, errors[, mode])` builds one (latency is the caller's)."""
+    return [
+        *interval(0, 9, 9, "rate_limited"),  # rate 1.0 but only 9 calls: no incident
+        *interval(10, 10, 3),  # 0.3 \ incident 1: 11:10 - 11:20, peak 0.3, 6 failed
+        *interval(15, 10, 3, "timeout"),  # 0.3 /
+        *interval(20, 10, 0),
+        *interval(45, 10, 4),  # 0.4 \
+        *interval(50, 10, 5),  # 0.5  > incident 2 reaches the last interval: ended_at null,
+        *interval(55, 10, 3),  # 0.3 /  peak 0.5, 12 failed
+    ]
+
+
+# Those intervals' incidents (>= 10 first-choice calls and an error rate >= 0.25, in runs).
+OPENAI_INCIDENTS = [
+    {
+        "started_at": "2024-03-10T11:10:00Z",
+        "ended_at": "2024-03-10T11:20:00Z",
+        "peak_error_rate": 0.3,
+        "affected_calls": 6,
+    },
+    {
+        "started_at": "2024-03-10T11:45:00Z",
+        "ended_at": None,
+        "peak_error_rate": 0.5,
+        "affected_calls": 12,
+    },
+]

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from perf_metrics.auth import KEY_PATTERN, generate_key, hash_key, is_well_formed
 from perf_metrics.db import api_keys
+from perf_metrics.keys import KEY_PATTERN, generate_key, hash_key, is_well_formed
 from tests.conftest import Admin, assert_envelope, bearer
 
 

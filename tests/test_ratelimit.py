@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.app import create_app
-from perf_metrics.auth import generate_key
+from perf_metrics.keys import generate_key
 from perf_metrics.settings import Settings
 from tests.conftest import Admin, assert_envelope, bearer
 from tests.servers import free_port

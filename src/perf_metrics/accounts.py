@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from perf_metrics.auth import generate_key, hash_key, new_key_id
 from perf_metrics.calls.schema import TASK_TYPES
 from perf_metrics.db import accounts, api_keys
+from perf_metrics.keys import generate_key, hash_key, new_key_id
 from perf_metrics.settings import TIER_LIMITS
 
 ACCOUNT_ID = re.compile(r"^acct_[A-Za-z0-9_]{1,59}$")

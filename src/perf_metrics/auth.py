@@ -1,19 +1,14 @@
-"""API keys: format, generation, hashing, and the bearer dependencies (SPEC §3).
+"""The bearer dependencies (SPEC §3): who is calling, and what the key may do.
 
-A key is `<prefix><43 random base62 chars><6 checksum chars>`: 256 bits from `secrets`, and
-a CRC-32 checksum so that a mistyped key is rejected without a database lookup. Only the
-SHA-256 of the whole key is stored.
+A key's format, generation and hash are `keys.py`; here it is looked up (one query, with its
+account and the account's data version), checked for its kind, and charged to its limits.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-import secrets
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import LargeBinary, bindparam, select, update
@@ -22,58 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from perf_metrics.db import account_versions, accounts, api_keys
 from perf_metrics.deps import ConnectionDep, EngineDep, LimiterDep, ReadSnapshotDep, SettingsDep
 from perf_metrics.errors import AuthenticationError, PermissionDenied
+from perf_metrics.keys import Environment, KeyKind, hash_key, is_well_formed
 from perf_metrics.ratelimit import Limiter, client_address
 from perf_metrics.settings import TIER_LIMITS, Settings
 
-KeyKind = Literal["customer", "ingest"]
-Environment = Literal["live", "test"]
-
-PREFIXES: dict[str, tuple[KeyKind, Environment | None]] = {
-    "pk_live_": ("customer", "live"),
-    "pk_test_": ("customer", "test"),
-    "sk_ingest_": ("ingest", None),
-}
-_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_SECRET_LEN = 43  # ceil(256 / log2(62))
-_CHECK_LEN = 6  # 62**6 > 2**32
-KEY_PATTERN = re.compile(r"^(pk_live_|pk_test_|sk_ingest_)([0-9A-Za-z]{49})$")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-def _base62(number: int, width: int) -> str:
-    chars = []
-    for _ in range(width):
-        number, digit = divmod(number, 62)
-        chars.append(_ALPHABET[digit])
-    return "".join(reversed(chars))
-
-
-def _checksum(prefix: str, secret: str) -> str:
-    return _base62(zlib.crc32(f"{prefix}{secret}".encode()), _CHECK_LEN)
-
-
-def generate_key(prefix: str) -> str:
-    if prefix not in PREFIXES:
-        raise ValueError(f"unknown key prefix {prefix!r}")
-    secret = _base62(secrets.randbits(256), _SECRET_LEN)
-    return f"{prefix}{secret}{_checksum(prefix, secret)}"
-
-
-def hash_key(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
-
-
-def is_well_formed(key: str) -> bool:
-    """Format and checksum only; no database involved."""
-    match = KEY_PATTERN.match(key)
-    if match is None:
-        return False
-    prefix, body = match.groups()
-    return secrets.compare_digest(_checksum(prefix, body[:_SECRET_LEN]), body[_SECRET_LEN:])
-
-
-def new_key_id() -> str:
-    return "key_" + _base62(secrets.randbits(96), 17)
 
 
 @dataclass(frozen=True, slots=True)

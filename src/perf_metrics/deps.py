@@ -76,6 +76,7 @@ async def read_snapshot(conn: ConnectionDep) -> AsyncConnection:
     query of an answer (the key lookup with its data version included) sees the same snapshot,
     so its numbers agree even while batches are committing. A route (or dependency) that asks
     for it gets it before its first query; the metrics routes' key dependency does."""
+    assert not conn.in_transaction(), "the read snapshot is chosen before the first query"
     await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     return conn
 

@@ -793,13 +793,7 @@ async def test_providers_incidents_status_uptime_and_errors(
     mistral = {"provider": "mistral", "model": "mistral-small", "account_id": ACCT_B}
     records = [
         # openai (latencies 50 ms, below 100 ms where percentiles are exact)
-        *interval(0, 9, 9, "rate_limited"),  # rate 1.0 but only 9 calls: no incident
-        *interval(10, 10, 3),  # 0.3 \ incident 1: 11:10 - 11:20, peak 0.3, 6 failed
-        *interval(15, 10, 3, "timeout"),  # 0.3 /
-        *interval(20, 10, 0),
-        *interval(45, 10, 4),  # 0.4 \
-        *interval(50, 10, 5),  # 0.5  > incident 2 reaches the last interval: ended_at null,
-        *interval(55, 10, 3),  # 0.3 /  peak 0.5, 12 failed
+        *answers.openai_incident_intervals(interval),
         # anthropic: 20 calls at 11:30, latencies 4, 8, ..., 80
         *[call(provider="anthropic", model="claude-haiku-4-5", latency_ms=4 * i,
                created_at=at(2024, 3, 10, 11, 30)) for i in range(1, 21)],
@@ -837,20 +831,7 @@ async def test_providers_incidents_status_uptime_and_errors(
         "p99_latency_ms": 50,
         "error_rate": 0.391,
         "rate_limit_hits": 9,
-        "incidents": [
-            {
-                "started_at": "2024-03-10T11:10:00Z",
-                "ended_at": "2024-03-10T11:20:00Z",
-                "peak_error_rate": 0.3,
-                "affected_calls": 6,
-            },
-            {
-                "started_at": "2024-03-10T11:45:00Z",
-                "ended_at": None,
-                "peak_error_rate": 0.5,
-                "affected_calls": 12,
-            },
-        ],
+        "incidents": answers.OPENAI_INCIDENTS,
     }
     # anthropic: p95 = rank ceil(19) = 19th = 76, p99 = rank ceil(19.8) = 20th = 80,
     # mean 4 x 210 / 20 = 42; no traffic in the last three intervals -> unknown

@@ -402,13 +402,7 @@ def test_providers_incidents_uptime_status_and_percentiles() -> None:
         ]
 
     calls = [
-        *interval(0, 9, 9, "rate_limited"),  # rate 1.0 but only 9 calls: no incident
-        *interval(10, 10, 3),  # 0.3 \ incident 1: 11:10 - 11:20, peak 0.3, 6 failed
-        *interval(15, 10, 3, "timeout"),  # 0.3 /
-        *interval(20, 10, 0),
-        *interval(45, 10, 4),  # 0.4 \
-        *interval(50, 10, 5),  # 0.5  > incident 2 reaches the last interval: ended_at null,
-        *interval(55, 10, 3),  # 0.3 /  peak 0.5, 12 failed
+        *answers.openai_incident_intervals(interval),
         # anthropic: 20 calls at 11:30, latencies 100, 200, ..., 2000
         *[call(provider="anthropic", model="claude-haiku-4-5", latency_ms=100 * i,
                created_at=at(2024, 3, 10, 11, 30)) for i in range(1, 21)],
@@ -435,20 +429,7 @@ def test_providers_incidents_uptime_status_and_percentiles() -> None:
         "p99_latency_ms": 1000,
         "error_rate": 0.391,
         "rate_limit_hits": 9,
-        "incidents": [
-            {
-                "started_at": "2024-03-10T11:10:00Z",
-                "ended_at": "2024-03-10T11:20:00Z",
-                "peak_error_rate": 0.3,
-                "affected_calls": 6,
-            },
-            {
-                "started_at": "2024-03-10T11:45:00Z",
-                "ended_at": None,
-                "peak_error_rate": 0.5,
-                "affected_calls": 12,
-            },
-        ],
+        "incidents": answers.OPENAI_INCIDENTS,
     }
     # anthropic: p95 = rank ceil(19) = 1900, p99 = rank ceil(19.8) = 20 -> 2000, mean 1050;
     # no traffic in the last three intervals -> unknown

@@ -35,7 +35,7 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
 from perf_metrics.app import create_app
-from perf_metrics.auth import generate_key
+from perf_metrics.keys import generate_key
 from perf_metrics.metrics import schemas
 from perf_metrics.settings import Settings
 from tests.clock import set_clock

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from perf_metrics.auth import generate_key
+from perf_metrics.keys import generate_key
 from perf_metrics.settings import Settings
 from tests.conftest import Admin, assert_envelope, bearer
 from tests.factories import json_call

@@ -1,13 +1,13 @@
 """Answers kept between requests, exact: a cached answer is served only while the data it was
 computed from is unchanged.
 
-Every committed ingest batch bumps its account's data version (in the same transaction as its
-rows), and the key lookup reads that version in the same snapshot as the request's queries. An
-answer is stored under its endpoint, scope and resolved window and tagged with the version(s)
-it saw; a request whose versions differ recomputes. Providers, being platform-wide, is tagged
-with the sum of all accounts' versions in the environment. Nothing is served stale, so a
-dashboard polling an idle account costs one key lookup, and one that polls a busy account
-recomputes after each batch, as it must.
+Every fold bumps the data version of each account it folded calls of (in the same transaction
+as their rollup rows), and the key lookup reads that version in the same snapshot as the
+request's queries. An answer is stored under its endpoint and query (metrics/query.py) and
+tagged with the version(s) it saw (metrics/versions.py); a request whose versions differ
+recomputes. Providers, being platform-wide, is tagged with the sum of all accounts' versions in
+the environment. Nothing is served stale, so a dashboard polling an idle account costs one key
+lookup, and one that polls a busy account recomputes after each batch, as it must.
 """
 
 from __future__ import annotations

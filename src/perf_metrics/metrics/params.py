@@ -73,10 +73,13 @@ def _scope(key: Principal) -> Scope:
 
 @dataclass(frozen=True)
 class DayWindowParams:
-    """`days` (default per route), `end_date`, and optionally `task_type`."""
+    """`days` (default per route), `end_date`, and optionally `task_type`. `uses_today`: the
+    answer depends on the day the request is made (daily's trends leave out an unfinished
+    today), so the query carries it; for the others an answer cached yesterday still holds."""
 
     default_days: int
     task_filter: bool = False
+    uses_today: bool = False
 
     @property
     def openapi(self) -> list[dict[str, Any]]:
@@ -92,7 +95,8 @@ class DayWindowParams:
             zone = zone_of_account(scope.account_id)
             today = zone.today(at)  # "today" and "the future" are judged in the account's zone
             window = day_window(params, self.default_days, today, zone)
-            return MetricsQuery(scope, window, Filters(task_type=task), today)
+            filters = Filters(task_type=task)
+            return MetricsQuery(scope, window, filters, today if self.uses_today else None)
 
         return Depends(parse)
 

@@ -2,8 +2,9 @@
 
 Every answer module and every `select_*` takes one `MetricsQuery`, so that a new filter (or a
 timezone) is one new field here, not an edit of every call site. It is frozen and hashable:
-with the endpoint's name it is the key of the answer cache, so two requests share an answer
-exactly when they ask the same question.
+with the endpoint's name it keys the answer cache of the account endpoints, so two requests
+share an answer when they ask the same question (providers, platform-wide, keys on the
+environment and window alone).
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ class MetricsQuery(Generic[W]):
     scope: Scope
     window: W
     filters: Filters = field(default_factory=Filters)
-    # The day the window was resolved against (the clock read once for the request): day
-    # windows only. `daily` trends exclude it, as an incomplete day.
+    # The day the request is made in the account's zone, for the answers that depend on it
+    # (daily's trends leave out an unfinished today); None for the others.
     today: date | None = None
 
     def over(self, window: W) -> MetricsQuery[W]:

@@ -168,7 +168,7 @@ CUSTOMER = DayWindowParams(default_days=30)
 PERFORMANCE = DayWindowParams(default_days=7, task_filter=True)
 FAILURES = DayWindowParams(default_days=7)
 PROVIDERS = HourWindowParams()
-DAILY = DayWindowParams(default_days=30)
+DAILY = DayWindowParams(default_days=30, uses_today=True)
 OverviewQuery = Annotated[DayQuery, OVERVIEW.dependency()]
 CustomerQuery = Annotated[DayQuery, CUSTOMER.dependency()]
 PerformanceQuery = Annotated[DayQuery, PERFORMANCE.dependency()]
@@ -177,9 +177,10 @@ ProvidersQuery = Annotated[HourQuery, PROVIDERS.dependency()]
 DailyQuery = Annotated[DayQuery, DAILY.dependency()]
 
 # Every route: the key (authenticated in the read snapshot, charged to its tier), the query
-# its parameters resolve to, the snapshot connection, and the answer cache. An answer is
-# cached under (endpoint, query) and tagged with the versions of the data it was computed
-# from: the account's data version, and what else it reads (cache.py).
+# its parameters resolve to, the snapshot connection, and the answer cache. An account's
+# answer is cached under (endpoint, query), providers' under (endpoint, environment, window),
+# and tagged with the versions of the data it was computed from: the account's data version,
+# and what else it reads (versions.py).
 
 
 @router.get(

@@ -116,6 +116,8 @@ async def rebuild_rollups(conn: AsyncConnection) -> dict[str, Any]:
     await raw.execute(RESTORE_MARK)
     for table in (*ROLLUP_TABLES, calls_pending.name):
         await raw.execute(f"DELETE FROM {table}")
-    await raw.execute("UPDATE account_data_versions SET version = version + 1, updated_at = now()")
+    await raw.execute(
+        f"UPDATE {account_versions.name} SET version = version + 1, updated_at = now()"
+    )
     row = await raw.fetchrow(fold_statement(f"SELECT {PENDING_LIST} FROM calls"))
     return {"calls": row["folded"], "rollup_rows": row["rollup_rows"]}

@@ -2,11 +2,12 @@
 
 A `Rollup` names its table, its key columns and its measures. A measure carries the SQL that
 computes it over the rows one fold aggregates (for most rollups, the fold's `c` CTE: the calls
-taken from the queue plus their UTC `day` and `hour`, `first_model`, `first_provider` and
-`provider_side`; see fold.py) and how a fold merges it into the stored row. Everything else is
-built from these declarations: the SQLAlchemy tables the reads use (below), the fold's upserts
-and the month seal (fold.py), and what `rollups verify` compares (maintenance.py). A new
-measure is one `Measure` here, plus the migration that adds its column.
+taken from the queue plus their `day` and `hour` in the account's zone (zones.py),
+`first_model`, `first_provider` and `provider_side`; see fold.py) and how a fold merges it into
+the stored row. Everything else is built from these declarations: the SQLAlchemy tables the
+reads use (below), the fold's upserts and the month seal (fold.py), and what `rollups verify`
+compares (maintenance.py). A new measure is one `Measure` here, plus the migration that adds
+its column.
 """
 
 from __future__ import annotations
@@ -195,10 +196,10 @@ failure_daily_rollup = Rollup(
     FAILURE_MEASURES,
 )
 
-# The 1st of the month of a (UTC) day.
+# The 1st of the month of a day (the account's calendar, as `day` is).
 MONTH_OF_DAY = "date_trunc('month', day)::date"
 
-# The same at month grain (the 1st of each UTC month): full months inside long windows. Month
+# The same at month grain (the 1st of each month): full months inside long windows. Month
 # rows only for the months that have ended: the current one is built from its daily rows when
 # it ends (fold.py, `seal_ended_months`).
 failure_monthly_rollup = Rollup(

@@ -2,7 +2,7 @@
 
 Changing a number here changes the generated log (and so the demo and the benchmarks' call
 logs); the generator (`generator.py`) only turns these tables into numpy arrays and draws from
-them. What the numbers aim at is tested in tests/test_synthetic.py (shares, failure mixes,
+them. What the numbers aim at is tested in tests/synthetic/test_synthetic.py (shares, failure mixes,
 savings against gpt-4o).
 """
 
