@@ -11,4 +11,8 @@ from perf_metrics.deps import now
 
 def set_clock(app: FastAPI, moment: datetime) -> None:
     """Every request to `app` from here on reads `moment` as the time."""
-    app.dependency_overrides[now] = lambda: moment
+
+    async def fixed() -> datetime:
+        return moment
+
+    app.dependency_overrides[now] = fixed

@@ -88,7 +88,7 @@ class DayWindowParams:
     def dependency(self) -> Any:
         names = tuple(p["name"] for p in self.openapi)
 
-        def parse(request: Request, key: MetricsKeyDep, at: ClockDep) -> DayQuery:
+        async def parse(request: Request, key: MetricsKeyDep, at: ClockDep) -> DayQuery:
             params = Params(request.query_params, names)
             task = params.choice("task_type", TASK_TYPES) if self.task_filter else None
             scope = _scope(key)
@@ -112,7 +112,7 @@ class HourWindowParams:
     def dependency(self) -> Any:
         names = tuple(p["name"] for p in self.openapi)
 
-        def parse(request: Request, key: MetricsKeyDep, at: ClockDep) -> HourQuery:
+        async def parse(request: Request, key: MetricsKeyDep, at: ClockDep) -> HourQuery:
             window = hour_window(Params(request.query_params, names), at)
             return MetricsQuery(_scope(key), window)
 
