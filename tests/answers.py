@@ -246,3 +246,40 @@ OPENAI_INCIDENTS = [
         "affected_calls": 12,
     },
 ]
+
+
+# customer, 30 days ending on the leap day 2024-02-29: (day, cost) of calls of 1,000,000 input
+# tokens ($2.50 at gpt-4o) and 100,000 output ($1.00), $3.50 each at gpt-4o.
+LEAP_DAY_COSTS = [
+    ((2024, 1, 1), "1.00"),
+    ((2024, 1, 29), "2.00"),  # Jan 29 <= min(29, 31): in P, compared with Feb 1..29
+    ((2024, 1, 30), "4.00"),
+    ((2024, 1, 31), "8.00"),  # first day of the 30-day window
+    ((2024, 2, 1), "0.50"),
+    ((2024, 2, 22), "0.70"),  # first of the 7 days before the 29th (22..28)
+    ((2024, 2, 28), "0.70"),
+    ((2024, 2, 29), "3.00"),  # today
+    ((2024, 3, 1), "100.00"),  # after end_date: ignored everywhere
+]
+LEAP_DAY_ANSWER: dict[str, Any] = {
+    # 30 days ending on the leap day: Jan 31 + Feb 1..29
+    "period": {"start_date": "2024-01-31T00:00:00Z", "end_date": "2024-02-29T23:59:59Z"},
+    # window: 5 calls, 8 + 0.5 + 0.7 + 0.7 + 3 = 12.90; 5 x 1.1M tokens; 5 / 30 = 0.17 -> 0.2
+    "usage": {
+        "total_calls": 5,
+        "total_tokens": 5_500_000,
+        "total_cost_usd": 12.9,
+        "avg_calls_per_day": 0.2,
+    },
+    # current Feb 1..29 = 0.5 + 0.7 + 0.7 + 3 = 4.90; previous = January = 15.00;
+    # P = Jan 1..29 = 3.00; change = 100 x 1.90 / 3 = 63.33 -> 63.3;
+    # projected = Feb 1..28 (1.90) + (0.7 + 0.7) / 7 x 1 day left = 1.90 + 0.20 = 2.10;
+    # gpt-4o: 5 x 3.50 = 17.50; savings 17.50 - 12.90 = 4.60 = 26.29% -> 26.3
+    "cost_analysis": {
+        "current_month": 4.9,
+        "previous_month": 15.0,
+        "change_percentage": 63.3,
+        "projected_month_end": 2.1,
+        "vs_gpt4o_only": {"cost_if_gpt4o": 17.5, "savings_usd": 4.6, "savings_percentage": 26.3},
+    },
+}

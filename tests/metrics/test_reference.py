@@ -119,51 +119,18 @@ def test_overview_routing_accuracy_on_four_calls() -> None:
 
 
 def test_cost_analysis_leap_day_and_window_from_jan_31() -> None:
-    # Every call: 1,000,000 input tokens ($2.50 at gpt-4o) + 100,000 output ($1.00) = $3.50.
-    def c(d: date, cost: str) -> dict[str, Any]:
-        return call(created_at=at(d.year, d.month, d.day), cost_usd=Decimal(cost),
-                    input_tokens=1_000_000, output_tokens=100_000)  # fmt: skip
-
     calls = [
-        c(date(2024, 1, 1), "1.00"),
-        c(date(2024, 1, 29), "2.00"),  # last day of January compared with Feb 1..29
-        c(date(2024, 1, 30), "4.00"),
-        c(date(2024, 1, 31), "8.00"),  # first day of the 30-day window
-        c(date(2024, 2, 1), "0.50"),
-        c(date(2024, 2, 22), "0.70"),  # first of the 7 days before the 29th (22..28)
-        c(date(2024, 2, 28), "0.70"),
-        c(date(2024, 2, 29), "3.00"),  # today
-        c(date(2024, 3, 1), "100.00"),  # after end_date: ignored everywhere
-    ]
+        call(created_at=at(y, mo, d), cost_usd=Decimal(cost), input_tokens=1_000_000,
+             output_tokens=100_000)
+        for (y, mo, d), cost in answers.LEAP_DAY_COSTS
+    ]  # fmt: skip
     body = ref.customer(
         calls, account_id="acct_test", settings=SETTINGS, days=30, end_date=date(2024, 2, 29)
     )
-    assert body["period"] == {
-        "start_date": "2024-01-31T00:00:00Z",
-        "end_date": "2024-02-29T23:59:59Z",
-    }
-    # window Jan 31..Feb 29: 5 calls, cost 8 + 0.5 + 0.7 + 0.7 + 3 = 12.90, 5 / 30 = 0.17 -> 0.2
-    assert body["usage"] == {
-        "total_calls": 5,
-        "total_tokens": 5_500_000,
-        "total_cost_usd": 12.9,
-        "avg_calls_per_day": 0.2,
-    }
-    # current Feb 1..29 = 0.5 + 0.7 + 0.7 + 3 = 4.90; previous January = 15.00;
-    # P = Jan 1..29 = 3.00; change = 100 x 1.90 / 3 = 63.33 -> 63.3;
-    # projected = (0.5 + 0.7 + 0.7) + (0.7 + 0.7) / 7 x 1 day left = 1.90 + 0.20 = 2.10;
-    # gpt-4o: 5 x 3.50 = 17.50; savings 17.50 - 12.90 = 4.60 = 26.29% -> 26.3
-    assert body["cost_analysis"] == {
-        "current_month": 4.9,
-        "previous_month": 15.0,
-        "change_percentage": 63.3,
-        "projected_month_end": 2.1,
-        "vs_gpt4o_only": {
-            "cost_if_gpt4o": 17.5,
-            "savings_usd": 4.6,
-            "savings_percentage": 26.3,
-        },
-    }
+    expected = answers.LEAP_DAY_ANSWER
+    assert body["period"] == expected["period"]
+    assert body["usage"] == expected["usage"]
+    assert body["cost_analysis"] == expected["cost_analysis"]
 
 
 def test_cost_analysis_march_31_against_a_leap_february() -> None:
