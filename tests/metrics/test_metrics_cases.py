@@ -132,68 +132,9 @@ async def test_overview_routing_accuracy_on_four_calls(
     client: httpx.AsyncClient, app: FastAPI, world: World
 ) -> None:
     set_clock(app, at(2024, 3, 15))
-    await ingest(
-        client,
-        world,
-        [
-            # routed right: no failure, quality 0.9
-            call(task_type="extraction", cost_usd="0.001", latency_ms=100, quality_score=0.9),
-            # routed right: no failure, no quality score; the first second of the window
-            call(task_type="code", cost_usd="0.002", latency_ms=200,
-                 created_at=at(2024, 3, 4, 0, 0, 0)),
-            # routed right: quality exactly 0.7 counts
-            call(model="claude-haiku-4-5", provider="anthropic", task_type="code",
-                 cost_usd="0.00302", latency_ms=300, quality_score=0.7),
-            # not routed right: a failure (rescued by a retry) despite quality 0.95
-            retried("format_violation", model="claude-sonnet-4-5", provider="anthropic",
-                    task_type="writing", cost_usd="0.004", latency_ms=402, quality_score=0.95),
-            # outside the window 2024-03-04..2024-03-10: last second of 03-03, first of 03-11
-            call(created_at=at(2024, 3, 3, 23, 59, 59), cost_usd="9"),
-            call(created_at=at(2024, 3, 11, 0, 0, 0), cost_usd="9"),
-        ],
-    )  # fmt: skip
+    await ingest(client, world, answers.four_routed_calls(call, retried))
     body = await get(client, world.a_live, "overview", days=7, end_date="2024-03-10")
-    # cost 0.001 + 0.002 + 0.00302 + 0.004 = 0.01002 -> 0.01; per call 0.002505 -> 0.00251
-    # (half-up); latency (100 + 200 + 300 + 402) / 4 = 250.5 -> 251; all 4 succeeded.
-    # routing: 3 of 4 routed right = 0.75; no fallback; 1 of 4 retried = 0.25.
-    # models: mini 2 (0.001 + 0.002) / 2 = 0.0015, (100 + 200) / 2 = 150; haiku and sonnet
-    # 1 each (tie by name). tasks: code 2, extraction 1, writing 1 (tie by name).
-    assert body == {
-        "period": {
-            "start_date": "2024-03-04T00:00:00Z",
-            "end_date": "2024-03-10T23:59:59Z",
-            "days": 7,
-        },
-        "summary": {
-            "total_calls": 4,
-            "total_cost_usd": 0.01,
-            "avg_cost_per_call": 0.00251,
-            "avg_latency_ms": 251,
-            "success_rate": 1.0,
-        },
-        "routing": {"accuracy": 0.75, "fallback_rate": 0.0, "retry_rate": 0.25},
-        "models": {
-            "gpt-4o-mini": {
-                "calls": 2,
-                "percentage": 0.5,
-                "avg_cost": 0.0015,
-                "avg_latency_ms": 150,
-            },
-            "claude-haiku-4-5": {
-                "calls": 1,
-                "percentage": 0.25,
-                "avg_cost": 0.00302,
-                "avg_latency_ms": 300,
-            },
-            "claude-sonnet-4-5": {
-                "calls": 1,
-                "percentage": 0.25,
-                "avg_cost": 0.004,
-                "avg_latency_ms": 402,
-            },
-        },
-        "task_distribution": {"code": 0.5, "extraction": 0.25, "writing": 0.25},
-    }
+    assert body == answers.FOUR_ROUTED_ANSWER
     assert list(body["models"]) == ["gpt-4o-mini", "claude-haiku-4-5", "claude-sonnet-4-5"]
     assert list(body["task_distribution"]) == ["code", "extraction", "writing"]
 
@@ -335,44 +276,28 @@ async def test_projected_month_end_on_the_first(
     client: httpx.AsyncClient, app: FastAPI, world: World
 ) -> None:
     set_clock(app, at(2024, 3, 15))
-    await ingest(
-        client,
-        world,
-        [
-            call(created_at=at(2024, 2, 22), cost_usd="7.00"),  # 8 days before: not in R
-            call(created_at=at(2024, 2, 23), cost_usd="0.70"),
-            call(created_at=at(2024, 2, 29), cost_usd="0.70"),
-            call(created_at=at(2024, 3, 1, 23, 59, 59), cost_usd="5.00"),
-        ],
-    )
+    await ingest(client, world, answers.first_of_march_calls(call))
     ca = (await get(client, world.a_live, "customer", days=1, end_date="2024-03-01"))[
         "cost_analysis"
     ]
-    # nothing of March before today; R = Feb 23..29 = (0.70 + 0.70) / 7 = 0.20;
-    # 31 days left counting today -> 6.20. P = February's day 1 only = 0 -> change null.
-    # previous = 7 + 0.7 + 0.7 = 8.40
-    assert ca["current_month"] == 5.0
-    assert ca["previous_month"] == 8.4
-    assert ca["change_percentage"] is None
-    assert ca["projected_month_end"] == 6.2
+    expected = answers.FIRST_OF_MARCH_ANSWER  # its four fields; vs_gpt4o_only is not checked
+    assert {field: ca[field] for field in expected} == expected
 
 
 async def test_peak_hours_include_an_hour_exactly_at_the_threshold(
     client: httpx.AsyncClient, app: FastAPI, world: World
 ) -> None:
     set_clock(app, at(2024, 3, 15))
-    # 96 calls: threshold 1.25 x 96 / 24 = 5 calls.
-    # hour 9: 5 (exactly the threshold -> peak), hour 20: 6 (peak), hour 3: 1,
-    # the 21 other hours: 4 each (not peak). 5 + 6 + 1 + 84 = 96.
-    per_hour = {h: 4 for h in range(24)} | {9: 5, 20: 6, 3: 1}
+    per_hour = answers.PEAK_HOURS_PER_HOUR
     records = [
         call(created_at=at(2024, 3, 10, h, i)) for h, n in per_hour.items() for i in range(n)
     ]
     assert len(records) == 96
     await ingest(client, world, records)
     body = await get(client, world.a_live, "customer", days=7, end_date="2024-03-10")
-    assert body["behavior_insights"]["peak_hours"] == [9, 20]
-    assert body["usage"]["avg_calls_per_day"] == 13.7  # 96 / 7 = 13.71
+    expected = answers.PEAK_HOURS_ANSWER
+    assert body["behavior_insights"]["peak_hours"] == expected["peak_hours"]
+    assert body["usage"]["avg_calls_per_day"] == expected["avg_calls_per_day"]
 
 
 async def test_customer_profile_and_preferences(
@@ -386,46 +311,13 @@ async def test_customer_profile_and_preferences(
     x = {"account_id": acct}
     sonnet = {"model": "claude-sonnet-4-5", "provider": "anthropic", **x}
     haiku = {"model": "claude-haiku-4-5", "provider": "anthropic", **x}
-    await ingest(
-        client,
-        world,
-        [
-            # extraction 5 (mini), code 2 (haiku), writing 2 + reasoning 1 (sonnet)
-            call(complexity_score=0.1, message_count=3, **x),
-            call(complexity_score=0.2, message_count=4, **x),
-            call(complexity_score=0.25, message_count=4, **x),
-            call(message_count=4, cost_ceiling_hit=True, **x),
-            retried("refusal", **x),
-            call(task_type="code", **haiku),
-            retried("timeout", task_type="code", **haiku),
-            call(task_type="writing", **sonnet),
-            call(task_type="writing", **sonnet),
-            call(task_type="reasoning", **sonnet),
-        ],
-    )
+    await ingest(client, world, answers.profile_log(call, retried, x, haiku, sonnet))
     body = await get(client, key, "customer", days=7, end_date="2024-03-10")
     assert body["account_id"] == acct
-    # no preferred models set: the two with most calls (mini 5, sonnet 3; haiku 2)
-    assert body["quality_preferences"] == {
-        "cost_vs_quality_ratio": 0.5,
-        "latency_sensitivity": 0.5,
-        "preferred_models": ["gpt-4o-mini", "claude-sonnet-4-5"],
-    }
-    # extraction 50%, code 20%, writing 20% (tie by name), reasoning 10% (< 20%);
-    # complexity (0.1 + 0.2 + 0.25) / 3 = 0.18333 -> 0.183
-    assert body["task_profile"] == {
-        "dominant_tasks": ["extraction", "code", "writing"],
-        "complexity_avg": 0.183,
-        "task_overrides": {"reasoning": "claude-sonnet-4-5"},
-    }
-    # messages (3 + 4 + 4 + 4) / 4 = 3.75 -> 3.8 (half-up); retries 2 / 10; ceiling 1 / 10;
-    # all 10 calls at 12:00: 10 >= 1.25 x 10 / 24 -> [12]
-    assert body["behavior_insights"] == {
-        "peak_hours": [12],
-        "avg_conversation_length": 3.8,
-        "retry_rate": 0.2,
-        "cost_ceiling_hit_rate": 0.1,
-    }
+    expected = answers.PROFILE_ANSWER
+    assert body["quality_preferences"] == expected["quality_preferences"]
+    assert body["task_profile"] == expected["task_profile"]
+    assert body["behavior_insights"] == expected["behavior_insights"]
     # 10 calls x 100 in / 50 out: gpt-4o 10 x (0.00025 + 0.0005) = 0.0075 -> 0.01;
     # cost 10 x 0.001 = 0.01; savings -0.0025 -> 0.00 (half-up of -0.0025 is -0.00) and
     # -0.0025 / 0.0075 = -33.3%
@@ -442,13 +334,10 @@ async def test_dominant_tasks_fall_back_to_the_largest(
     client: httpx.AsyncClient, app: FastAPI, world: World
 ) -> None:
     set_clock(app, at(2024, 3, 15))
-    # six tasks: 3, 3, 3, 3, 2, 2 calls of 16: none reaches 20% (3.2 calls) -> the largest,
-    # ties by name -> code
-    sizes = {"code": 3, "extraction": 3, "reasoning": 3, "writing": 3,
-             "classification": 2, "summarization": 2}  # fmt: skip
+    sizes = answers.NO_DOMINANT_TASK_SIZES
     await ingest(client, world, [call(task_type=t) for t, n in sizes.items() for _ in range(n)])
     body = await get(client, world.a_live, "customer", days=7, end_date="2024-03-10")
-    assert body["task_profile"]["dominant_tasks"] == ["code"]
+    assert body["task_profile"]["dominant_tasks"] == answers.NO_DOMINANT_TASK_ANSWER
 
 
 # ---------------------------------------------------------------- performance
@@ -873,46 +762,11 @@ async def test_provider_trends_with_previous_period_zero(
     client: httpx.AsyncClient, app: FastAPI, world: World
 ) -> None:
     set_clock(app, at(2024, 3, 10, 12, 0))
-    now, before = at(2024, 3, 10, 11, 30), at(2024, 3, 10, 10, 30)
-    google, anthropic = (
-        {"provider": "google", "model": "gemini-2.5-flash"},
-        {"provider": "anthropic", "model": "claude-haiku-4-5"},
-    )
-    await ingest(
-        client,
-        world,
-        [
-            # google: previous 10 calls at 500 ms, no errors; now 9 + 1 timeout at 550 ms
-            *[call(created_at=before, latency_ms=500, **google) for _ in range(10)],
-            *[call(created_at=now, latency_ms=550, **google) for _ in range(9)],
-            error("timeout", created_at=now, latency_ms=550, **google),
-            # openai: previous 1000 ms, 2 of 10 errors; now 950 ms (-5% exactly), 1 of 10
-            *[call(created_at=before, latency_ms=1000) for _ in range(8)],
-            *[error("provider_error", created_at=before, latency_ms=1000) for _ in range(2)],
-            *[call(created_at=now, latency_ms=950) for _ in range(9)],
-            error("provider_error", created_at=now, latency_ms=950),
-            # anthropic: only now
-            call(created_at=now, latency_ms=700, **anthropic),
-        ],
-    )
+    google = {"provider": "google", "model": "gemini-2.5-flash"}
+    anthropic = {"provider": "anthropic", "model": "claude-haiku-4-5"}
+    await ingest(client, world, answers.provider_trend_calls(call, error, google, anthropic))
     body = await get(client, world.a_live, "providers", hours=1)
-    assert body["trends"] == {  # served 10, 10 (by name), 1
-        "google": {
-            "latency_trend": "degrading",  # (550 - 500) / 500 = +0.10
-            "error_trend": "stable",  # previous error rate 0 -> change null
-            "vs_previous_period": {"latency_change": 0.1, "error_change": None},
-        },
-        "openai": {
-            "latency_trend": "improving",  # -0.05 exactly counts
-            "error_trend": "improving",  # (0.1 - 0.2) / 0.2 = -0.5
-            "vs_previous_period": {"latency_change": -0.05, "error_change": -0.5},
-        },
-        "anthropic": {
-            "latency_trend": "stable",
-            "error_trend": "stable",
-            "vs_previous_period": {"latency_change": None, "error_change": None},
-        },
-    }
+    assert body["trends"] == answers.PROVIDER_TRENDS
     assert list(body["trends"]) == ["google", "openai", "anthropic"]
     assert body["providers"]["google"]["error_rate"] == 0.1
 
@@ -1070,78 +924,17 @@ async def test_daily_lists_empty_days_and_trends_exclude_today(
     client: httpx.AsyncClient, app: FastAPI, world: World
 ) -> None:
     set_clock(app, at(2024, 3, 10, 15, 0))  # today 2024-03-10
-    await ingest(
-        client,
-        world,
-        [
-            call(created_at=at(2024, 3, 7), cost_usd="0.30", quality_score=0.8),
-            # 2024-03-08: no calls
-            call(created_at=at(2024, 3, 9, 0), cost_usd="0.10", quality_score=0.9,
-                 model="claude-haiku-4-5", provider="anthropic", task_type="code",
-                 latency_ms=100),
-            call(created_at=at(2024, 3, 9, 1), cost_usd="0.10", quality_score=0.8,
-                 task_type="code", latency_ms=200),
-            error("timeout", created_at=at(2024, 3, 9, 2), cost_usd="0.10", latency_ms=301),
-            # today: would turn quality to declining if it were counted
-            *[call(created_at=at(2024, 3, 10), quality_score=0.1) for _ in range(5)],
-        ],
-    )  # fmt: skip
+    haiku = {"model": "claude-haiku-4-5", "provider": "anthropic"}
+    await ingest(client, world, answers.daily_log(call, error, haiku))
     body = await get(client, world.a_live, "daily", days=4)
-    assert body["period"] == {"start_date": "2024-03-07", "end_date": "2024-03-10"}
-    # 3 calls on 03-09: latency 601 / 3 = 200.33 -> 200; 2 of 3 succeeded -> 0.667;
-    # today: 5 x 0.001 = 0.005 -> 0.01 (half-up)
-    assert body["daily_data"] == [
-        {
-            "date": "2024-03-07",
-            "total_calls": 1,
-            "total_cost_usd": 0.3,
-            "avg_latency_ms": 500,
-            "success_rate": 1.0,
-            "model_distribution": {"gpt-4o-mini": 1},
-            "task_distribution": {"extraction": 1},
-        },
-        answers.empty_day("2024-03-08"),
-        {
-            "date": "2024-03-09",
-            "total_calls": 3,
-            "total_cost_usd": 0.3,
-            "avg_latency_ms": 200,
-            "success_rate": 0.667,
-            "model_distribution": {"gpt-4o-mini": 2, "claude-haiku-4-5": 1},
-            "task_distribution": {"code": 2, "extraction": 1},
-        },
-        {
-            "date": "2024-03-10",
-            "total_calls": 5,
-            "total_cost_usd": 0.01,
-            "avg_latency_ms": 500,
-            "success_rate": 1.0,
-            "model_distribution": {"gpt-4o-mini": 5},
-            "task_distribution": {"extraction": 5},
-        },
-    ]
+    expected = answers.DAILY_ANSWER
+    assert body["period"] == expected["period"]
+    assert body["daily_data"] == expected["daily_data"]
     assert list(body["daily_data"][2]["model_distribution"]) == ["gpt-4o-mini", "claude-haiku-4-5"]
-    # complete days 7, 8, 9: calls 1, 0, 3 -> slope ((-1)(-1/3) + (1)(5/3)) / 2 = 1,
-    # mean 4/3 -> growth 0.75, increasing. cost 0.3, 0, 0.3 -> slope 0, stable.
-    # quality: day 7 0.8, day 9 (0.9 + 0.8) / 2 = 0.85 -> +0.025/day, improving.
-    assert body["trends"] == {
-        "calls_trend": "increasing",
-        "cost_trend": "stable",
-        "quality_trend": "improving",
-        "avg_daily_growth": 0.75,
-    }
-    # a day later, the same window is complete: calls 1, 0, 3, 5: slope
-    # ((-1.5)(-1.25) + (-0.5)(-2.25) + (0.5)(0.75) + (1.5)(2.75)) / 5 = 7.5 / 5 = 1.5,
-    # mean 2.25 -> 0.667; cost 0.3, 0, 0.3, 0.005: slope -0.2925 / 5 < 0 -> decreasing;
-    # quality 0.8 (x=0), 0.85 (x=2), 0.1 (x=3) -> negative slope, declining
+    assert body["trends"] == expected["trends"]
     set_clock(app, at(2024, 3, 11, 9, 0))
     body = await get(client, world.a_live, "daily", days=4, end_date="2024-03-10")
-    assert body["trends"] == {
-        "calls_trend": "increasing",
-        "cost_trend": "decreasing",
-        "quality_trend": "declining",
-        "avg_daily_growth": 0.667,
-    }
+    assert body["trends"] == expected["trends_a_day_later"]
     # one complete day (03-09, 3 calls): growth needs 2 days -> null, all stable
     body = await get(client, world.a_live, "daily", days=1, end_date="2024-03-09")
     assert body["trends"] == {

@@ -23,8 +23,15 @@ def clean_tables() -> None:
     """Override conftest's autouse fixture: these tests touch no database."""
 
 
-# A valid, successful call record with every SPEC section 2 key; override as needed.
-call = reference_call.but(call_ids=(f"c{n}" for n in itertools.count(1)))
+_call = reference_call.but(call_ids=(f"c{n}" for n in itertools.count(1)))
+
+
+def call(**fields: Any) -> dict[str, Any]:
+    """A valid, successful call record with every SPEC section 2 key; override as needed.
+    `cost_usd` may be a decimal string, as tests/answers.py writes costs."""
+    if isinstance(fields.get("cost_usd"), str):
+        fields["cost_usd"] = Decimal(fields["cost_usd"])
+    return _call(**fields)
 
 
 def error(mode: str, **fields: Any) -> dict[str, Any]:
@@ -58,61 +65,17 @@ def test_rounding_is_half_up_on_exact_values() -> None:
 
 
 def test_overview_routing_accuracy_on_four_calls() -> None:
-    calls = [
-        # routed right: no failure, quality 0.9
-        call(model="gpt-4o-mini", task_type="extraction", cost_usd=Decimal("0.001"),
-             latency_ms=100, quality_score=0.9),
-        # routed right: no failure, no quality score
-        call(model="gpt-4o-mini", task_type="code", cost_usd=Decimal("0.002"), latency_ms=200,
-             created_at=at(2024, 3, 4, 0, 0, 0)),
-        # routed right: quality exactly 0.7 counts
-        call(model="claude-haiku-4-5", provider="anthropic", task_type="code",
-             cost_usd=Decimal("0.00302"), latency_ms=300, quality_score=0.7),
-        # not routed right: a failure (rescued by a retry) despite quality 0.95
-        retried("format_violation", model="claude-sonnet-4-5", provider="anthropic",
-                task_type="writing", cost_usd=Decimal("0.004"), latency_ms=402,
-                quality_score=0.95),
-        # outside the window (2024-03-04..2024-03-10): the last second of 03-03, and 03-11
-        call(created_at=at(2024, 3, 3, 23, 59, 59), cost_usd=Decimal("9")),
-        call(created_at=at(2024, 3, 11, 0, 0, 0), cost_usd=Decimal("9")),
-    ]  # fmt: skip
+    calls = answers.four_routed_calls(call, retried)
     body = ref.overview(calls, days=7, end_date=date(2024, 3, 10))
-    assert body["period"] == {
-        "start_date": "2024-03-04T00:00:00Z",
-        "end_date": "2024-03-10T23:59:59Z",
-        "days": 7,
-    }
-    # cost 0.001 + 0.002 + 0.00302 + 0.004 = 0.01002 -> 0.01; per call 0.002505 -> 0.00251
-    # latency (100 + 200 + 300 + 402) / 4 = 250.5 -> 251
-    assert body["summary"] == {
-        "total_calls": 4,
-        "total_cost_usd": 0.01,
-        "avg_cost_per_call": 0.00251,
-        "avg_latency_ms": 251,
-        "success_rate": 1.0,
-    }
-    # 3 of 4 routed right; no fallback; 1 of 4 retried
-    assert body["routing"] == {"accuracy": 0.75, "fallback_rate": 0.0, "retry_rate": 0.25}
-    # mini 2 calls; haiku and sonnet 1 each, tie broken by name
+    expected = answers.FOUR_ROUTED_ANSWER
+    assert body["period"] == expected["period"]
+    assert body["summary"] == expected["summary"]
+    assert body["routing"] == expected["routing"]
     assert list(body["models"]) == ["gpt-4o-mini", "claude-haiku-4-5", "claude-sonnet-4-5"]
-    assert body["models"]["gpt-4o-mini"] == {
-        "calls": 2,
-        "percentage": 0.5,
-        "avg_cost": 0.0015,  # (0.001 + 0.002) / 2
-        "avg_latency_ms": 150,
-    }
-    assert body["models"]["claude-sonnet-4-5"] == {
-        "calls": 1,
-        "percentage": 0.25,
-        "avg_cost": 0.004,
-        "avg_latency_ms": 402,
-    }
-    # code 2, extraction 1, writing 1
-    assert list(body["task_distribution"].items()) == [
-        ("code", 0.5),
-        ("extraction", 0.25),
-        ("writing", 0.25),
-    ]
+    assert body["models"]["gpt-4o-mini"] == expected["models"]["gpt-4o-mini"]
+    assert body["models"]["claude-sonnet-4-5"] == expected["models"]["claude-sonnet-4-5"]
+    # code 0.5, extraction 0.25, writing 0.25, in that order
+    assert list(body["task_distribution"].items()) == list(expected["task_distribution"].items())
 
 
 # ---------------------------------------------------------------- customer
@@ -152,29 +115,17 @@ def test_cost_analysis_march_31_against_a_leap_february() -> None:
 
 
 def test_projected_month_end_on_the_first() -> None:
-    calls = [
-        call(created_at=at(2024, 2, 22), cost_usd=Decimal("7.00")),  # 8 days before: not in R
-        call(created_at=at(2024, 2, 23), cost_usd=Decimal("0.70")),
-        call(created_at=at(2024, 2, 29), cost_usd=Decimal("0.70")),
-        call(created_at=at(2024, 3, 1, 23, 59, 59), cost_usd=Decimal("5.00")),
-    ]
+    calls = answers.first_of_march_calls(call)
     body = ref.customer(
         calls, account_id="acct_test", settings=SETTINGS, days=1, end_date=date(2024, 3, 1)
     )
-    # nothing of March before today; R = (0.70 + 0.70) / 7 = 0.20; 31 days left -> 6.20.
-    # P = February day 1 only = 0 -> change null.
     ca = body["cost_analysis"]
-    assert ca["current_month"] == 5.0
-    assert ca["previous_month"] == 8.4
-    assert ca["change_percentage"] is None
-    assert ca["projected_month_end"] == 6.2
+    expected = answers.FIRST_OF_MARCH_ANSWER  # its four fields; vs_gpt4o_only is not checked
+    assert {field: ca[field] for field in expected} == expected
 
 
 def test_customer_peak_hours_profile_and_preferences() -> None:
-    # 96 calls: threshold 1.25 x 96 / 24 = 5 calls.
-    # hour 9: 5 (exactly the threshold -> peak), hour 20: 6 (peak), hour 3: 1,
-    # the 21 other hours: 4 each (not peak). 5 + 6 + 1 + 84 = 96.
-    per_hour = {h: 4 for h in range(24)} | {9: 5, 20: 6, 3: 1}
+    per_hour = answers.PEAK_HOURS_PER_HOUR
     calls = [
         call(created_at=at(2024, 3, 10, h, i), model="gpt-4o-mini")
         for h, n in per_hour.items()
@@ -184,48 +135,25 @@ def test_customer_peak_hours_profile_and_preferences() -> None:
     body = ref.customer(
         calls, account_id="acct_test", settings=SETTINGS, days=7, end_date=date(2024, 3, 10)
     )
-    assert body["behavior_insights"]["peak_hours"] == [9, 20]
-    assert body["usage"]["avg_calls_per_day"] == 13.7  # 96 / 7 = 13.71
+    expected = answers.PEAK_HOURS_ANSWER
+    assert body["behavior_insights"]["peak_hours"] == expected["peak_hours"]
+    assert body["usage"]["avg_calls_per_day"] == expected["avg_calls_per_day"]
 
-    # 10 calls: extraction 5 (mini), code 2 (haiku), writing 2 + reasoning 1 (sonnet)
-    calls = [
-        call(task_type="extraction", model="gpt-4o-mini", complexity_score=0.1, message_count=3),
-        call(task_type="extraction", model="gpt-4o-mini", complexity_score=0.2, message_count=4),
-        call(task_type="extraction", model="gpt-4o-mini", complexity_score=0.25, message_count=4),
-        call(task_type="extraction", model="gpt-4o-mini", message_count=4, cost_ceiling_hit=True),
-        retried("refusal", task_type="extraction", model="gpt-4o-mini"),
-        call(task_type="code", model="claude-haiku-4-5"),
-        retried("timeout", task_type="code", model="claude-haiku-4-5"),
-        call(task_type="writing", model="claude-sonnet-4-5"),
-        call(task_type="writing", model="claude-sonnet-4-5"),
-        call(task_type="reasoning", model="claude-sonnet-4-5"),
-    ]
+    mini, haiku, sonnet = (
+        {"model": "gpt-4o-mini"},
+        {"model": "claude-haiku-4-5"},
+        {"model": "claude-sonnet-4-5"},
+    )
+    calls = answers.profile_log(call, retried, mini, haiku, sonnet)
     settings = {**SETTINGS, "task_overrides": {"reasoning": "claude-sonnet-4-5"}}
     body = ref.customer(
         calls, account_id="acct_x", settings=settings, days=7, end_date=date(2024, 3, 10)
     )
     assert body["account_id"] == "acct_x"
-    # no preferred models set: the two with most calls (mini 5, sonnet 3; haiku 2)
-    assert body["quality_preferences"] == {
-        "cost_vs_quality_ratio": 0.5,
-        "latency_sensitivity": 0.5,
-        "preferred_models": ["gpt-4o-mini", "claude-sonnet-4-5"],
-    }
-    # extraction 50%, code 20%, writing 20% (tie by name), reasoning 10%;
-    # complexity (0.1 + 0.2 + 0.25) / 3 = 0.18333 -> 0.183
-    assert body["task_profile"] == {
-        "dominant_tasks": ["extraction", "code", "writing"],
-        "complexity_avg": 0.183,
-        "task_overrides": {"reasoning": "claude-sonnet-4-5"},
-    }
-    # messages (3 + 4 + 4 + 4) / 4 = 3.75 -> 3.8; retries 2 / 10; ceiling 1 / 10;
-    # 10 calls at 12:00: 10 >= 1.25 x 10 / 24 -> [12]
-    assert body["behavior_insights"] == {
-        "peak_hours": [12],
-        "avg_conversation_length": 3.8,
-        "retry_rate": 0.2,
-        "cost_ceiling_hit_rate": 0.1,
-    }
+    expected = answers.PROFILE_ANSWER
+    assert body["quality_preferences"] == expected["quality_preferences"]
+    assert body["task_profile"] == expected["task_profile"]
+    assert body["behavior_insights"] == expected["behavior_insights"]
     # an explicit setting is echoed even without calls of that model
     explicit = {**SETTINGS, "preferred_models": ["gpt-4o"]}
     body = ref.customer(
@@ -235,14 +163,12 @@ def test_customer_peak_hours_profile_and_preferences() -> None:
 
 
 def test_dominant_tasks_fall_back_to_the_largest() -> None:
-    # six tasks: 3, 3, 3, 3, 2, 2 calls of 16: none reaches 20% (3.2 calls)
-    sizes = {"code": 3, "extraction": 3, "reasoning": 3, "writing": 3,
-             "classification": 2, "summarization": 2}  # fmt: skip
+    sizes = answers.NO_DOMINANT_TASK_SIZES
     calls = [call(task_type=t) for t, n in sizes.items() for _ in range(n)]
     body = ref.customer(
         calls, account_id="acct_test", settings=SETTINGS, days=7, end_date=date(2024, 3, 10)
     )
-    assert body["task_profile"]["dominant_tasks"] == ["code"]
+    assert body["task_profile"]["dominant_tasks"] == answers.NO_DOMINANT_TASK_ANSWER
 
 
 # ---------------------------------------------------------------- performance
@@ -435,37 +361,17 @@ def test_providers_incidents_uptime_status_and_percentiles() -> None:
 
 def test_provider_trends_with_previous_period_zero() -> None:
     end = at(2024, 3, 10, 12, 0)
-    now, before = at(2024, 3, 10, 11, 30), at(2024, 3, 10, 10, 30)
     google, anthropic = {"provider": "google", "model": "gemini"}, {"provider": "anthropic"}
-    calls = [
-        # google: previous 10 calls at 500 ms, no errors; now 9 + 1 timeout at 550 ms
-        *[call(created_at=before, latency_ms=500, **google) for _ in range(10)],
-        *[call(created_at=now, latency_ms=550, **google) for _ in range(9)],
-        error("timeout", created_at=now, latency_ms=550, **google),
-        # openai: previous 1000 ms, 2 of 10 errors; now 950 ms (-5% exactly), 1 of 10
-        *[call(created_at=before, latency_ms=1000) for _ in range(8)],
-        *[error("provider_error", created_at=before, latency_ms=1000) for _ in range(2)],
-        *[call(created_at=now, latency_ms=950) for _ in range(9)],
-        error("provider_error", created_at=now, latency_ms=950),
-        # anthropic: only now
-        call(created_at=now, latency_ms=700, **anthropic),
-    ]
+    calls = answers.provider_trend_calls(call, error, google, anthropic)
     body = ref.providers(calls, hours=1, end_time=end)
+    expected = answers.PROVIDER_TRENDS
     assert list(body["trends"]) == ["google", "openai", "anthropic"]  # 10, 10 (by name), 1
-    assert body["trends"]["google"] == {
-        "latency_trend": "degrading",  # +0.10
-        "error_trend": "stable",  # previous error rate 0 -> change null
-        "vs_previous_period": {"latency_change": 0.1, "error_change": None},
-    }
-    assert body["trends"]["openai"] == {
-        "latency_trend": "improving",  # -0.05 exactly counts
-        "error_trend": "improving",  # (0.1 - 0.2) / 0.2 = -0.5
-        "vs_previous_period": {"latency_change": -0.05, "error_change": -0.5},
-    }
-    assert body["trends"]["anthropic"]["vs_previous_period"] == {
-        "latency_change": None,
-        "error_change": None,
-    }
+    assert body["trends"]["google"] == expected["google"]
+    assert body["trends"]["openai"] == expected["openai"]
+    assert (
+        body["trends"]["anthropic"]["vs_previous_period"]
+        == expected["anthropic"]["vs_previous_period"]
+    )
 
 
 def test_provider_latency_recommendation_by_hour_of_day() -> None:
@@ -501,52 +407,24 @@ def test_provider_latency_recommendation_by_hour_of_day() -> None:
 
 
 def test_daily_lists_empty_days_and_trends_exclude_today() -> None:
-    calls = [
-        call(created_at=at(2024, 3, 7), cost_usd=Decimal("0.30"), quality_score=0.8),
-        # 2024-03-08: no calls
-        call(created_at=at(2024, 3, 9, 0), cost_usd=Decimal("0.10"), quality_score=0.9,
-             model="claude-haiku-4-5", task_type="code", latency_ms=100),
-        call(created_at=at(2024, 3, 9, 1), cost_usd=Decimal("0.10"), quality_score=0.8,
-             task_type="code", latency_ms=200),
-        error("timeout", created_at=at(2024, 3, 9, 2), cost_usd=Decimal("0.10"),
-              latency_ms=301),
-        # today: would turn quality to declining if it were counted
-        *[call(created_at=at(2024, 3, 10), quality_score=0.1) for _ in range(5)],
-    ]  # fmt: skip
+    calls = answers.daily_log(call, error, {"model": "claude-haiku-4-5"})
     body = ref.daily(calls, days=4, end_date=date(2024, 3, 10), today=date(2024, 3, 10))
-    assert body["period"] == {"start_date": "2024-03-07", "end_date": "2024-03-10"}
+    expected = answers.DAILY_ANSWER
+    assert body["period"] == expected["period"]
     assert [d["date"] for d in body["daily_data"]] == [
         "2024-03-07",
         "2024-03-08",
         "2024-03-09",
         "2024-03-10",
     ]
-    assert body["daily_data"][1] == answers.empty_day("2024-03-08")
-    # 3 calls; latency 601 / 3 = 200.33 -> 200; 2 of 3 succeeded -> 0.667
-    assert body["daily_data"][2] == {
-        "date": "2024-03-09",
-        "total_calls": 3,
-        "total_cost_usd": 0.3,
-        "avg_latency_ms": 200,
-        "success_rate": 0.667,
-        "model_distribution": {"gpt-4o-mini": 2, "claude-haiku-4-5": 1},
-        "task_distribution": {"code": 2, "extraction": 1},
-    }
-    # complete days 7, 8, 9: calls 1, 0, 3 -> slope ((-1)(-1/3) + (1)(5/3)) / 2 = 1,
-    # mean 4/3 -> growth 0.75, increasing. cost 0.3, 0, 0.3 -> slope 0, stable.
-    # quality: day 7 0.8, day 9 0.85 -> slope +0.025/day, improving.
-    assert body["trends"] == {
-        "calls_trend": "increasing",
-        "cost_trend": "stable",
-        "quality_trend": "improving",
-        "avg_daily_growth": 0.75,
-    }
-    # a window ending before today uses every day: adding 03-10 (5 calls, cost 0.005,
-    # quality 0.1) -> calls 1, 0, 3, 5: slope (-1.5)(-1.25) + (-0.5)(-2.25) + (0.5)(0.75)
-    # + (1.5)(2.75) = 7.5 / 5 = 1.5, mean 2.25 -> 0.667; quality 0.8, 0.85, 0.1 -> declining
+    assert body["daily_data"][1] == expected["daily_data"][1]
+    assert body["daily_data"][2] == expected["daily_data"][2]
+    assert body["trends"] == expected["trends"]
+    # a window ending before today uses every day
     body = ref.daily(calls, days=4, end_date=date(2024, 3, 10), today=date(2024, 3, 11))
-    assert body["trends"]["avg_daily_growth"] == 0.667
-    assert body["trends"]["quality_trend"] == "declining"
+    later = expected["trends_a_day_later"]
+    assert body["trends"]["avg_daily_growth"] == later["avg_daily_growth"]
+    assert body["trends"]["quality_trend"] == later["quality_trend"]
 
 
 # ---------------------------------------------------------------- empty windows
