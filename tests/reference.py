@@ -9,6 +9,12 @@ against it, so it shares no code with ``perf_metrics``.
 ``cost_usd`` a Decimal, ``quality_score``/``complexity_score`` a float or None. They are already
 scoped to one account and environment (providers: every account of one environment) but not
 to the window: each function selects its window itself.
+
+The day endpoints (overview, customer, performance, failures, daily) take ``zone``, the
+account's IANA zone (SPEC section 9): a call's day is the calendar date of ``created_at`` on
+that zone's wall clock, ``days``/``end_date`` select local days, customer's months and peak
+hours are local, and the period gains ``timezone``. ``zone=None`` is the answer as it was before
+section 9 (UTC days, no ``timezone`` key), which the comparisons against the service still use.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 Call = dict[str, Any]
 Number = int | Decimal | Fraction
@@ -121,12 +128,39 @@ def utc(dt: datetime) -> datetime:
     return dt.astimezone(UTC)
 
 
-def day_of(call: Call) -> date:
-    return utc(call["created_at"]).date()
+def wall_clock(dt: datetime, zone: str | None) -> datetime:
+    """dt as the zone's clocks show it (zone None: UTC, as before SPEC section 9)."""
+    return dt.astimezone(UTC if zone is None else ZoneInfo(zone))
+
+
+def day_of(call: Call, zone: str | None = None) -> date:
+    """The calendar date of the call in the zone."""
+    return wall_clock(call["created_at"], zone).date()
 
 
 def iso(dt: datetime) -> str:
     return utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def day_start(day: date, zone: str) -> datetime:
+    """The first instant of the local day: its local midnight.
+
+    Built from the wall-clock date, never by adding 24 hours, so a day is 23, 24 or 25 hours
+    (23.5/24.5 on Lord Howe) as the zone's clocks make it. fold=0 (the default) is right in both
+    odd cases: a midnight that happens twice starts the day at its first occurrence, and a
+    midnight skipped by a spring-forward gap is read with the offset before the gap, which is
+    the instant the clocks jump from, so the first instant of that day (01:00 in
+    America/Santiago on 2026-09-06). Returned in UTC: a skipped wall time kept in the zone would
+    still print as 00:00.
+    """
+    return datetime.combine(day, time(0, 0, 0), ZoneInfo(zone)).astimezone(UTC)
+
+
+def local_stamp(dt: datetime, zone: str) -> str:
+    """RFC 3339 to the second: ``Z`` for a UTC account, else the zone's offset at that instant."""
+    if zone == "UTC":
+        return iso(dt)
+    return wall_clock(dt, zone).isoformat(timespec="seconds")
 
 
 # ---------------------------------------------------------------- day windows
@@ -137,20 +171,30 @@ def window_days(days: int, end_date: date) -> list[date]:
     return [start + timedelta(days=i) for i in range(days)]
 
 
-def in_days(calls: list[Call], first: date, last: date) -> list[Call]:
-    """Calls created on the UTC days first..last, both included."""
-    return [c for c in calls if first <= day_of(c) <= last]
+def in_days(calls: list[Call], first: date, last: date, zone: str | None = None) -> list[Call]:
+    """Calls created on the days first..last of the zone (None: UTC), both included."""
+    return [c for c in calls if first <= day_of(c, zone) <= last]
 
 
-def in_window(calls: list[Call], days: int, end_date: date) -> list[Call]:
-    return in_days(calls, end_date - timedelta(days=days - 1), end_date)
+def in_window(calls: list[Call], days: int, end_date: date, zone: str | None = None) -> list[Call]:
+    return in_days(calls, end_date - timedelta(days=days - 1), end_date, zone)
 
 
-def period(days: int, end_date: date) -> dict[str, str]:
+def period(days: int, end_date: date, zone: str | None = None) -> dict[str, str]:
+    """The window's first and last second; with a zone, in its offsets and naming it."""
     start = end_date - timedelta(days=days - 1)
+    if zone is None:
+        return {
+            "start_date": iso(datetime.combine(start, time(0, 0, 0), UTC)),
+            "end_date": iso(datetime.combine(end_date, time(23, 59, 59), UTC)),
+        }
+    # The last second is the one before the next local day starts, with the offset in force
+    # then (23:59:59 on the wall clock; its second pass where clocks go back at midnight).
+    last_second = day_start(end_date + timedelta(days=1), zone) - timedelta(seconds=1)
     return {
-        "start_date": iso(datetime.combine(start, time(0, 0, 0), UTC)),
-        "end_date": iso(datetime.combine(end_date, time(23, 59, 59), UTC)),
+        "start_date": local_stamp(day_start(start, zone), zone),
+        "end_date": local_stamp(last_second, zone),
+        "timezone": zone,
     }
 
 
@@ -193,11 +237,13 @@ def shares(calls: list[Call], key: Callable[[Call], str]) -> dict[str, float | i
 # ---------------------------------------------------------------- overview
 
 
-def overview(calls: list[Call], *, days: int, end_date: date) -> dict[str, Any]:
-    window = in_window(calls, days, end_date)
+def overview(
+    calls: list[Call], *, days: int, end_date: date, zone: str | None = None
+) -> dict[str, Any]:
+    window = in_window(calls, days, end_date, zone)
     n = len(window)
     return {
-        "period": {**period(days, end_date), "days": days},
+        "period": {**period(days, end_date, zone), "days": days},
         "summary": {
             "total_calls": n,
             "total_cost_usd": rnd(total(money(c) for c in window), 2),
@@ -227,9 +273,13 @@ def overview(calls: list[Call], *, days: int, end_date: date) -> dict[str, Any]:
 
 
 def cost_analysis(
-    calls: list[Call], window: list[Call], end_date: date, gpt4o_price: tuple[Decimal, Decimal]
+    calls: list[Call],
+    window: list[Call],
+    end_date: date,
+    gpt4o_price: tuple[Decimal, Decimal],
+    zone: str | None = None,
 ) -> dict[str, Any]:
-    today = end_date
+    today = end_date  # months, "today" and the 7 days before it are the zone's calendar
     month_start = today.replace(day=1)
     month_length = calendar.monthrange(today.year, today.month)[1]
     prev_last = month_start - timedelta(days=1)
@@ -237,7 +287,7 @@ def cost_analysis(
     prev_length = prev_last.day
 
     def cost_between(first: date, last: date) -> Fraction:
-        return total(money(c) for c in in_days(calls, first, last))
+        return total(money(c) for c in in_days(calls, first, last, zone))
 
     current_month = cost_between(month_start, today)
     previous_month = cost_between(prev_first, prev_last)
@@ -276,8 +326,9 @@ def customer(
     days: int,
     end_date: date,
     gpt4o_price: tuple[Decimal, Decimal] = GPT4O_PRICE,
+    zone: str | None = None,
 ) -> dict[str, Any]:
-    window = in_window(calls, days, end_date)
+    window = in_window(calls, days, end_date, zone)
     n = len(window)
 
     models = list(group(window, lambda c: c["model"]))
@@ -288,7 +339,8 @@ def customer(
     if not dominant:
         dominant = list(tasks)[:1]  # the largest one; [] on an empty window
 
-    by_hour = Counter(utc(c["created_at"]).hour for c in window)
+    # The wall-clock hour: both passes through a repeated fall-back hour count to that hour.
+    by_hour = Counter(wall_clock(c["created_at"], zone).hour for c in window)
     # count >= 1.25 x n / 24  <=>  96 x count >= 5 x n; a window with calls never picks an
     # hour without calls, and an empty window picks none.
     peak_hours = sorted(h for h in range(24) if by_hour[h] > 0 and 96 * by_hour[h] >= 5 * n)
@@ -298,14 +350,14 @@ def customer(
 
     return {
         "account_id": account_id,
-        "period": period(days, end_date),
+        "period": period(days, end_date, zone),
         "usage": {
             "total_calls": n,
             "total_tokens": sum(c["input_tokens"] + c["output_tokens"] for c in window),
             "total_cost_usd": rnd(total(money(c) for c in window), 2),
             "avg_calls_per_day": rnd(Fraction(n, days), 1),
         },
-        "cost_analysis": cost_analysis(calls, window, end_date, gpt4o_price),
+        "cost_analysis": cost_analysis(calls, window, end_date, gpt4o_price, zone),
         "quality_preferences": {
             "cost_vs_quality_ratio": settings["cost_vs_quality_ratio"],
             "latency_sensitivity": settings["latency_sensitivity"],
@@ -371,9 +423,14 @@ def optimal_model(models: dict[str, list[Call]]) -> tuple[str | None, str]:
 
 
 def performance(
-    calls: list[Call], *, days: int, end_date: date, task_type: str | None = None
+    calls: list[Call],
+    *,
+    days: int,
+    end_date: date,
+    task_type: str | None = None,
+    zone: str | None = None,
 ) -> dict[str, Any]:
-    window = in_window(calls, days, end_date)
+    window = in_window(calls, days, end_date, zone)
     if task_type is not None:
         window = [c for c in window if c["task_type"] == task_type]
 
@@ -421,7 +478,7 @@ def performance(
             )
     recommendations.sort(key=lambda r: (-r[0], r[1]))
     return {
-        "period": period(days, end_date),
+        "period": period(days, end_date, zone),
         "by_task_type": by_task,
         "recommendations": [r[2] for r in recommendations],
     }
@@ -473,8 +530,10 @@ def mitigation(window: list[Call], mode: str, mode_calls: list[Call]) -> dict[st
     }
 
 
-def failures(calls: list[Call], *, days: int, end_date: date) -> dict[str, Any]:
-    window = in_window(calls, days, end_date)
+def failures(
+    calls: list[Call], *, days: int, end_date: date, zone: str | None = None
+) -> dict[str, Any]:
+    window = in_window(calls, days, end_date, zone)
     failed = [c for c in window if c["failure_mode"] is not None]
     n_failed = len(failed)
 
@@ -512,7 +571,7 @@ def failures(calls: list[Call], *, days: int, end_date: date) -> dict[str, Any]:
     }
 
     return {
-        "period": period(days, end_date),
+        "period": period(days, end_date, zone),
         "summary": {
             "total_failures": n_failed,
             "failure_rate": rnd(ratio(n_failed, len(window)), 3),
@@ -735,9 +794,12 @@ def direction(value: Fraction | None, threshold: Fraction, up: str, down: str) -
     return "stable"
 
 
-def daily(calls: list[Call], *, days: int, end_date: date, today: date) -> dict[str, Any]:
+def daily(
+    calls: list[Call], *, days: int, end_date: date, today: date, zone: str | None = None
+) -> dict[str, Any]:
+    """``today`` is the caller's today in the zone; its day is left out of the trends."""
     window_dates = window_days(days, end_date)
-    per_day = {d: [c for c in calls if day_of(c) == d] for d in window_dates}
+    per_day = {d: [c for c in calls if day_of(c, zone) == d] for d in window_dates}
 
     daily_data = [
         {
@@ -764,9 +826,13 @@ def daily(calls: list[Call], *, days: int, end_date: date, today: date) -> dict[
             quality_points.append(((d - complete[0]).days, q))  # x in days, gaps kept
     quality_slope = slope(quality_points) if len(quality_points) >= 2 else None
 
+    # daily's period keeps SPEC section 4's local dates (YYYY-MM-DD); a zone adds its name.
+    daily_period = {"start_date": window_dates[0].isoformat(), "end_date": end_date.isoformat()}
+    if zone is not None:
+        daily_period["timezone"] = zone
     one_percent = Fraction(1, 100)
     return {
-        "period": {"start_date": window_dates[0].isoformat(), "end_date": end_date.isoformat()},
+        "period": daily_period,
         "daily_data": daily_data,
         "trends": {
             "calls_trend": direction(calls_growth, one_percent, "increasing", "decreasing"),
