@@ -13,6 +13,9 @@ Provider health is platform-wide and absolute, so it stays on UTC (`PLATFORM`), 
 from __future__ import annotations
 
 import calendar
+import functools
+import re
+import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
@@ -42,6 +45,43 @@ class Zone:
 UTC_ZONE = Zone("UTC", UTC)
 # Provider health: platform-wide, its hours of day are UTC (SPEC §9).
 PLATFORM = UTC_ZONE
+
+
+# Names a zone database carries that are no place's clock: the machine's own zone and the
+# placeholder of unset systems.
+_NOT_PLACES = frozenset({"localtime", "posixrules", "Factory"})
+# What users type for a fixed offset: +05:30, -3, UTC+5, GMT-03:00, Z+1 ... (Etc/GMT+5 is an
+# IANA name and passes).
+_OFFSET = re.compile(r"^(?:UTC|GMT|UT|Z)?\s*[+-]\s*\d", re.IGNORECASE)
+
+
+def canonical_zone_name(name: str) -> str:
+    """The IANA zone `name` names, spelled as the zone database spells it
+    (`europe/berlin` -> `Europe/Berlin`). Raises ValueError, saying what to write instead, for
+    anything else: an empty name, a fixed offset or POSIX string (Postgres reads `UTC+5` as five
+    hours *west* of UTC), or a name no zone has."""
+    text = name.strip()
+    if not text:
+        raise ValueError("A timezone is an IANA zone name, such as Europe/Berlin or UTC.")
+    if _OFFSET.match(text):
+        raise ValueError(
+            f"'{name}' is a fixed offset, not a zone: its clock never changes, and Postgres "
+            "reads 'UTC+5' as five hours west of UTC. Write the IANA name of the place, such "
+            "as Asia/Kolkata (not +05:30) or America/Sao_Paulo (not UTC-3)."
+        )
+    canonical = _zone_names().get(text.lower())
+    if canonical is None:
+        raise ValueError(
+            f"Unknown timezone '{name}'. Write an IANA zone name, such as Europe/Berlin, "
+            "America/New_York or UTC."
+        )
+    return canonical
+
+
+@functools.cache
+def _zone_names() -> dict[str, str]:
+    """Every zone name the zone database knows, by its lower-case form."""
+    return {n.lower(): n for n in zoneinfo.available_timezones() - _NOT_PLACES}
 
 
 def zone_of_account(account_id: str) -> Zone:
