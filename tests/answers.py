@@ -29,7 +29,11 @@ def empty_day(day: str) -> dict[str, Any]:
 def empty_window(account_id: str) -> dict[str, dict[str, Any]]:
     """Each endpoint's answer where no call falls in the window, by endpoint: days=1 ending
     2024-03-10 (daily: days=2), providers hours=1 ending 2024-03-10 12:00Z, default settings."""
-    period = {"start_date": "2024-03-10T00:00:00Z", "end_date": "2024-03-10T23:59:59Z"}
+    period = {
+        "start_date": "2024-03-10T00:00:00Z",
+        "end_date": "2024-03-10T23:59:59Z",
+        "timezone": "UTC",
+    }
     return {
         "overview": {
             "period": {**period, "days": 1},
@@ -102,7 +106,7 @@ def empty_window(account_id: str) -> dict[str, dict[str, Any]]:
             "recommendations": [],
         },
         "daily": {
-            "period": {"start_date": "2024-03-09", "end_date": "2024-03-10"},
+            "period": {"start_date": "2024-03-09", "end_date": "2024-03-10", "timezone": "UTC"},
             "daily_data": [empty_day("2024-03-09"), empty_day("2024-03-10")],
             "trends": {  # two complete days, mean 0 -> growth null -> stable
                 "calls_trend": "stable",
@@ -146,6 +150,7 @@ FOUR_ROUTED_ANSWER: dict[str, Any] = {
     "period": {
         "start_date": "2024-03-04T00:00:00Z",
         "end_date": "2024-03-10T23:59:59Z",
+        "timezone": "UTC",
         "days": 7,
     },
     "summary": {
@@ -473,7 +478,7 @@ def daily_log(call: Build, error: Build, haiku: Mapping[str, Any]) -> list[dict[
 # daily, days=4 ending 2024-03-10 of `daily_log`, on 2024-03-10 (today) and, under
 # "a_day_later", on 2024-03-11.
 DAILY_ANSWER: dict[str, Any] = {
-    "period": {"start_date": "2024-03-07", "end_date": "2024-03-10"},
+    "period": {"start_date": "2024-03-07", "end_date": "2024-03-10", "timezone": "UTC"},
     # 3 calls on 03-09: latency 601 / 3 = 200.33 -> 200; 2 of 3 succeeded -> 0.667;
     # today: 5 x 0.001 = 0.005 -> 0.01 (half-up)
     "daily_data": [
@@ -543,7 +548,11 @@ LEAP_DAY_COSTS = [
 ]
 LEAP_DAY_ANSWER: dict[str, Any] = {
     # 30 days ending on the leap day: Jan 31 + Feb 1..29
-    "period": {"start_date": "2024-01-31T00:00:00Z", "end_date": "2024-02-29T23:59:59Z"},
+    "period": {
+        "start_date": "2024-01-31T00:00:00Z",
+        "end_date": "2024-02-29T23:59:59Z",
+        "timezone": "UTC",
+    },
     # window: 5 calls, 8 + 0.5 + 0.7 + 0.7 + 3 = 12.90; 5 x 1.1M tokens; 5 / 30 = 0.17 -> 0.2
     "usage": {
         "total_calls": 5,

@@ -13,8 +13,7 @@ to the window: each function selects its window itself.
 The day endpoints (overview, customer, performance, failures, daily) take ``zone``, the
 account's IANA zone (SPEC section 9): a call's day is the calendar date of ``created_at`` on
 that zone's wall clock, ``days``/``end_date`` select local days, customer's months and peak
-hours are local, and the period gains ``timezone``. ``zone=None`` is the answer as it was before
-section 9 (UTC days, no ``timezone`` key), which the comparisons against the service still use.
+hours are local, and the period gains ``timezone`` (default ``"UTC"``: the ``Z`` form).
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 Call = dict[str, Any]
+UTC_NAME = "UTC"
 Number = int | Decimal | Fraction
 T = TypeVar("T")
 
@@ -128,12 +128,12 @@ def utc(dt: datetime) -> datetime:
     return dt.astimezone(UTC)
 
 
-def wall_clock(dt: datetime, zone: str | None) -> datetime:
-    """dt as the zone's clocks show it (zone None: UTC, as before SPEC section 9)."""
-    return dt.astimezone(UTC if zone is None else ZoneInfo(zone))
+def wall_clock(dt: datetime, zone: str) -> datetime:
+    """dt as the zone's clocks show it."""
+    return dt.astimezone(ZoneInfo(zone))
 
 
-def day_of(call: Call, zone: str | None = None) -> date:
+def day_of(call: Call, zone: str = UTC_NAME) -> date:
     """The calendar date of the call in the zone."""
     return wall_clock(call["created_at"], zone).date()
 
@@ -171,23 +171,18 @@ def window_days(days: int, end_date: date) -> list[date]:
     return [start + timedelta(days=i) for i in range(days)]
 
 
-def in_days(calls: list[Call], first: date, last: date, zone: str | None = None) -> list[Call]:
-    """Calls created on the days first..last of the zone (None: UTC), both included."""
+def in_days(calls: list[Call], first: date, last: date, zone: str = UTC_NAME) -> list[Call]:
+    """Calls created on the days first..last of the zone, both included."""
     return [c for c in calls if first <= day_of(c, zone) <= last]
 
 
-def in_window(calls: list[Call], days: int, end_date: date, zone: str | None = None) -> list[Call]:
+def in_window(calls: list[Call], days: int, end_date: date, zone: str = UTC_NAME) -> list[Call]:
     return in_days(calls, end_date - timedelta(days=days - 1), end_date, zone)
 
 
-def period(days: int, end_date: date, zone: str | None = None) -> dict[str, str]:
+def period(days: int, end_date: date, zone: str = UTC_NAME) -> dict[str, str]:
     """The window's first and last second; with a zone, in its offsets and naming it."""
     start = end_date - timedelta(days=days - 1)
-    if zone is None:
-        return {
-            "start_date": iso(datetime.combine(start, time(0, 0, 0), UTC)),
-            "end_date": iso(datetime.combine(end_date, time(23, 59, 59), UTC)),
-        }
     # The last second is the one before the next local day starts, with the offset in force
     # then (23:59:59 on the wall clock; its second pass where clocks go back at midnight).
     last_second = day_start(end_date + timedelta(days=1), zone) - timedelta(seconds=1)
@@ -238,7 +233,7 @@ def shares(calls: list[Call], key: Callable[[Call], str]) -> dict[str, float | i
 
 
 def overview(
-    calls: list[Call], *, days: int, end_date: date, zone: str | None = None
+    calls: list[Call], *, days: int, end_date: date, zone: str = UTC_NAME
 ) -> dict[str, Any]:
     window = in_window(calls, days, end_date, zone)
     n = len(window)
@@ -277,7 +272,7 @@ def cost_analysis(
     window: list[Call],
     end_date: date,
     gpt4o_price: tuple[Decimal, Decimal],
-    zone: str | None = None,
+    zone: str = UTC_NAME,
 ) -> dict[str, Any]:
     today = end_date  # months, "today" and the 7 days before it are the zone's calendar
     month_start = today.replace(day=1)
@@ -326,7 +321,7 @@ def customer(
     days: int,
     end_date: date,
     gpt4o_price: tuple[Decimal, Decimal] = GPT4O_PRICE,
-    zone: str | None = None,
+    zone: str = UTC_NAME,
 ) -> dict[str, Any]:
     window = in_window(calls, days, end_date, zone)
     n = len(window)
@@ -428,7 +423,7 @@ def performance(
     days: int,
     end_date: date,
     task_type: str | None = None,
-    zone: str | None = None,
+    zone: str = UTC_NAME,
 ) -> dict[str, Any]:
     window = in_window(calls, days, end_date, zone)
     if task_type is not None:
@@ -531,7 +526,7 @@ def mitigation(window: list[Call], mode: str, mode_calls: list[Call]) -> dict[st
 
 
 def failures(
-    calls: list[Call], *, days: int, end_date: date, zone: str | None = None
+    calls: list[Call], *, days: int, end_date: date, zone: str = UTC_NAME
 ) -> dict[str, Any]:
     window = in_window(calls, days, end_date, zone)
     failed = [c for c in window if c["failure_mode"] is not None]
@@ -795,7 +790,7 @@ def direction(value: Fraction | None, threshold: Fraction, up: str, down: str) -
 
 
 def daily(
-    calls: list[Call], *, days: int, end_date: date, today: date, zone: str | None = None
+    calls: list[Call], *, days: int, end_date: date, today: date, zone: str = UTC_NAME
 ) -> dict[str, Any]:
     """``today`` is the caller's today in the zone; its day is left out of the trends."""
     window_dates = window_days(days, end_date)
@@ -827,9 +822,11 @@ def daily(
     quality_slope = slope(quality_points) if len(quality_points) >= 2 else None
 
     # daily's period keeps SPEC section 4's local dates (YYYY-MM-DD); a zone adds its name.
-    daily_period = {"start_date": window_dates[0].isoformat(), "end_date": end_date.isoformat()}
-    if zone is not None:
-        daily_period["timezone"] = zone
+    daily_period = {
+        "start_date": window_dates[0].isoformat(),
+        "end_date": end_date.isoformat(),
+        "timezone": zone,
+    }
     one_percent = Fraction(1, 100)
     return {
         "period": daily_period,

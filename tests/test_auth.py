@@ -56,6 +56,7 @@ async def test_account_route_answers_for_a_live_key(
         "environment": "live",
         "key_id": key["key_id"],
         "rate_limit_per_minute": 300,
+        "timezone": "UTC",
     }
 
 

@@ -20,6 +20,12 @@ class AccountResponse(BaseModel):
     rate_limit_per_minute: int = Field(
         description="Requests a minute allowed on /v1/metrics/* for this account (by tier)."
     )
+    timezone: str = Field(
+        description="The IANA zone the account's days, months and hours of day are counted "
+        "in (default UTC); set by the operator with `perf-metrics accounts update ID "
+        "--timezone ZONE`.",
+        examples=["Europe/Berlin"],
+    )
 
 
 @router.get(
@@ -52,4 +58,5 @@ async def get_account(key: CustomerKeyDep) -> AccountResponse:
         environment=key.environment,
         key_id=key.key_id,
         rate_limit_per_minute=key.rate_limit_per_minute or 0,
+        timezone=key.timezone,
     )

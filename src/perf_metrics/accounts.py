@@ -7,13 +7,15 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perf_metrics.calls.schema import TASK_TYPES
 from perf_metrics.db import accounts, api_keys
 from perf_metrics.keys import generate_key, hash_key, new_key_id
 from perf_metrics.settings import TIER_LIMITS
+from perf_metrics.zones import canonical_zone_name
 
 ACCOUNT_ID = re.compile(r"^acct_[A-Za-z0-9_]{1,59}$")
 
@@ -31,8 +33,32 @@ def _check_unit(name: str, value: float | None) -> None:
         raise AdminError(f"{name} must be between 0 and 1")
 
 
+async def checked_zone(conn: AsyncConnection, name: str) -> str:
+    """The canonical spelling of the IANA zone `name`, which both Python's zone database and
+    the database server's know (the fold counts days with the server's). AdminError, saying
+    what to write instead, for anything else."""
+    try:
+        zone = canonical_zone_name(name)
+    except ValueError as exc:
+        raise AdminError(str(exc)) from None
+    try:
+        async with conn.begin_nested():
+            await conn.execute(text("SELECT now() AT TIME ZONE :zone"), {"zone": zone})
+    except DBAPIError:
+        raise AdminError(
+            f"The database server's zone database does not know {zone}: update its tzdata "
+            "package (or use a zone both know)."
+        ) from None
+    return zone
+
+
 async def create_account(
-    conn: AsyncConnection, *, name: str, tier: str, account_id: str | None = None
+    conn: AsyncConnection,
+    *,
+    name: str,
+    tier: str,
+    account_id: str | None = None,
+    timezone: str = "UTC",
 ) -> dict[str, Any]:
     account_id = account_id or new_account_id()
     if not ACCOUNT_ID.match(account_id):
@@ -44,6 +70,7 @@ async def create_account(
     exists = await conn.scalar(select(accounts.c.id).where(accounts.c.id == account_id))
     if exists:
         raise AdminError(f"account {account_id} already exists")
+    zone = await checked_zone(conn, timezone)
     now = datetime.now(UTC)
     await conn.execute(
         insert(accounts).values(
@@ -54,6 +81,7 @@ async def create_account(
             latency_sensitivity=0.5,
             preferred_models=[],
             task_overrides={},
+            timezone=zone,
             created_at=now,
             updated_at=now,
         )
@@ -73,6 +101,7 @@ async def get_account(conn: AsyncConnection, account_id: str) -> dict[str, Any]:
         "account_id": row["id"],
         "name": row["name"],
         "tier": row["tier"],
+        "timezone": row["timezone"],
         "settings": {
             "cost_vs_quality_ratio": row["cost_vs_quality_ratio"],
             "latency_sensitivity": row["latency_sensitivity"],

@@ -38,6 +38,9 @@ class Principal:
     # key's environment (bumped by every committed batch) and its settings' last change.
     data_version: int = 0
     settings_changed_at: datetime | None = None
+    # The IANA zone the account's days are counted in (SPEC §9), read in the same snapshot as
+    # its data: an answer never mixes two zones.
+    timezone: str = "UTC"
 
     @property
     def rate_limit_per_minute(self) -> int | None:
@@ -56,6 +59,7 @@ KEY_LOOKUP = (
         accounts.c.name,
         accounts.c.tier,
         accounts.c.updated_at,
+        accounts.c.timezone,
         account_versions.c.version,
     )
     .select_from(
@@ -120,6 +124,7 @@ async def authenticate(conn: AsyncConnection, token: str, defer_touch: Any = Non
         tier=row.tier,
         data_version=row.version or 0,
         settings_changed_at=row.updated_at,
+        timezone=row.timezone or "UTC",
     )
 
 

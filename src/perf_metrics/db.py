@@ -67,6 +67,8 @@ accounts = Table(
     Column("task_overrides", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The IANA zone its days are counted in (SPEC §9), canonical spelling (zones.py).
+    Column("timezone", Text, nullable=False, server_default="UTC"),
     CheckConstraint("id ~ '^acct_[A-Za-z0-9_]{1,59}$'", name="id_format"),
     CheckConstraint("tier IN ('free', 'pro', 'enterprise')", name="tier"),
     CheckConstraint("cost_vs_quality_ratio BETWEEN 0 AND 1", name="cost_vs_quality_ratio"),
@@ -162,13 +164,30 @@ calls = Table(
 # Per-account time-range reads (raw exports, the naive baseline, rebuilding rollups).
 Index(None, calls.c.account_id, calls.c.environment, calls.c.created_at)
 
-# New calls queued for the rollups (migration 0005): the columns of a call that a fold reads.
+# New calls queued for the rollups (migration 0005): the columns of a call that a fold reads,
+# and its id (migration 0007: a zone change rebuilds from the calls not queued).
 # No key and no index: every fold reads the queue whole and empties it.
-NOT_QUEUED = ("call_id", "api_key_id", "max_cost_per_call", "user_id", "metadata", "ingested_at")
+NOT_QUEUED = ("api_key_id", "max_cost_per_call", "user_id", "metadata", "ingested_at")
 calls_pending = Table(
     "calls_pending",
     metadata,
-    *(Column(c.name, c.type, nullable=c.nullable) for c in calls.c if c.name not in NOT_QUEUED),
+    *(
+        # call_id: null in rows queued before migration 0007
+        Column(c.name, c.type, nullable=c.nullable or c.name == "call_id")
+        for c in calls.c
+        if c.name not in NOT_QUEUED
+    ),
+)
+
+# The accounts whose rollups a zone change is rebuilding (rollups/rezone.py): folds leave
+# their queued calls alone until `expires_at`, so a change that died only delays them.
+account_rebuilds = Table(
+    "account_rebuilds",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("timezone", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
 # A change counter per account and environment: ETags key on it.

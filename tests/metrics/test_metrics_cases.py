@@ -188,6 +188,7 @@ async def test_cost_analysis_leap_day_and_window_from_jan_31(
     assert body["period"] == {
         "start_date": "2028-01-31T00:00:00Z",
         "end_date": "2028-02-29T23:59:59Z",
+        "timezone": "UTC",
     }
     assert body["usage"]["total_calls"] == 0
     # ... and 2027 is not
@@ -382,6 +383,7 @@ async def test_optimal_model_rules_reasons_and_recommendations(
     assert body["period"] == {
         "start_date": "2024-03-04T00:00:00Z",
         "end_date": "2024-03-10T23:59:59Z",
+        "timezone": "UTC",
     }
     by_task = body["by_task_type"]
     # extraction 70, code 60, summarization 45, reasoning 40, writing 19
@@ -945,7 +947,11 @@ async def test_daily_lists_empty_days_and_trends_exclude_today(
     }
     # a window of today only has no complete day: the same
     body = await get(client, world.a_live, "daily", days=1)
-    assert body["period"] == {"start_date": "2024-03-11", "end_date": "2024-03-11"}
+    assert body["period"] == {
+        "start_date": "2024-03-11",
+        "end_date": "2024-03-11",
+        "timezone": "UTC",
+    }
     assert body["trends"]["avg_daily_growth"] is None
     # 03-08 and 03-09: calls 0, 3 -> slope 3, mean 1.5 -> growth 2.0; quality on one day
     # only (03-09) -> stable
@@ -1200,6 +1206,7 @@ async def test_effective_windows_echo_the_parameters(
     assert body["period"] == {
         "start_date": "2023-12-12T00:00:00Z",
         "end_date": "2024-03-10T23:59:59Z",
+        "timezone": "UTC",
         "days": 90,
     }
     # defaults: customer and daily 30 days, performance and failures 7, ending today
@@ -1207,6 +1214,7 @@ async def test_effective_windows_echo_the_parameters(
     assert (await get(client, key, "daily"))["period"] == {
         "start_date": "2024-02-10",
         "end_date": "2024-03-10",
+        "timezone": "UTC",
     }
     assert len((await get(client, key, "daily"))["daily_data"]) == 30
     assert (await get(client, key, "failures"))["period"]["start_date"] == "2024-03-04T00:00:00Z"

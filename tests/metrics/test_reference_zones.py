@@ -442,38 +442,3 @@ def test_customer_months_in_gmt_minus_12_on_the_first() -> None:
         "end_date": "2026-03-01T23:59:59-12:00",
         "timezone": zone,
     }
-
-
-# ---------------------------------------------------------------- zone=None is the old answer
-
-
-def test_no_zone_is_utc_without_the_timezone_key() -> None:
-    # zone=None must stay the pre-section-9 answer, which the service comparisons use; an
-    # explicit "UTC" is the same answer plus period.timezone (Z form kept).
-    rng = random.Random(9)
-    calls = [
-        as_reference(r) for r in random_log(rng, ["a"], 800, utc(2026, 1, 20), utc(2026, 3, 5))
-    ]
-    end = date(2026, 3, 3)
-
-    def without_zone(answer: dict[str, Any]) -> dict[str, Any]:
-        assert answer["period"].pop("timezone") == "UTC"
-        return answer
-
-    for days in (1, 7, 30):
-        assert ref.overview(calls, days=days, end_date=end) == without_zone(
-            ref.overview(calls, days=days, end_date=end, zone="UTC")
-        )
-        assert ref.performance(calls, days=days, end_date=end) == without_zone(
-            ref.performance(calls, days=days, end_date=end, zone="UTC")
-        )
-        assert ref.failures(calls, days=days, end_date=end) == without_zone(
-            ref.failures(calls, days=days, end_date=end, zone="UTC")
-        )
-        assert ref.daily(calls, days=days, end_date=end, today=end) == without_zone(
-            ref.daily(calls, days=days, end_date=end, today=end, zone="UTC")
-        )
-        kwargs: dict[str, Any] = {"account_id": "a", "settings": SETTINGS, "days": days}
-        assert ref.customer(calls, end_date=end, **kwargs) == without_zone(
-            ref.customer(calls, end_date=end, zone="UTC", **kwargs)
-        )

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics import accounts as admin
-from perf_metrics.cli.common import CliError, Subcommands, emit, run_in_transaction, unit_float
+from perf_metrics.cli.common import (
+    CliError,
+    Subcommands,
+    emit,
+    maintenance,
+    run_in_transaction,
+    run_with_engine,
+    unit_float,
+)
 from perf_metrics.settings import Settings
 
 TIERS = ["free", "pro", "enterprise"]
+ZONE_HELP = (
+    "IANA zone its days are counted in, e.g. Europe/Berlin or Asia/Kolkata (not +05:30); "
+    "default UTC"
+)
 
 
 def cmd_accounts_create(args: argparse.Namespace, settings: Settings) -> None:
@@ -16,7 +32,11 @@ def cmd_accounts_create(args: argparse.Namespace, settings: Settings) -> None:
         run_in_transaction(
             settings,
             lambda c: admin.create_account(
-                c, name=args.name, tier=args.tier, account_id=args.account_id
+                c,
+                name=args.name,
+                tier=args.tier,
+                account_id=args.account_id,
+                timezone=args.timezone,
             ),
         )
     )
@@ -39,20 +59,32 @@ def cmd_accounts_update(args: argparse.Namespace, settings: Settings) -> None:
     if args.preferred_models is not None:
         preferred = [m.strip() for m in args.preferred_models.split(",") if m.strip()]
     overrides = _task_overrides(args.task_override)
-    emit(
-        run_in_transaction(
-            settings,
-            lambda c: admin.update_account(
-                c,
+
+    async def update(engine: AsyncEngine) -> Any:
+        async with engine.begin() as conn:
+            account = await admin.update_account(
+                conn,
                 args.account_id,
                 tier=args.tier,
                 cost_vs_quality_ratio=args.cost_vs_quality,
                 latency_sensitivity=args.latency_sensitivity,
                 preferred_models=preferred,
                 task_overrides=overrides,
-            ),
-        )
-    )
+            )
+        if args.timezone is None:
+            return account
+        from perf_metrics.rollups.rezone import change_zone
+
+        change = await change_zone(engine, args.account_id, args.timezone, _progress)
+        async with engine.connect() as conn:
+            return {**await admin.get_account(conn, args.account_id), "zone_change": change}
+
+    emit(run_with_engine(maintenance(settings), update))
+
+
+def _progress(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def add_commands(sub: Subcommands) -> None:
@@ -63,6 +95,7 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--name", required=True)
     p.add_argument("--tier", required=True, choices=TIERS)
     p.add_argument("--account-id")
+    p.add_argument("--timezone", default="UTC", help=ZONE_HELP)
     p.set_defaults(func=cmd_accounts_create)
     p = acc.add_parser("update", help="change an account's tier or settings")
     p.add_argument("account_id")
@@ -71,4 +104,9 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--latency-sensitivity", type=unit_float)
     p.add_argument("--preferred-models", help="comma-separated; empty string clears")
     p.add_argument("--task-override", action="append", metavar="TASK=MODEL")
+    p.add_argument(
+        "--timezone",
+        help=ZONE_HELP + "; retroactive: the account's rollups are recounted in it, while "
+        "ingest goes on",
+    )
     p.set_defaults(func=cmd_accounts_update)

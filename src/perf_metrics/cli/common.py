@@ -78,6 +78,12 @@ def run_with_engine(
     return asyncio.run(go())
 
 
+def maintenance(settings: Settings) -> Settings:
+    """For commands that read a whole call log (rollup checks and rebuilds, zone changes):
+    minutes per statement, not the service's seconds."""
+    return settings.model_copy(update={"db_statement_timeout_ms": 3_600_000})
+
+
 def run_in_transaction(
     settings: Settings, work: Callable[[AsyncConnection], Awaitable[Any]]
 ) -> Any:

@@ -14,15 +14,11 @@ from perf_metrics.cli.common import (
     Subcommands,
     count,
     emit,
+    maintenance,
     run_in_transaction,
     run_with_engine,
 )
 from perf_metrics.settings import Settings
-
-
-def _maintenance(settings: Settings) -> Settings:
-    """Rollup checks and rebuilds read the whole call log: minutes, not the service's seconds."""
-    return settings.model_copy(update={"db_statement_timeout_ms": 3_600_000})
 
 
 def cmd_rollups_verify(args: argparse.Namespace, settings: Settings) -> None:
@@ -39,7 +35,7 @@ def cmd_rollups_verify(args: argparse.Namespace, settings: Settings) -> None:
             await conn.rollback()  # it wrote temporary tables only
             return result
 
-    result = run_with_engine(_maintenance(settings), verify)
+    result = run_with_engine(maintenance(settings), verify)
     emit(result)
     if not result["ok"]:
         raise RollupsDrifted(
@@ -52,7 +48,7 @@ def cmd_rollups_rebuild(args: argparse.Namespace, settings: Settings) -> None:
     from perf_metrics.rollups.maintenance import rebuild_rollups
 
     started = time.monotonic()
-    result = run_in_transaction(_maintenance(settings), rebuild_rollups)
+    result = run_in_transaction(maintenance(settings), rebuild_rollups)
     emit({**result, "seconds": round(time.monotonic() - started, 1)})
 
 

@@ -91,7 +91,7 @@ async def answer(conn: AsyncConnection, query: DayQuery) -> dict[str, Any]:
     growth = _growth(calls_series)
     quality_slope = _slope([y for _, y in quality_points], [x for x, _ in quality_points])
     return {
-        "period": {"start_date": window.start.isoformat(), "end_date": window.end.isoformat()},
+        "period": window.date_period(),
         "daily_data": series,
         "trends": {
             "calls_trend": _direction(growth, Fraction(1, 100), "increasing", "decreasing"),

@@ -9,6 +9,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "period": {
             "start_date": "2024-01-01T00:00:00Z",
             "end_date": "2024-01-30T23:59:59Z",
+            "timezone": "UTC",
             "days": 30,
         },
         "summary": {
@@ -50,7 +51,11 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "customer": {
         "account_id": "acct_abc123",
-        "period": {"start_date": "2024-01-01T00:00:00Z", "end_date": "2024-01-30T23:59:59Z"},
+        "period": {
+            "start_date": "2024-01-01T00:00:00+01:00",
+            "end_date": "2024-01-30T23:59:59+01:00",
+            "timezone": "Europe/Berlin",
+        },
         "usage": {
             "total_calls": 12456,
             "total_tokens": 5678901,
@@ -86,7 +91,11 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         },
     },
     "performance": {
-        "period": {"start_date": "2024-01-24T00:00:00Z", "end_date": "2024-01-30T23:59:59Z"},
+        "period": {
+            "start_date": "2024-01-24T00:00:00Z",
+            "end_date": "2024-01-30T23:59:59Z",
+            "timezone": "UTC",
+        },
         "by_task_type": {
             "extraction": {
                 "total_calls": 5678,
@@ -143,7 +152,11 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         ],
     },
     "failures": {
-        "period": {"start_date": "2024-01-24T00:00:00Z", "end_date": "2024-01-30T23:59:59Z"},
+        "period": {
+            "start_date": "2024-01-24T00:00:00Z",
+            "end_date": "2024-01-30T23:59:59Z",
+            "timezone": "UTC",
+        },
         "summary": {
             "total_failures": 234,
             "failure_rate": 0.013,
@@ -259,7 +272,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         ],
     },
     "daily": {
-        "period": {"start_date": "2024-01-01", "end_date": "2024-01-30"},
+        "period": {"start_date": "2024-01-01", "end_date": "2024-01-30", "timezone": "UTC"},
         "daily_data": [
             {
                 "date": "2024-01-01",

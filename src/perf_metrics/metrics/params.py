@@ -23,7 +23,7 @@ from perf_metrics.calls.schema import TASK_TYPES
 from perf_metrics.deps import ClockDep
 from perf_metrics.metrics.query import DayQuery, Filters, HourQuery, MetricsQuery, Scope
 from perf_metrics.metrics.windows import Params, day_window, hour_window
-from perf_metrics.zones import zone_of_account
+from perf_metrics.zones import Zone
 
 
 def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -39,15 +39,16 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 def _days(default: int) -> dict[str, Any]:
     return _query(
         "days",
-        f"Whole UTC days in the window (1-90); default {default}.",
+        f"Whole days in the window (1-90), calendar days in the account's timezone; default "
+        f"{default}.",
         {"type": "integer", "minimum": 1, "maximum": 90, "default": default},
     )
 
 
 END_DATE = _query(
     "end_date",
-    "Last day of the window, YYYY-MM-DD (UTC), from 1970-01-01 and not in the future; default "
-    "today.",
+    "Last day of the window, YYYY-MM-DD, a date in the account's timezone (`GET /v1/account`), "
+    "from 1970-01-01 and not in the future there; default today there.",
     {"type": "string", "format": "date"},
 )
 TASK_TYPE = _query(
@@ -92,7 +93,7 @@ class DayWindowParams:
             params = Params(request.query_params, names)
             task = params.choice("task_type", TASK_TYPES) if self.task_filter else None
             scope = _scope(key)
-            zone = zone_of_account(scope.account_id)
+            zone = Zone.named(key.timezone)
             today = zone.today(at)  # "today" and "the future" are judged in the account's zone
             window = day_window(params, self.default_days, today, zone)
             filters = Filters(task_type=task)

@@ -20,15 +20,27 @@ DateTimeStr = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 NO_CALLS = "; null when the window has no calls"
 
 
+TIMEZONE = Field(
+    description="The account's IANA timezone (`GET /v1/account`): the days of the window are "
+    "its calendar days."
+)
+
+
 class DayPeriod(_Model):
     start_date: DateTimeStr = Field(
-        description="First instant of the window, YYYY-MM-DDT00:00:00Z."
+        description="First instant of the window: local midnight of its first day, RFC 3339 "
+        "(YYYY-MM-DDT00:00:00Z for a UTC account, else with the zone's offset at that "
+        "instant, e.g. 2026-03-01T00:00:00+01:00)."
     )
-    end_date: DateTimeStr = Field(description="Last second of the window, YYYY-MM-DDT23:59:59Z.")
+    end_date: DateTimeStr = Field(
+        description="Last second of the window: 23:59:59 local time on its last day, in the "
+        "same form (the offset may differ from start_date's across a DST change)."
+    )
+    timezone: str = TIMEZONE
 
 
 class OverviewPeriod(DayPeriod):
-    days: int = Field(description="Number of whole UTC days in the window.")
+    days: int = Field(description="Number of whole days (the account's calendar days).")
 
 
 class OverviewSummary(_Model):
@@ -79,7 +91,10 @@ class Usage(_Model):
     total_calls: int = Field(description="Calls in the window.")
     total_tokens: int = Field(description="Sum of input_tokens + output_tokens.")
     total_cost_usd: float = Field(description="Sum of cost_usd, 2 decimals.")
-    avg_calls_per_day: float = Field(description="Calls / days in the window, 1 decimal.")
+    avg_calls_per_day: float = Field(
+        description="Calls / days in the window (calendar days, whatever their length in "
+        "hours), 1 decimal."
+    )
 
 
 class VsGpt4o(_Model):
@@ -93,8 +108,13 @@ class VsGpt4o(_Model):
 
 
 class CostAnalysis(_Model):
-    current_month: float = Field(description="Cost from the 1st of end_date's month through it.")
-    previous_month: float = Field(description="Cost of the whole previous calendar month.")
+    current_month: float = Field(
+        description="Cost from the 1st of end_date's month through it: a calendar month in the "
+        "account's timezone."
+    )
+    previous_month: float = Field(
+        description="Cost of the whole previous calendar month (the account's timezone)."
+    )
     change_percentage: float | None = Field(
         description="100 x (current_month - P) / P, P = previous month's days "
         "1..min(today's day, its length); null when P is 0."
@@ -127,7 +147,9 @@ class TaskProfile(_Model):
 
 class BehaviorInsights(_Model):
     peak_hours: list[int] = Field(
-        description="UTC hours (ascending) whose call count is >= 1.25 x calls / 24."
+        description="Hours of day (0-23, wall-clock hours in the account's timezone; both "
+        "occurrences of a repeated fall-back hour count to it), ascending, whose call count "
+        "is >= 1.25 x calls / 24."
     )
     avg_conversation_length: float | None = Field(
         description="Mean of the non-null message_count values, 1 decimal; null when no call "
@@ -325,12 +347,16 @@ class ProvidersResponse(_Model):
 
 
 class DailyPeriod(_Model):
-    start_date: DateStr = Field(description="First day of the window.")
-    end_date: DateStr = Field(description="Last day of the window.")
+    start_date: DateStr = Field(description="First day of the window (a local date).")
+    end_date: DateStr = Field(description="Last day of the window (a local date).")
+    timezone: str = TIMEZONE
 
 
 class Day(_Model):
-    date: DateStr = Field(description="The UTC day, YYYY-MM-DD.")
+    date: DateStr = Field(
+        description="The day, YYYY-MM-DD: a calendar day in the account's timezone (23, 24 or "
+        "25 hours long around DST changes)."
+    )
     total_calls: int = Field(description="Calls that day (0 for a day without calls).")
     total_cost_usd: float = Field(description="Sum of cost_usd that day, 2 decimals.")
     avg_latency_ms: int | None = Field(description="Mean latency that day; null without calls.")

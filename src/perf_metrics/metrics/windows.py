@@ -58,9 +58,19 @@ class DayWindow:
         return DayWindow(start, end, self.zone)
 
     def period(self) -> dict[str, Any]:
+        """The window's first instant and last second, in the zone's offsets (SPEC §9)."""
         return {
-            "start_date": iso_z(self.start_at),
-            "end_date": iso_z(self.end_before - timedelta(seconds=1)),
+            "start_date": self.zone.stamp(self.start_at),
+            "end_date": self.zone.stamp(self.end_before - timedelta(seconds=1)),
+            "timezone": self.zone.name,
+        }
+
+    def date_period(self) -> dict[str, Any]:
+        """The window as its first and last local dates (daily's period)."""
+        return {
+            "start_date": self.start.isoformat(),
+            "end_date": self.end.isoformat(),
+            "timezone": self.zone.name,
         }
 
     def dates(self) -> list[date]:

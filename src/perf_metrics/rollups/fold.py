@@ -20,7 +20,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perf_metrics.calls.store import PENDING_LIST
-from perf_metrics.db import BEGIN_WRITE, account_versions, commit_retrying, driver_connection
+from perf_metrics.db import (
+    BEGIN_WRITE,
+    account_rebuilds,
+    account_versions,
+    accounts,
+    commit_retrying,
+    driver_connection,
+)
 from perf_metrics.rollups.tables import (
     MONTH_OF_DAY,
     ROLLUPS,
@@ -29,14 +36,20 @@ from perf_metrics.rollups.tables import (
     failure_monthly_rollup,
     rollup_watermarks,
 )
-from perf_metrics.zones import THIS_MONTH_SQL, local_day_sql, local_hour_sql, platform_hour_sql
+from perf_metrics.zones import (
+    ACCOUNT_ZONE_SQL,
+    THIS_MONTH_SQL,
+    local_day_sql,
+    local_hour_sql,
+    platform_hour_sql,
+)
 
 log = logging.getLogger("perf_metrics.ingest")
 
 # The rollups' time (zones.py): a call's day and hour of day in its account's zone, the current
 # month, a 5-minute bucket's hour on the platform's UTC.
-DAY = local_day_sql("created_at")
-HOUR_OF_DAY = local_hour_sql("created_at")
+DAY = local_day_sql("taken.created_at", ACCOUNT_ZONE_SQL)
+HOUR_OF_DAY = local_hour_sql("taken.created_at", ACCOUNT_ZONE_SQL)
 THIS_MONTH = THIS_MONTH_SQL
 HOUR_OF_BUCKET = platform_hour_sql("b5")
 
@@ -72,13 +85,21 @@ SEAL_TIMEOUT_S = 600
 # Calls per fold transaction: a backlog is folded in steps well inside the statement timeout.
 FOLD_LIMIT = 50_000
 
+# The accounts a zone change is rebuilding (rollups/rezone.py): their queued calls wait for
+# it, to be folded in the new zone once it commits.
+REBUILDING = f"SELECT account_id FROM {account_rebuilds.name} WHERE expires_at > now()"
+
 # What a fold takes: up to FOLD_LIMIT queued calls, deleted as they are read.
 TAKE_QUEUED = f"""
   DELETE FROM calls_pending
-  WHERE ctid = ANY(ARRAY(SELECT ctid FROM calls_pending LIMIT {FOLD_LIMIT}))
+  WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM calls_pending
+    WHERE account_id <> ALL(ARRAY({REBUILDING}))
+    LIMIT {FOLD_LIMIT}))
   RETURNING {PENDING_LIST}"""
 
-# The taken calls with what the rollups group by.
+# The taken calls with what the rollups group by; `a` is the call's account, whose zone its
+# day and hour of day are counted in (every call has one: ingest refuses unknown accounts).
 CALLS_CTE = f"""c AS (
   SELECT taken.*,
          {DAY} AS day,
@@ -86,7 +107,7 @@ CALLS_CTE = f"""c AS (
          coalesce(initial_provider, provider) AS first_provider,
          failure_mode IN ('provider_error', 'timeout', 'rate_limited') AS provider_side,
          {HOUR_OF_DAY} AS hour
-  FROM taken
+  FROM taken JOIN {accounts.name} a ON a.id = taken.account_id
 )"""
 
 # The provider rollups' stages, per 5-minute bucket (`p`) and per hour (`ph`, built from the
@@ -172,9 +193,12 @@ def _upsert(rollup: Rollup, into: str) -> str:
 )"""
 
 
-def fold_statement(taken: str = TAKE_QUEUED, into: str = "") -> str:
-    """One statement: fold the calls the `taken` query returns (the queue's columns) into every
-    rollup; `into` prefixes the rollup tables' names (verification folds into copies).
+def fold_statement(
+    taken: str = TAKE_QUEUED, into: str = "", rollups: tuple[Rollup, ...] = ROLLUPS
+) -> str:
+    """One statement: fold the calls the `taken` query returns (the queue's columns) into
+    `rollups` (default: every rollup) and bump their accounts' versions; `into` prefixes the
+    rollup tables' names (verification folds into copies).
 
     Each rollup's rows go in key order. Not for locks (only a fold or a rebuild writes the
     rollups, one at a time under FOLD_LOCK) but for reads: new rows of an account-day then lie
@@ -183,13 +207,13 @@ def fold_statement(taken: str = TAKE_QUEUED, into: str = "") -> str:
     rows and took 41 ms at p95, over its 30 ms target.
     """
     ctes = [f"taken AS ({taken}\n)", CALLS_CTE]
-    for rollup in ROLLUPS:
+    for rollup in rollups:
         if rollup.stage is not None:
             ctes.append(STAGES[rollup.stage])
         ctes.append(_upsert(rollup, into))
     ctes.append(_bump_versions(into))
     body = ",\n".join(ctes)
-    rollup_rows = "\n       + ".join(f"(SELECT count(*) FROM {_cte(r)})" for r in ROLLUPS)
+    rollup_rows = "\n       + ".join(f"(SELECT count(*) FROM {_cte(r)})" for r in rollups)
     return f"""
 WITH {body}
 SELECT (SELECT count(*) FROM taken) AS folded,
@@ -223,6 +247,10 @@ async def seal_ended_months(raw: Any) -> None:
         )
     before, this_month = mark
     if before >= this_month:
+        return
+    if await raw.fetchval(f"SELECT EXISTS ({REBUILDING})"):
+        # A zone change is rebuilding an account's month rows from the mark it read: the
+        # mark moves after it, at the next fold (rezone.py).
         return
     # Once a month, a scan of every account's daily rows since the mark: longer than a fold.
     await raw.execute(f"SET LOCAL statement_timeout = '{SEAL_TIMEOUT_S}s'")
