@@ -108,11 +108,15 @@ class Admin:
         self.engine = engine
 
     async def account(
-        self, tier: str = "pro", account_id: str | None = None, **settings: Any
+        self,
+        tier: str = "pro",
+        account_id: str | None = None,
+        timezone: str = "UTC",
+        **settings: Any,
     ) -> str:
         async with self.engine.begin() as conn:
             acct = await admin.create_account(
-                conn, name="Test Co", tier=tier, account_id=account_id
+                conn, name="Test Co", tier=tier, account_id=account_id, timezone=timezone
             )
             if settings:
                 await admin.update_account(conn, acct["account_id"], **settings)

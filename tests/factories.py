@@ -7,9 +7,10 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 # SPEC §2's task types and failure modes; the models and triggers random records use.
 TASKS = ("extraction", "classification", "summarization", "reasoning", "code", "writing")
@@ -23,6 +24,20 @@ MODELS = {
 QUALITY_MODES = ("format_violation", "refusal", "hallucination", "incomplete", "reasoning_error")
 PROVIDER_MODES = ("provider_error", "timeout", "rate_limited")
 TRIGGERS = ("nested arrays", "complex JSON", "multi-step logic", "policy", None)
+
+# Zones the local-day tests run in (SPEC §9): whole, half and three-quarter hour offsets, a
+# 30-minute DST shift, and the two ends of the offset range (UTC+14 and UTC-12).
+SAMPLE_ZONES = (
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Australia/Lord_Howe",
+    "Pacific/Chatham",
+    "Pacific/Kiritimati",
+    "Etc/GMT+12",
+)
 
 MISSING: Final = object()
 """As the value of a record's field: leave the field out."""
@@ -199,15 +214,19 @@ def random_log(
     n: int,
     start: datetime,
     end: datetime,
+    zone: str = "UTC",
 ) -> list[dict[str, Any]]:
-    """n calls spread over [start, end), some pinned to day edges, both environments."""
+    """n calls spread over [start, end), some pinned to the edges of `zone`'s days, both
+    environments."""
     span = (end - start).total_seconds()
     calls: list[dict[str, Any]] = []
+    tz = ZoneInfo(zone)
     for i in range(n):
         r = rng.random()
-        if r < 0.05:  # the last and first instants of a UTC day
+        if r < 0.05:  # the last and first instants of a day
             day = start + timedelta(days=rng.randint(0, max(0, int(span // 86400) - 1)))
-            midnight = day.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+            next_day = day.astimezone(tz).date() + timedelta(days=1)
+            midnight = datetime.combine(next_day, time(0), tz).astimezone(UTC)
             moment = midnight - timedelta(milliseconds=1) if r < 0.025 else midnight
             if not start <= moment < end:
                 moment = start

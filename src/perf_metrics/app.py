@@ -33,6 +33,16 @@ Fields that can be `null` say when in their description: an average or a rate ov
 is `null` (a window with no calls answers 200 with counts and money at 0 and rates at `null`),
 as is a mean over a field no call in the window had (`quality_score`, `complexity_score`,
 `message_count`). `HEAD` works wherever `GET` does.
+
+**Days, months and hours are the account's own.** Every account has a timezone, an IANA zone
+(`GET /v1/account` shows it; default `UTC`). A day of `days`/`end_date` is a calendar day on
+that zone's clock, from local midnight to the next (23, 24 or 25 hours around DST changes);
+`end_date` is a local date, today there by default, and may not be in the future there. The
+customer endpoint's months are local calendar months, `peak_hours` are local wall-clock hours,
+and daily's `date` is the local date. Each `period` names the zone (`timezone`) and gives its
+instants in RFC 3339 with the zone's offset at that instant (`2026-03-01T00:00:00+01:00`;
+`...Z` for a UTC account). providers is platform-wide: its window is absolute and its hours of
+day are UTC.
 """
 
 TAGS = [

@@ -93,6 +93,19 @@ def test_account_update_and_test_and_ingest_keys(cli: Cli) -> None:
         cli("keys", "create", "--account", "acct_beta", "--environment", "test").stdout
     )
     assert test_key["key"].startswith("pk_test_")
+    # A zone, canonical, and a change of it: recounted (no calls yet), said on stdout.
+    zoned = json.loads(
+        cli(
+            "accounts", "create", "--name", "Z", "--tier", "pro", "--timezone", "asia/kolkata"
+        ).stdout
+    )
+    assert zoned["timezone"] == "Asia/Kolkata"
+    moved = json.loads(
+        cli("accounts", "update", zoned["account_id"], "--timezone", "Europe/Berlin").stdout
+    )
+    assert moved["timezone"] == "Europe/Berlin"
+    assert moved["zone_change"]["previous_timezone"] == "Asia/Kolkata"
+    assert moved["zone_change"]["calls"] == 0
     ingest = json.loads(cli("keys", "create", "--ingest", "--name", "router").stdout)
     assert ingest["key"].startswith("sk_ingest_")
     assert ingest["account_id"] is None
@@ -108,6 +121,11 @@ def test_account_update_and_test_and_ingest_keys(cli: Cli) -> None:
         (("keys", "create", "--account", "acct_missing"), "no account"),
         (("keys", "create"), "--account"),
         (("keys", "revoke", "key_missing"), "no key"),
+        (
+            ("accounts", "create", "--name", "X", "--tier", "pro", "--timezone", "+05:30"),
+            "Asia/Kolkata (not +05:30)",
+        ),
+        (("accounts", "update", "acct_x", "--timezone", "Mars/Olympus"), "Unknown timezone"),
     ],
 )
 def test_errors_go_to_stderr_with_nonzero_exit(

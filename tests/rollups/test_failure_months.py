@@ -33,9 +33,10 @@ def app_settings(settings: Settings) -> Settings:
 
 
 def this_month() -> date:
-    """The month the database is in (the mark follows the database's clock, not this one's;
-    the two differ only in the instant around midnight on the 1st)."""
-    return datetime.now(UTC).date().replace(day=1)
+    """The month it is on the westernmost clock (UTC-12), which the mark follows: a month has
+    ended in every zone only then (the database's clock, not this one's; the two differ only
+    in the instant around noon UTC on the 1st)."""
+    return (datetime.now(UTC) - timedelta(hours=12)).date().replace(day=1)
 
 
 def months_back(first: date, n: int) -> date:

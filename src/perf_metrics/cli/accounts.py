@@ -62,6 +62,8 @@ def cmd_accounts_update(args: argparse.Namespace, settings: Settings) -> None:
 
     async def update(engine: AsyncEngine) -> Any:
         async with engine.begin() as conn:
+            # A zone is checked before anything is written: a refused one changes nothing.
+            zone = None if args.timezone is None else await admin.checked_zone(conn, args.timezone)
             account = await admin.update_account(
                 conn,
                 args.account_id,
@@ -71,15 +73,16 @@ def cmd_accounts_update(args: argparse.Namespace, settings: Settings) -> None:
                 preferred_models=preferred,
                 task_overrides=overrides,
             )
-        if args.timezone is None:
+        if zone is None:
             return account
         from perf_metrics.rollups.rezone import change_zone
 
-        change = await change_zone(engine, args.account_id, args.timezone, _progress)
+        change = await change_zone(engine, args.account_id, zone, _progress)
         async with engine.connect() as conn:
             return {**await admin.get_account(conn, args.account_id), "zone_change": change}
 
-    emit(run_with_engine(maintenance(settings), update))
+    # A zone change holds two connections: its mark's, and the recount's transaction.
+    emit(run_with_engine(maintenance(settings), update, connections=2))
 
 
 def _progress(line: str) -> None:

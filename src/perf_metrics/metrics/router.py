@@ -195,8 +195,8 @@ async def get_overview(
     conn: ReadSnapshotDep,
     cache: ResponseCacheDep,
 ) -> Response:
-    """Totals, success and routing rates, per-model and per-task shares over `days` whole UTC
-    days (default 7) ending `end_date`."""
+    """Totals, success and routing rates, per-model and per-task shares over `days` whole days
+    of the account's timezone (default 7) ending `end_date`."""
     return await _answer(
         request,
         cache,
@@ -313,8 +313,8 @@ async def get_daily(
     conn: ReadSnapshotDep,
     cache: ResponseCacheDep,
 ) -> Response:
-    """One entry per UTC day of the window (default 30), empty days included, and trends over
-    the complete days."""
+    """One entry per day of the window (default 30; local dates of the account's timezone),
+    empty days included, and trends over the complete days."""
     return await _answer(
         request,
         cache,

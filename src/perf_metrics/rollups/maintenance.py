@@ -18,9 +18,10 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from perf_metrics.accounts import AdminError
 from perf_metrics.calls.store import PENDING_LIST
 from perf_metrics.db import BEGIN_WRITE, account_versions, calls_pending, driver_connection
-from perf_metrics.rollups.fold import FOLD_LOCK, THIS_MONTH, fold_statement
+from perf_metrics.rollups.fold import FOLD_LOCK, REBUILDING, THIS_MONTH, fold_statement
 from perf_metrics.rollups.tables import ROLLUP_TABLES, ROLLUPS, failure_monthly
 
 REBUILD_LOCK_TIMEOUT_S = 10
@@ -112,6 +113,15 @@ async def rebuild_rollups(conn: AsyncConnection) -> dict[str, Any]:
     await raw.execute("LOCK TABLE calls IN SHARE MODE")  # no batch commits meanwhile
     await raw.execute(FOLD_LOCK)  # and no fold
     await raw.execute("SET LOCAL lock_timeout = 0")
+    # A zone change recounts its account in a snapshot of its own: the two would count the
+    # account's calls twice. (One that begins after this waits for the fold lock.)
+    changing = await raw.fetch(REBUILDING)
+    if changing:
+        raise AdminError(
+            "a zone change is recounting "
+            + ", ".join(r["account_id"] for r in changing)
+            + ": run the rebuild when it is done"
+        )
     # The month mark, back if it was lost (months before it get month rows below).
     await raw.execute(RESTORE_MARK)
     for table in (*ROLLUP_TABLES, calls_pending.name):
