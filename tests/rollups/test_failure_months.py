@@ -9,9 +9,11 @@ import asyncio
 import random
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,9 +21,11 @@ from perf_metrics.db import BEGIN_WRITE, create_engine, driver_connection
 from perf_metrics.rollups.fold import FOLD, FOLD_LOCK, fold
 from perf_metrics.rollups.maintenance import rebuild_rollups
 from perf_metrics.settings import Settings
-from perf_metrics.zones import full_months
+from perf_metrics.zones import THIS_MONTH_SQL, full_months
+from tests import reference
+from tests.clock import set_clock
 from tests.conftest import Admin, bearer, rollups_report, store_records
-from tests.factories import random_log
+from tests.factories import as_reference, iso, random_log
 
 N = 600
 
@@ -236,3 +240,66 @@ async def test_a_lost_mark_stops_folds_loudly_and_a_rebuild_restores_it(
         mark = await conn.scalar(text("SELECT failure_monthly_before FROM rollup_watermarks"))
     assert mark == this_month()
     assert (await rollups_report(engine))["ok"]
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Etc/GMT+12"])
+async def test_the_seal_builds_local_months_at_both_ends_of_the_offsets(
+    client: httpx.AsyncClient, app: FastAPI, admin_ops: Admin, engine: AsyncEngine, zone: str
+) -> None:
+    """UTC+14 and UTC-12: a month row holds the calls of the account's local month (the first
+    and last instants of each pinned), once the seal has built it from the daily rows; and
+    failures over full local months answers as the reference does."""
+    tz = ZoneInfo(zone)
+    acct = await admin_ops.account(account_id="acct_edge", timezone=zone)
+    key = (await admin_ops.key(acct))["key"]
+    rng = random.Random(24)
+    calls = random_log(
+        rng, [acct], N, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC), zone
+    )
+    for month in (2, 3, 4):
+        first = datetime(2026, month, 1, tzinfo=tz).astimezone(UTC)
+        for i, moment in enumerate((first - timedelta(microseconds=1), first)):
+            calls += random_log(rng, [acct], 1, moment, moment + timedelta(microseconds=1), zone)
+            calls[-1]["call_id"] = f"edge-{month}-{i}"
+            calls[-1]["created_at"] = iso(moment, timespec="microseconds")
+    await set_mark(engine, date(2026, 1, 1))
+    async with engine.connect() as conn:
+        await store_records(conn, calls, folded=False)
+        await conn.execute(BEGIN_WRITE)  # folded into daily rows only, as before the seal
+        raw = await driver_connection(conn)
+        await raw.execute(FOLD_LOCK)
+        assert await raw.fetchval(FOLD) == len(calls)
+        await conn.commit()
+        assert await fold(conn) == 0  # the seal alone
+    monthly = await month_totals(engine, "rollup_failure_monthly", "month")
+    by_local_month: dict[date, int] = {}
+    for c in calls:
+        local = datetime.fromisoformat(c["created_at"]).astimezone(tz).date().replace(day=1)
+        by_local_month[local] = by_local_month.get(local, 0) + 1
+    assert monthly == by_local_month
+    assert (await rollups_report(engine))["ok"]
+
+    set_clock(app, datetime(2026, 5, 10, 12, tzinfo=UTC))
+    response = await client.get(
+        "/v1/metrics/failures", params={"days": 90, "end_date": "2026-04-30"}, headers=bearer(key)
+    )
+    assert response.status_code == 200, response.text
+    records = [as_reference(c) for c in calls if c["environment"] == "live"]
+    assert response.json() == reference.failures(
+        records, days=90, end_date=date(2026, 4, 30), zone=zone
+    )
+
+
+async def test_a_month_has_ended_everywhere_once_it_has_at_utc_minus_12(
+    engine: AsyncEngine,
+) -> None:
+    # The seal's "this month" (zones.THIS_MONTH_SQL) at a given instant instead of now().
+    at_instant = THIS_MONTH_SQL.replace("now()", "CAST(:t AS timestamptz)")
+    async with engine.connect() as conn:
+        for instant, month in (
+            ("2026-12-01T11:59:59.999999Z", date(2026, 11, 1)),  # still November at UTC-12
+            ("2026-12-01T12:00:00Z", date(2026, 12, 1)),
+            ("2026-11-30T10:00:00Z", date(2026, 11, 1)),  # December already at UTC+14
+        ):
+            moment = datetime.fromisoformat(instant)
+            assert await conn.scalar(text(f"SELECT {at_instant}"), {"t": moment}) == month
