@@ -235,9 +235,15 @@ async def test_folds_leave_a_changing_account_queued_and_the_seal_waits(
             str(await conn.scalar(text("SELECT failure_monthly_before FROM rollup_watermarks")))
             == "2026-01-01"
         )
-        # A change that died leaves a mark that expires: then folds take the calls again.
         await conn.execute(text("UPDATE account_rebuilds SET expires_at = now()"))
         await conn.commit()
+        # Past its lease, a mark still counts while a recount holds its row lock.
+        async with engine.connect() as recount:
+            await recount.execute(text("SELECT 1 FROM account_rebuilds FOR UPDATE"))
+            await fold(conn)
+            assert await conn.scalar(text("SELECT count(*) FROM calls_pending")) > 0
+            await recount.rollback()
+        # A change that died leaves a mark that expires: then folds take the calls again.
         await fold(conn)
         assert await conn.scalar(text("SELECT count(*) FROM calls_pending")) == 0
         assert (

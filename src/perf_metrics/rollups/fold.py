@@ -85,9 +85,14 @@ SEAL_TIMEOUT_S = 600
 # Calls per fold transaction: a backlog is folded in steps well inside the statement timeout.
 FOLD_LIMIT = 50_000
 
-# The accounts a zone change is rebuilding (rollups/rezone.py): their queued calls wait for
-# it, to be folded in the new zone once it commits.
-REBUILDING = f"SELECT account_id FROM {account_rebuilds.name} WHERE expires_at > now()"
+# The accounts a zone change is recounting (rollups/rezone.py): their queued calls wait for
+# it, to be folded in the new zone once it commits. A mark counts while its lease runs (the
+# change is starting) and for as long as the recount's transaction holds its row lock, lease
+# or not: a mark is dead only when it has expired and nobody holds it (a change that died).
+REBUILDING = f"""SELECT account_id FROM {account_rebuilds.name}
+  WHERE expires_at > now()
+     OR account_id <> ALL(ARRAY(
+          SELECT account_id FROM {account_rebuilds.name} FOR KEY SHARE SKIP LOCKED))"""
 
 # What a fold takes: up to FOLD_LIMIT queued calls, deleted as they are read.
 TAKE_QUEUED = f"""
@@ -268,7 +273,8 @@ async def fold(conn: AsyncConnection) -> int:
     many calls it took.
 
     Waits for a fold in progress (one at a time): when it returns, every call committed before
-    it was called is in the rollups, whoever folded it.
+    it was called is in the rollups, whoever folded it, but for the calls of an account whose
+    zone is being changed (they wait for the change's commit: rezone.py).
     """
     total = 0
     while True:

@@ -54,9 +54,10 @@ class Folder:
     """A process's folds, shared by the requests that wait for one (group commit).
 
     `flush()` returns once a fold that started after the call has completed: every call the
-    caller committed before calling is then in the rollups. Requests that commit while a fold
-    runs all share the next one, so under load one fold counts several batches, and each
-    account-day row is upserted once for all of them.
+    caller committed before calling is then in the rollups (but for an account whose zone is
+    being changed: rezone.py). Requests that commit while a fold runs all share the next one,
+    so under load one fold counts several batches, and each account-day row is upserted once
+    for all of them.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:

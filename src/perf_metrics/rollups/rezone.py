@@ -8,10 +8,11 @@ so a new zone means new rows for all of its history. `change_zone`:
    calls in the queue, and the month seal waits (it would build month rows from the old days);
 2. waits out the fold in progress, if any (FOLD_LOCK): one that began before the mark may be
    folding the account's calls in the old zone;
-3. in one REPEATABLE READ transaction, so that every statement sees one snapshot: deletes the
-   account's rows of the account-keyed rollups, sets `accounts.timezone`, folds every call of
-   the account that the snapshot does not show queued (month by month of the log, a progress
-   line each), bumps the account's data versions and removes the mark.
+3. in one REPEATABLE READ transaction, so that every statement sees one snapshot: locks the
+   mark's row (for as long as it holds that lock, folds leave the account alone, lease or
+   not), sets `accounts.timezone`, deletes the account's rows of the account-keyed rollups,
+   folds every call of the account that the snapshot does not show queued (month by month of
+   the log, a progress line each), bumps the account's data versions and removes the mark.
 
 Calls queued before the snapshot and after it stay queued and are folded once it commits, by
 the next fold, in the new zone: each call is counted once. Readers read in snapshots of their
@@ -20,9 +21,16 @@ them cached answers and ETags) change at the same commit. Other accounts are not
 calls fold meanwhile, and the rebuild writes no row they write (the provider rollups are
 platform-wide and do not depend on any account's zone, so the rebuild leaves them alone).
 
-The mark carries a lease (`expires_at`): a change whose process dies leaves a mark that only
-delays the account's folds until it expires, and the transaction refuses to commit unless its
-lease still has `MARGIN` to run, so a fold can never add old-zone calls to new-zone rows.
+A mark counts while its lease (`expires_at`) runs or while a recount holds its row lock (fold.py's
+REBUILDING): a change whose process dies leaves a mark that delays the account's folds only until
+the lease has run out, and a recount that outlasts the lease still keeps every fold off the
+account until it commits or rolls back, so a fold can never add old-zone calls to new-zone rows.
+A mark is named by its start time: a change only ever removes its own.
+
+Calls held back meanwhile are stored, but missing from answers until the commit, the provider
+rollups included (they are folded with the rest of the account's queue). Deploying: every
+process must run this code (migration 0007 and after) before the first zone change; a process
+on older code folds every account in UTC and ignores the marks.
 
 The rollups can only be recounted from calls that are still stored. If the call log has lost
 some of the account's calls (a retention that drops old raw calls, SPEC §13), the recount holds
@@ -35,9 +43,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -51,33 +60,39 @@ from perf_metrics.db import (
     calls_pending,
     driver_connection,
 )
-from perf_metrics.rollups.fold import FOLD_LOCK_WAIT_S, FOLD_LOCK_WAITING, fold_statement
+from perf_metrics.errors import sqlstate
+from perf_metrics.rollups.fold import FOLD_LOCK, SEAL_TIMEOUT_S, fold_statement
 from perf_metrics.rollups.tables import ROLLUPS, account_daily
 
 # The rollups keyed by account: all that a zone changes.
 ACCOUNT_ROLLUPS = tuple(r for r in ROLLUPS if r.by_account)
 
+# The mark's lease covers the change until its recount holds the mark's row lock (from then on
+# the lock keeps folds off the account, however long the recount takes): the wait for the fold
+# lock, at most FOLD_WAIT_S.
 LEASE = timedelta(minutes=30)
-MARGIN = timedelta(minutes=1)
+FOLD_WAIT_S = SEAL_TIMEOUT_S + 60  # a fold in progress may be sealing a month
+CLAIM_LOCK_TIMEOUT_S = 5
 STATEMENT_TIMEOUT_S = 600
 PROGRESS_FROM_CALLS = 100_000  # a progress line per month of the log from this many calls
 
+# A new mark, or one whose change died (expired, and no recount holds it: a live recount's row
+# lock makes this wait, until CLAIM_LOCK_TIMEOUT_S). Its start time identifies it.
 CLAIM = f"""
 INSERT INTO {account_rebuilds.name} AS r (account_id, timezone, started_at, expires_at)
-VALUES ($1, $2, now(), now() + $3::interval)
+VALUES ($1, $2, clock_timestamp(), clock_timestamp() + $3::interval)
 ON CONFLICT (account_id) DO UPDATE SET
   timezone = excluded.timezone, started_at = excluded.started_at,
   expires_at = excluded.expires_at
 WHERE r.expires_at <= now()
-RETURNING 1
+RETURNING started_at
 """
-RELEASE = f"DELETE FROM {account_rebuilds.name} WHERE account_id = $1"
-# The last statement of the rebuild: its mark, removed only while its lease has time to run.
-RELEASE_IN_TIME = f"""
-DELETE FROM {account_rebuilds.name}
-WHERE account_id = $1 AND expires_at > clock_timestamp() + $2::interval
-RETURNING 1
+WAIT_FOR_FOLDS = f"SET LOCAL statement_timeout = '{FOLD_WAIT_S}s'; {FOLD_LOCK}"
+# The recount's first statement: its snapshot, and the lock that marks it alive.
+HOLD = f"""
+SELECT 1 FROM {account_rebuilds.name} WHERE account_id = $1 AND started_at = $2 FOR UPDATE
 """
+RELEASE = f"DELETE FROM {account_rebuilds.name} WHERE account_id = $1 AND started_at = $2"
 
 UNNAMED_QUEUED = (
     f"SELECT count(*) FROM {calls_pending.name} WHERE account_id = $1 AND call_id IS NULL"
@@ -132,23 +147,36 @@ async def change_zone(
             await conn.rollback()
             return {"account_id": account_id, "timezone": zone, "changed": False}
         raw = await driver_connection(conn)
-        claimed = await raw.fetchval(CLAIM, account_id, zone, LEASE)
+        await raw.execute(f"SET LOCAL lock_timeout = '{CLAIM_LOCK_TIMEOUT_S}s'")
+        try:
+            mark = await raw.fetchval(CLAIM, account_id, zone, LEASE)
+        except asyncpg.LockNotAvailableError:
+            mark = None
         await conn.commit()
-        if not claimed:
+        if mark is None:
             raise AdminError(f"a zone change of {account_id} is already running; try later")
         try:
             # A fold that began before the mark may be folding the account's calls, in the old
-            # zone: it commits before this returns, and every later fold sees the mark.
+            # zone: it commits before this returns, and every later fold sees the mark. (Not in
+            # the recount's transaction: waiting there would come after its snapshot.)
             await conn.execute(BEGIN_WRITE)
-            await raw.execute(FOLD_LOCK_WAITING, timeout=FOLD_LOCK_WAIT_S + 1)
+            await raw.execute(WAIT_FOR_FOLDS, timeout=FOLD_WAIT_S + 1)
             await conn.commit()
-            result = await _recount(engine, account_id, zone, say)
-        except BaseException:
+            result = await _recount(engine, account_id, zone, mark, say)
+        except BaseException as exc:
             await conn.rollback()
-            # The zone stays as it was. If this fails too, the mark's lease runs out, and the
-            # first error is the one to report.
+            # The zone stays as it was. If this fails too, the mark dies when its lease has run
+            # out and no recount holds it; the first error is the one to report.
             with contextlib.suppress(Exception):
-                await raw.execute(RELEASE, account_id)
+                await conn.execute(BEGIN_WRITE)
+                await raw.execute(f"SET LOCAL lock_timeout = '{CLAIM_LOCK_TIMEOUT_S}s'")
+                await raw.execute(RELEASE, account_id, mark)
+                await conn.commit()
+            if sqlstate(exc) == "40001":
+                raise AdminError(
+                    f"{account_id} was changed by someone else during its zone change; nothing "
+                    "was changed: try again"
+                ) from exc
             raise
     seconds = time.monotonic() - started
     say(f"{account_id}: days now in {zone}, {result['calls']:,} calls in {seconds:.1f} s")
@@ -163,13 +191,24 @@ async def change_zone(
 
 
 async def _recount(
-    engine: AsyncEngine, account_id: str, zone: str, say: Callable[[str], None]
+    engine: AsyncEngine,
+    account_id: str,
+    zone: str,
+    mark: datetime,
+    say: Callable[[str], None],
 ) -> dict[str, Any]:
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="REPEATABLE READ")
-        await conn.execute(BEGIN_WRITE)
+        await conn.execute(BEGIN_WRITE)  # takes no snapshot (SET does not)
         raw = await driver_connection(conn)
         await raw.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT_S}s'")
+        if not await raw.fetchval(HOLD, account_id, mark):  # the snapshot is taken here
+            raise AdminError(f"the zone change of {account_id} lost its mark; try again")
+        await raw.execute(
+            "UPDATE accounts SET timezone = $2, updated_at = now() WHERE id = $1",
+            account_id,
+            zone,
+        )
         if await raw.fetchval(UNNAMED_QUEUED, account_id):
             raise AdminError(
                 f"{account_id} has calls queued before migration 0007; they are folded within "
@@ -178,11 +217,6 @@ async def _recount(
         before = await raw.fetchval(FOLDED_CALLS, account_id)
         for rollup in ACCOUNT_ROLLUPS:
             await raw.execute(f"DELETE FROM {rollup.name} WHERE account_id = $1", account_id)
-        await raw.execute(
-            "UPDATE accounts SET timezone = $2, updated_at = now() WHERE id = $1",
-            account_id,
-            zone,
-        )
         months = await raw.fetch(MONTHS, account_id)
         total = sum(m["calls"] for m in months)
         loud = total >= PROGRESS_FROM_CALLS
@@ -212,10 +246,6 @@ async def _recount(
                 "old zone."
             )
         await raw.execute(BUMP_VERSIONS, account_id)
-        if not await raw.fetchval(RELEASE_IN_TIME, account_id, MARGIN):
-            raise AdminError(
-                f"the zone change of {account_id} outran its {LEASE} lease; nothing was "
-                "changed. Try again."
-            )
+        await raw.execute(RELEASE, account_id, mark)
         await conn.commit()
     return {"calls": recounted, "queued_meanwhile": total - recounted, "rollup_rows": rows}
