@@ -79,7 +79,8 @@ def cmd_accounts_update(args: argparse.Namespace, settings: Settings) -> None:
         async with engine.connect() as conn:
             return {**await admin.get_account(conn, args.account_id), "zone_change": change}
 
-    emit(run_with_engine(maintenance(settings), update))
+    # Two connections: change_zone holds one (its mark) while the recount runs on another.
+    emit(run_with_engine(maintenance(settings), update, connections=2))
 
 
 def _progress(line: str) -> None:
