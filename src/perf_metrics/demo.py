@@ -25,6 +25,7 @@ DEMO_ACCOUNTS = 5
 DEMO_CALLS = int(os.environ.get("PERF_METRICS_DEMO_CALLS", "150000"))
 DEMO_DAYS = 90
 DEMO_SEED = 42
+DEMO_ACCOUNT = "acct_demo_000"  # the largest planned account, the key's account
 ENDPOINTS = (
     "overview?days=7",
     "customer?days=30",
@@ -78,10 +79,13 @@ def embedded_postgres(home: Path) -> Iterator[str]:
 
 
 async def _prepare(settings: Settings, first_run: bool) -> dict[str, Any]:
-    """Seed on the first run (an empty call log), then make a fresh demo key."""
+    """Seed on the first run (an empty call log), then make a fresh demo key; returns the key
+    (as `create_key` does) with the account's `timezone`. The demo account's days are local
+    days in Europe/Berlin (SPEC §9), the zone the seed plans for it."""
     from sqlalchemy import func, select
 
     from perf_metrics import accounts as admin
+    from perf_metrics import synthetic
     from perf_metrics.calls.load import seed
     from perf_metrics.db import calls, create_engine
 
@@ -103,22 +107,28 @@ async def _prepare(settings: Settings, first_run: bool) -> dict[str, Any]:
             say(f"seeded in {time.monotonic() - started:.1f} s")
         async with engine.begin() as conn:
             try:
-                await admin.get_account(conn, "acct_demo_000")
+                account = await admin.get_account(conn, DEMO_ACCOUNT)
             except admin.AdminError:
-                await admin.create_account(
-                    conn, name="Demo", tier="enterprise", account_id="acct_demo_000"
+                account = await admin.create_account(
+                    conn,
+                    name="Demo",
+                    tier="enterprise",
+                    account_id=DEMO_ACCOUNT,
+                    timezone=synthetic.account_zone(0),
                 )
-            return await admin.create_key(conn, account_id="acct_demo_000", name="demo")
+            key = await admin.create_key(conn, account_id=DEMO_ACCOUNT, name="demo")
+            return {**key, "timezone": account["timezone"]}
     finally:
         await engine.dispose()
 
 
-def banner(key: str, host: str, port: int) -> str:
+def banner(key: str, host: str, port: int, zone: str) -> str:
     base = f"http://{host}:{port}"
     lines = [
         "",
         f"perf-metrics demo is serving on {base} (Ctrl-C to stop)",
-        f"demo key (account acct_demo_000, shown once): {key}",
+        f"demo key (account {DEMO_ACCOUNT}, shown once): {key}",
+        f"its timezone is {zone}: every day and month in the answers is a local one there",
         "",
         *(f'curl -s "{base}/v1/metrics/{e}" -H "Authorization: Bearer {key}"' for e in ENDPOINTS),
         "",
@@ -149,7 +159,7 @@ def run_demo(host: str, port: int) -> None:
         marker = home / "seeded"
         key = asyncio.run(_prepare(settings, first_run=not marker.exists()))
         marker.write_text(datetime.now(UTC).isoformat())
-        print(banner(key["key"], host, port), flush=True)
+        print(banner(key["key"], host, port, key["timezone"]), flush=True)
         from perf_metrics.app import create_app
 
         configure_logging(settings.log_level)

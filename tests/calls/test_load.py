@@ -88,6 +88,57 @@ async def test_seed_totals_match_the_generator_exactly(cli: Cli, engine: AsyncEn
     assert again["inserted"] == 0 and again["duplicates"] == 6000
 
 
+async def test_seed_deals_zones_and_folds_local_days(cli: Cli, engine: AsyncEngine) -> None:
+    """Each seeded account gets `synthetic.account_zone(index)` (SPEC §9), the largest one
+    Europe/Berlin, and its rollup days are local days there (computed here with zoneinfo);
+    an account that exists keeps its zone."""
+    from zoneinfo import ZoneInfo
+
+    n = len(synthetic.ACCOUNT_ZONES) + 1
+    args = ("--accounts", str(n), "--days", "3", "--calls", "4000", "--seed", "5")
+    proc = cli("seed", *args, "--end", END.isoformat())
+    assert proc.returncode == 0, proc.stderr.decode()
+    plan = synthetic.plan_accounts(n, 5)
+    zones = [synthetic.account_zone(i) for i in range(n)]
+    printed = json.loads(proc.stdout)["accounts"]
+    assert [(a["account_id"], a["timezone"]) for a in printed] == [
+        (spec.account_id, zone) for spec, zone in zip(plan, zones, strict=True)
+    ]
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT id, timezone FROM accounts"))
+        stored: dict[str, str] = {r[0]: r[1] for r in rows}
+    assert stored == {spec.account_id: zone for spec, zone in zip(plan, zones, strict=True)}
+    assert zones[0] == "Europe/Berlin"
+
+    largest = plan[0].account_id
+    berlin = ZoneInfo("Europe/Berlin")
+    expected: dict[str, int] = defaultdict(int)
+    for chunk in synthetic.generate_calls(plan, days=3, calls=4000, seed=5, end=END):
+        for record in chunk:
+            if record["account_id"] == largest:
+                local = datetime.fromisoformat(record["created_at"]).astimezone(berlin)
+                expected[local.date().isoformat()] += 1
+    async with engine.connect() as conn:
+        days = {
+            r[0].isoformat(): r[1]
+            for r in await conn.execute(
+                text(
+                    "SELECT day, sum(calls) FROM rollup_account_daily"
+                    " WHERE account_id = :a GROUP BY 1"
+                ),
+                {"a": largest},
+            )
+        }
+    assert days == expected and len(days) == 4  # 3 UTC days reach into 4 Berlin days
+
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE accounts SET timezone = 'Asia/Tokyo' WHERE id = :a"), {"a": largest}
+        )
+    again = json.loads(cli("seed", *args, "--end", END.isoformat()).stdout)
+    assert again["accounts"][0]["timezone"] == "Asia/Tokyo"
+
+
 def test_seed_can_write_jsonl_that_ingest_loads(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
     proc = cli(

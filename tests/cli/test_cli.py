@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,8 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import assert_envelope, bearer
+from tests.conftest import assert_envelope, bearer, store_records
+from tests.factories import at, random_call
 
 # Runs `perf-metrics` as a subprocess against the test database.
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -109,6 +113,38 @@ def test_account_update_and_test_and_ingest_keys(cli: Cli) -> None:
     ingest = json.loads(cli("keys", "create", "--ingest", "--name", "router").stdout)
     assert ingest["key"].startswith("sk_ingest_")
     assert ingest["account_id"] is None
+
+
+async def test_account_update_timezone_recounts_the_days(
+    cli: Cli, client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """`accounts update --timezone`, as a user runs it: the command's own engine must hold
+    both the connection that marks the change and the one that recounts."""
+    cli("accounts", "create", "--name", "Zed", "--tier", "pro", "--account-id", "acct_zed")
+    # 23:30 UTC on Nov 1 is Nov 2 in Kolkata (+05:30).
+    call = random_call(random.Random(3), "acct_zed", "live", at(2026, 11, 1, 23, 30), "z1")
+    async with engine.connect() as conn:
+        await store_records(conn, [call])
+        await conn.commit()
+    proc = cli("accounts", "update", "acct_zed", "--timezone", "asia/kolkata")
+    updated = json.loads(proc.stdout)
+    assert updated["timezone"] == "Asia/Kolkata"
+    change = updated["zone_change"]
+    assert change["changed"] and change["previous_timezone"] == "UTC"
+    assert change["calls"] == 1
+    assert "days now in Asia/Kolkata" in proc.stderr
+    async with engine.connect() as conn:
+        days = (
+            await conn.execute(
+                text("SELECT day FROM rollup_account_daily WHERE account_id = 'acct_zed'")
+            )
+        ).scalars()
+        assert [d.isoformat() for d in days] == ["2026-11-02"]
+    key = json.loads(cli("keys", "create", "--account", "acct_zed").stdout)["key"]
+    response = await client.get("/v1/account", headers=bearer(key))
+    assert response.json()["timezone"] == "Asia/Kolkata"
+    again = json.loads(cli("accounts", "update", "acct_zed", "--timezone", "Asia/Kolkata").stdout)
+    assert again["zone_change"]["changed"] is False
 
 
 @pytest.mark.parametrize(

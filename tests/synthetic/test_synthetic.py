@@ -105,6 +105,29 @@ def test_plan_accounts_is_skewed_and_tiered() -> None:
     assert plan_accounts(1, 1)[0].tier == "enterprise"
 
 
+def test_accounts_get_a_spread_of_zones_by_index() -> None:
+    """SPEC §9: seeded accounts live in many zones (DST or not, half- and quarter-hour offsets,
+    both hemispheres), dealt by index; the largest account's days are not UTC days."""
+    from zoneinfo import ZoneInfo
+
+    zones = [synthetic.account_zone(i) for i in range(40)]
+    assert set(zones) >= {
+        "UTC",
+        "Europe/Berlin",
+        "America/New_York",
+        "Asia/Kolkata",
+        "Asia/Kathmandu",
+        "Australia/Lord_Howe",
+    }
+    assert zones[0] == "Europe/Berlin"
+    assert zones == [synthetic.ACCOUNT_ZONES[i % len(synthetic.ACCOUNT_ZONES)] for i in range(40)]
+    assert len(set(synthetic.ACCOUNT_ZONES)) == len(synthetic.ACCOUNT_ZONES)
+    for zone in synthetic.ACCOUNT_ZONES:
+        assert str(ZoneInfo(zone)) == zone  # known to zoneinfo, spelled canonically
+    with pytest.raises(ValueError):
+        synthetic.account_zone(-1)
+
+
 def test_exact_count_and_chunking(accounts: list[AccountSpec]) -> None:
     chunks = list(generate_calls(accounts, days=3, calls=12_345, seed=1, end=END, chunk_size=1000))
     assert [len(c) for c in chunks] == [1000] * 12 + [345]

@@ -174,20 +174,28 @@ async def seed(
     end: datetime,
     progress: Any = None,
 ) -> dict[str, Any]:
-    """Create the planned accounts (if missing) and load a generated log through the ingest
-    path. Returns the load counts and the generator's own per-account totals."""
+    """Create the planned accounts (if missing; each in its `synthetic.account_zone`) and load
+    a generated log through the ingest path. Returns the load counts and the generator's own
+    per-account totals."""
     from perf_metrics import accounts as admin
     from perf_metrics import synthetic
 
     plan = synthetic.plan_accounts(accounts, seed_value)
+    # Accounts that exist keep their settings, their zone too (a change of zone recounts).
+    zones: dict[str, str] = {}
     async with engine.begin() as conn:
-        for spec in plan:
+        for index, spec in enumerate(plan):
             try:
-                await admin.get_account(conn, spec.account_id)
+                account = await admin.get_account(conn, spec.account_id)
             except admin.AdminError:
-                await admin.create_account(
-                    conn, name=spec.name, tier=spec.tier, account_id=spec.account_id
+                account = await admin.create_account(
+                    conn,
+                    name=spec.name,
+                    tier=spec.tier,
+                    account_id=spec.account_id,
+                    timezone=synthetic.account_zone(index),
                 )
+            zones[spec.account_id] = account["timezone"]
     totals: dict[str, list[Any]] = {}
     chunks = synthetic.generate_calls(
         plan, days=days, calls=calls, seed=seed_value, end=end, chunk_size=BATCH_LINES
@@ -210,6 +218,7 @@ async def seed(
                 "account_id": spec.account_id,
                 "name": spec.name,
                 "tier": spec.tier,
+                "timezone": zones[spec.account_id],
                 "calls": totals.get(spec.account_id, [0])[0],
                 "cost_usd": str(totals.get(spec.account_id, [0, Decimal(0)])[1]),
             }

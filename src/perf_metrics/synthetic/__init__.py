@@ -1,24 +1,28 @@
 """A deterministic generator of a realistic synthetic call log (SPEC §2): `plan_accounts`,
-`generate_calls`, `write_jsonl`. How the numbers are made: `generator.py`; the numbers
-themselves: `calibration.py`."""
+`account_zone` (each planned account's timezone), `generate_calls`, `write_jsonl`. How the
+numbers are made: `generator.py`; the numbers themselves: `calibration.py`."""
 
 from perf_metrics.synthetic.calibration import PRICES
 from perf_metrics.synthetic.generator import (
+    ACCOUNT_ZONES,
     BLOCK_SIZE,
     MODELS,
     PROVIDERS,
     AccountSpec,
+    account_zone,
     generate_calls,
     plan_accounts,
     write_jsonl,
 )
 
 __all__ = [
+    "ACCOUNT_ZONES",
     "BLOCK_SIZE",
     "MODELS",
     "PRICES",
     "PROVIDERS",
     "AccountSpec",
+    "account_zone",
     "generate_calls",
     "plan_accounts",
     "write_jsonl",

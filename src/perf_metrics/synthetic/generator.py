@@ -239,6 +239,31 @@ def plan_accounts(n: int, seed: int) -> list[AccountSpec]:
     return out
 
 
+# The accounts' timezones (SPEC §9), dealt round robin by index so that every seeded log has
+# local days of every kind: whole-hour offsets with and without DST, +05:30, +05:45, Lord Howe's
+# 30-minute DST shift, +12:45/+13:45, and the southern hemisphere's DST. The largest account
+# (index 0) is in Berlin, so the demo and the benchmarks' largest account show local days.
+# A zone is a setting of the account, not part of the log: it changes no generated call (and
+# stays out of AccountSpec, whose repr the generator's digest test holds).
+ACCOUNT_ZONES = (
+    "Europe/Berlin",
+    "UTC",
+    "America/New_York",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Australia/Lord_Howe",
+    "Pacific/Chatham",
+    "America/Sao_Paulo",
+)
+
+
+def account_zone(index: int) -> str:
+    """The timezone of the planned account at `index` (plan_accounts' order)."""
+    if index < 0:
+        raise ValueError("index must not be negative")
+    return ACCOUNT_ZONES[index % len(ACCOUNT_ZONES)]
+
+
 def _check_seed(seed: int) -> None:
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**128:
         raise ValueError("seed must be an integer in [0, 2**128)")
