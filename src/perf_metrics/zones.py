@@ -125,7 +125,7 @@ def local_day_sql(instant: str, zone: str) -> str:
 
 def local_hour_sql(instant: str, zone: str) -> str:
     """SQL: the wall-clock hour (0-23) in `zone` at the timestamptz `instant`."""
-    return f"extract(hour FROM {instant} AT TIME ZONE {zone})::int"
+    return f"date_part('hour', {instant} AT TIME ZONE {zone})::int"
 
 
 # The westernmost clock of the zone database: UTC-12 (Etc/GMT+12; POSIX signs are inverted).

@@ -347,3 +347,22 @@ async def test_a_full_rebuild_waits_for_a_zone_change(
         with pytest.raises(admin.AdminError, match="acct_rebuilding"):
             await rebuild_rollups(conn)
         await conn.rollback()
+
+
+async def test_a_failing_step_changes_nothing(
+    admin_ops: Admin, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A reader's statement fails (here: a division by zero in place of the step's SQL): the
+    # change rolls back whole and removes its mark.
+    account = await admin_ops.account(account_id="acct_fail", timezone="Asia/Kolkata")
+    async with engine.connect() as conn:
+        await store_records(conn, random_log(random.Random(7), [account], 300, START, NOW))
+    before = await rollups_report(engine, account)
+    failing = "SELECT $1::text, $2::text, $3::timestamptz, $4::text, 1 / 0"
+    monkeypatch.setattr(rezone, "RECOUNT_STEP", failing)
+    with pytest.raises(Exception, match="division by zero"):
+        await change_zone(engine, account, "Europe/Berlin")
+    assert await timezone_of(engine, account) == "Asia/Kolkata"
+    assert await rollups_report(engine, account) == before
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM account_rebuilds")) == 0

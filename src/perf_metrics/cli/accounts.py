@@ -55,6 +55,8 @@ def _task_overrides(pairs: list[str] | None) -> dict[str, str] | None:
 
 
 def cmd_accounts_update(args: argparse.Namespace, settings: Settings) -> None:
+    from perf_metrics.rollups.rezone import READERS, change_zone
+
     preferred = None
     if args.preferred_models is not None:
         preferred = [m.strip() for m in args.preferred_models.split(",") if m.strip()]
@@ -75,14 +77,12 @@ def cmd_accounts_update(args: argparse.Namespace, settings: Settings) -> None:
             )
         if zone is None:
             return account
-        from perf_metrics.rollups.rezone import change_zone
-
         change = await change_zone(engine, args.account_id, zone, _progress)
         async with engine.connect() as conn:
             return {**await admin.get_account(conn, args.account_id), "zone_change": change}
 
-    # A zone change holds two connections: its mark's, and the recount's transaction.
-    emit(run_with_engine(maintenance(settings), update, connections=2))
+    # A zone change holds its mark's connection, the recount's, and its readers'.
+    emit(run_with_engine(maintenance(settings), update, connections=2 + READERS))
 
 
 def _progress(line: str) -> None:

@@ -68,15 +68,23 @@ WATERMARK = f"SELECT failure_monthly_before, {THIS_MONTH} FROM {rollup_watermark
 _month, _day = failure_monthly_rollup, failure_daily_rollup
 _positions = ", ".join(str(i) for i in range(1, len(_month.keys) + 1))
 SEAL_DELETE = f"DELETE FROM {_month.name} WHERE month >= $1"
-# The ended months' rows, from their daily rows: the same keys, `day` to its month.
-SEAL_INSERT = f"""
+
+
+def month_rows_from_days(where: str) -> str:
+    """Month rows of the failures rollup built from its daily rows (`where` selects them): the
+    same keys, `day` to its month."""
+    return f"""
 INSERT INTO {_month.name}
   ({", ".join((*_month.key_names, *_month.measure_names))})
 SELECT {", ".join(MONTH_OF_DAY if k == "month" else k for k in _month.key_names)},
        {", ".join(m.total for m in _month.measures)}
-FROM {_day.name} WHERE day >= $1 AND day < $2
+FROM {_day.name} WHERE {where}
 GROUP BY {_positions} ORDER BY {_positions}
 """
+
+
+# The ended months' rows.
+SEAL_INSERT = month_rows_from_days("day >= $1 AND day < $2")
 SEAL_MARK = f"""
 UPDATE {rollup_watermarks.name} SET failure_monthly_before = $2 WHERE failure_monthly_before = $1
 """
@@ -103,17 +111,27 @@ TAKE_QUEUED = f"""
     LIMIT {FOLD_LIMIT}))
   RETURNING {PENDING_LIST}"""
 
-# The taken calls with what the rollups group by; `a` is the call's account, whose zone its
-# day and hour of day are counted in (every call has one: ingest refuses unknown accounts).
-CALLS_CTE = f"""c AS (
+
+def calls_cte(zone: str | None = None) -> str:
+    """The taken calls with what the rollups group by. Their day and hour of day are counted in
+    the zone of each call's account, `a` (every call has one: ingest refuses unknown accounts),
+    or with `zone` (an SQL expression), in that one zone for all of them."""
+    if zone is None:
+        day, hour = DAY, HOUR_OF_DAY
+        source = f"taken JOIN {accounts.name} a ON a.id = taken.account_id"
+    else:
+        day, hour = local_day_sql("created_at", zone), local_hour_sql("created_at", zone)
+        source = "taken"
+    return f"""c AS (
   SELECT taken.*,
-         {DAY} AS day,
+         {day} AS day,
          coalesce(initial_model, model) AS first_model,
          coalesce(initial_provider, provider) AS first_provider,
          failure_mode IN ('provider_error', 'timeout', 'rate_limited') AS provider_side,
-         {HOUR_OF_DAY} AS hour
-  FROM taken JOIN {accounts.name} a ON a.id = taken.account_id
+         {hour} AS hour
+  FROM {source}
 )"""
+
 
 # The provider rollups' stages, per 5-minute bucket (`p`) and per hour (`ph`, built from the
 # 5-minute bins): first-choice counts per first-choice provider (`*_fc`), and served latency
@@ -176,34 +194,77 @@ def _cte(rollup: Rollup) -> str:
     return f"r_{rollup.name.removeprefix('rollup_')}"
 
 
-def _upsert(rollup: Rollup, into: str) -> str:
-    """One rollup's part of the fold: its rows, aggregated per key, added to the stored ones."""
+def _aggregate(rollup: Rollup) -> str:
+    """A rollup's new rows: its measures over the fold's rows, per key, in key order."""
     positions = ", ".join(str(i) for i in range(1, len(rollup.keys) + 1))
     where = "" if rollup.where is None else f" WHERE {rollup.where}"
     group = f" GROUP BY {positions}" if rollup.group else ""
-    keys = ", ".join(k.expression for k in rollup.keys)
-    measures = ",\n         ".join(m.aggregate for m in rollup.measures)
-    updates = ",\n    ".join(m.update for m in rollup.measures)
-    return f"""-- {rollup.about}
-{_cte(rollup)} AS (
-  INSERT INTO {into}{rollup.name} AS r
-    ({", ".join((*rollup.key_names, *rollup.measure_names))})
-  SELECT {keys},
+    keys = ", ".join(f"{k.expression} AS {k.name}" for k in rollup.keys)
+    measures = ",\n         ".join(f"{m.aggregate} AS {m.name}" for m in rollup.measures)
+    return f"""SELECT {keys},
          {measures}
   FROM {rollup.rows}{where}{group}
-  ORDER BY {positions}
+  ORDER BY {positions}"""
+
+
+def _merge(rollup: Rollup, into: str, rows: str) -> str:
+    """INSERT the `rows` (a rollup's columns, in key order) added to the stored ones."""
+    updates = ",\n    ".join(m.update for m in rollup.measures)
+    return f"""INSERT INTO {into}{rollup.name} AS r
+    ({", ".join((*rollup.key_names, *rollup.measure_names))})
+  {rows}
   ON CONFLICT ({", ".join(rollup.key_names)}) DO UPDATE SET
-    {updates}
+    {updates}"""
+
+
+def _upsert(rollup: Rollup, into: str) -> str:
+    """One rollup's part of the fold: its rows, aggregated per key, added to the stored ones."""
+    return f"""-- {rollup.about}
+{_cte(rollup)} AS (
+  {_merge(rollup, into, _aggregate(rollup))}
   RETURNING 1
 )"""
 
 
+def aggregate_statement(taken: str, rollups: tuple[Rollup, ...], zone: str) -> str:
+    """One read-only statement: the new rows of each of `rollups` (none with a stage) for the
+    calls `taken` returns, with days in `zone` (an SQL expression), as one JSON array per
+    rollup. A zone change (rezone.py) computes these on several connections at once, in one
+    snapshot, and merges them (`merge_json_statement`) in its own transaction."""
+    assert all(r.stage is None for r in rollups)
+    arrays = ",\n       ".join(
+        f"(SELECT coalesce(json_agg(x), '[]')::text FROM ({_aggregate(r)}) x) AS {r.name}"
+        for r in rollups
+    )
+    return f"""
+WITH taken AS ({taken}\n), {calls_cte(zone)}
+SELECT (SELECT count(*) FROM c) AS folded,
+       {arrays}
+"""
+
+
+def merge_json_statement(rollup: Rollup) -> str:
+    """Add the rows of a JSON array ($1, from `aggregate_statement`) to a rollup's."""
+    columns = ", ".join((*rollup.key_names, *rollup.measure_names))
+    rows = (
+        f"SELECT {columns} FROM json_populate_recordset(NULL::{rollup.name}, $1::text::json)"
+        f" ORDER BY {', '.join(str(i) for i in range(1, len(rollup.keys) + 1))}"
+    )
+    return _merge(rollup, "", rows)
+
+
 def fold_statement(
-    taken: str = TAKE_QUEUED, into: str = "", rollups: tuple[Rollup, ...] = ROLLUPS
+    taken: str = TAKE_QUEUED,
+    into: str = "",
+    rollups: tuple[Rollup, ...] = ROLLUPS,
+    *,
+    zone: str | None = None,
+    versions: bool = True,
 ) -> str:
     """One statement: fold the calls the `taken` query returns (the queue's columns) into
-    `rollups` (default: every rollup) and bump their accounts' versions; `into` prefixes the
-    rollup tables' names (verification folds into copies).
+    `rollups` (default: every rollup) and, with `versions`, bump their accounts' versions;
+    `into` prefixes the rollup tables' names (verification folds into copies). Days are those
+    of each call's account's zone, or of `zone` (calls_cte).
 
     Each rollup's rows go in key order. Not for locks (only a fold or a rebuild writes the
     rollups, one at a time under FOLD_LOCK) but for reads: new rows of an account-day then lie
@@ -211,17 +272,18 @@ def fold_statement(
     benchmark's failures answer for the largest account read ~4,400 heap pages for 5,600 daily
     rows and took 41 ms at p95, over its 30 ms target.
     """
-    ctes = [f"taken AS ({taken}\n)", CALLS_CTE]
+    ctes = [f"taken AS ({taken}\n)", calls_cte(zone)]
     for rollup in rollups:
         if rollup.stage is not None:
             ctes.append(STAGES[rollup.stage])
         ctes.append(_upsert(rollup, into))
-    ctes.append(_bump_versions(into))
+    if versions:
+        ctes.append(_bump_versions(into))
     body = ",\n".join(ctes)
     rollup_rows = "\n       + ".join(f"(SELECT count(*) FROM {_cte(r)})" for r in rollups)
     return f"""
 WITH {body}
-SELECT (SELECT count(*) FROM taken) AS folded,
+SELECT (SELECT count(*) FROM c) AS folded,
        {rollup_rows} AS rollup_rows
 """
 
