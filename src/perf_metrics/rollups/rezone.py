@@ -158,8 +158,8 @@ async def change_zone(
 ) -> dict[str, Any]:
     """Set `account_id`'s timezone to `zone` and recount its rollups in it (see the module's
     text); returns what was done. AdminError for an unknown account or zone, a change of the
-    account already running, or calls the log no longer holds. Holds two of the engine's
-    connections at once (the mark's and the recount's)."""
+    account already running, or calls the log no longer holds. Holds 2 + READERS of the
+    engine's connections at once (the mark's, the recount's, its readers')."""
     say = progress or (lambda line: None)
     started = time.monotonic()
     async with engine.connect() as conn:
