@@ -85,9 +85,16 @@ async def test_a_change_recounts_every_day_in_the_new_zone(
     assert result["previous_timezone"] == "UTC"
     assert result["calls"] == len(mine)
     assert result["queued_meanwhile"] == 0
-    # Months of the log (UTC) times environments: Sep, Oct, Nov, live and test.
-    assert lines[0] == f"acct_move: recounting {len(mine):,} calls in Asia/Kolkata, 6 steps"
-    assert len(lines) == 1 + 6 + 1
+    # One step per week of the log (168 hours from a Monday 00:00 UTC) and environment.
+    monday = datetime(2000, 1, 3, tzinfo=UTC)
+    steps = len(
+        {
+            (r["environment"], (datetime.fromisoformat(r["created_at"]) - monday).days // 7)
+            for r in mine
+        }
+    )
+    assert lines[0] == f"acct_move: recounting {len(mine):,} calls in Asia/Kolkata, {steps} steps"
+    assert len(lines) == 1 + steps + 1
     assert lines[-2].endswith(f"{len(mine):,} of {len(mine):,} calls (100%)")
     assert lines[-1].startswith(f"acct_move: days now in Asia/Kolkata, {len(mine):,} calls in ")
     assert await timezone_of(engine, account) == "Asia/Kolkata"

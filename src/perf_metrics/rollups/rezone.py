@@ -11,7 +11,7 @@ so a new zone means new rows for all of its history. `change_zone`:
 3. in one REPEATABLE READ transaction, so that every statement sees one snapshot: locks the
    mark's row (for as long as it holds that lock, folds leave the account alone, lease or
    not), sets `accounts.timezone`, deletes the account's rows of the account-keyed rollups,
-   folds every call of the account that the snapshot does not show queued (month by month of
+   folds every call of the account that the snapshot does not show queued (week by week of
    the log, a progress line each), bumps the account's data versions and removes the mark.
 
 Calls queued before the snapshot and after it stay queued and are folded once it commits, by
@@ -90,7 +90,7 @@ WORK_MEM = "256MB"
 # Connections that compute the recount's steps at once (besides the recount's own and the
 # mark's): a statement that writes runs on one core, these reads run side by side.
 READERS = 2
-PROGRESS_FROM_CALLS = 100_000  # a progress line per month of the log from this many calls
+PROGRESS_FROM_CALLS = 100_000  # a progress line per week of the log from this many calls
 
 # A new mark, or one whose change died (expired, and no recount holds it: a live recount's row
 # lock makes this wait, until CLAIM_LOCK_TIMEOUT_S). Its start time identifies it.
@@ -116,20 +116,22 @@ UNNAMED_QUEUED = (
 FOLDED_CALLS = (
     f"SELECT coalesce(sum(calls), 0)::bigint FROM {account_daily.name} WHERE account_id = $1"
 )
-# The months (UTC) of the log the account's calls lie in, with their counts: the steps of the
-# recount, each an index range of (account_id, environment, created_at).
-MONTHS = """
-SELECT environment, date_trunc('month', created_at, 'UTC') AS month, count(*) AS calls
+# The weeks (168 hours from a Monday 00:00 UTC) of the log the account's calls lie in, with
+# their counts: the steps of the recount, each an index range of (account_id, environment,
+# created_at). Weeks rather than months: steps of a few percent of the work each keep the
+# readers busy to the end.
+WEEKS = """
+SELECT environment, date_bin('168 hours', created_at, TIMESTAMPTZ '2000-01-03 00:00Z') AS week,
+       count(*) AS calls
 FROM calls WHERE account_id = $1 GROUP BY 1, 2 ORDER BY 1, 2
 """
 _columns = ", ".join(f"k.{c}" for c in PENDING_COLUMNS)
-# One month of one environment of the account's calls, less those the snapshot shows queued
+# One week of one environment of the account's calls, less those the snapshot shows queued
 # (they are folded after the commit, in the new zone).
 MONTH_OF_CALLS = f"""
   SELECT {_columns} FROM calls k
   WHERE k.account_id = $1 AND k.environment = $2
-    AND k.created_at >= $3
-    AND k.created_at < (($3 AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC'
+    AND k.created_at >= $3 AND k.created_at < $3 + interval '168 hours'
     AND NOT EXISTS (
       SELECT 1 FROM {calls_pending.name} p WHERE p.account_id = $1 AND p.call_id = k.call_id
     )"""
@@ -226,7 +228,7 @@ async def _recount(
         await conn.execute(BEGIN_WRITE)  # takes no snapshot (SET does not)
         raw = await driver_connection(conn)
         await raw.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT_S}s'")
-        # A month of the largest account's calls, with their keys, in memory rather than in
+        # A week of the largest account's calls, with their keys, in memory rather than in
         # temporary files.
         await raw.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
         if not await raw.fetchval(HOLD, account_id, mark):  # the snapshot is taken here
@@ -244,14 +246,14 @@ async def _recount(
         before = await raw.fetchval(FOLDED_CALLS, account_id)
         for rollup in ACCOUNT_ROLLUPS:
             await raw.execute(f"DELETE FROM {rollup.name} WHERE account_id = $1", account_id)
-        months = await raw.fetch(MONTHS, account_id)
-        total = sum(m["calls"] for m in months)
+        weeks = await raw.fetch(WEEKS, account_id)
+        total = sum(w["calls"] for w in weeks)
         loud = total >= PROGRESS_FROM_CALLS
         if loud:
-            say(f"{account_id}: recounting {total:,} calls in {zone}, {len(months)} steps")
+            say(f"{account_id}: recounting {total:,} calls in {zone}, {len(weeks)} steps")
         snapshot = await raw.fetchval("SELECT pg_export_snapshot()")
         recounted = rows = 0
-        async for month, step in _steps(engine, snapshot, account_id, zone, months):
+        async for week, step in _steps(engine, snapshot, account_id, zone, weeks):
             recounted += step["folded"]
             for rollup in STEP_ROLLUPS:
                 status = await raw.execute(
@@ -260,7 +262,7 @@ async def _recount(
                 rows += int(status.rsplit(" ", 1)[-1])
             if loud:
                 say(
-                    f"  {month['environment']} {month['month']:%Y-%m}: {recounted:,} of "
+                    f"  {week['environment']} week of {week['week']:%Y-%m-%d}: {recounted:,} of "
                     f"{total:,} calls ({100 * recounted // max(total, 1)}%)"
                 )
         if recounted < before:
@@ -278,14 +280,14 @@ async def _recount(
 
 
 async def _steps(
-    engine: AsyncEngine, snapshot: str, account_id: str, zone: str, months: list[Any]
+    engine: AsyncEngine, snapshot: str, account_id: str, zone: str, weeks: list[Any]
 ) -> AsyncIterator[tuple[Any, Any]]:
-    """The new rows of each month of the log, computed on READERS connections at once, each
+    """The new rows of each week of the log, computed on READERS connections at once, each
     in the recount's snapshot (`SET TRANSACTION SNAPSHOT`), yielded as they come: the work of
     a recount is these aggregates; merging them is a small part of it."""
     todo: asyncio.Queue[Any] = asyncio.Queue()
-    for month in sorted(months, key=lambda m: -m["calls"]):  # the largest first
-        todo.put_nowait(month)
+    for week in sorted(weeks, key=lambda w: -w["calls"]):  # the largest first
+        todo.put_nowait(week)
     done: asyncio.Queue[tuple[Any, Any] | BaseException | None] = asyncio.Queue()
 
     async def read() -> None:
@@ -298,16 +300,16 @@ async def _steps(
                 await raw.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
                 await raw.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT_S}s'")
                 while not todo.empty():
-                    month = todo.get_nowait()
+                    week = todo.get_nowait()
                     step = await raw.fetchrow(
                         RECOUNT_STEP,
                         account_id,
-                        month["environment"],
-                        month["month"],
+                        week["environment"],
+                        week["week"],
                         zone,
                         timeout=STATEMENT_TIMEOUT_S + 1,
                     )
-                    await done.put((month, step))
+                    await done.put((week, step))
                 await conn.rollback()
         except BaseException as exc:
             await done.put(exc)
@@ -315,7 +317,7 @@ async def _steps(
         finally:
             await done.put(None)
 
-    readers = [asyncio.create_task(read()) for _ in range(min(READERS, len(months)))]
+    readers = [asyncio.create_task(read()) for _ in range(min(READERS, len(weeks)))]
     try:
         finished = 0
         while finished < len(readers):
