@@ -24,8 +24,9 @@ Three measurements, each against its target in the issue:
   this checkout, alternating, with the machine's CPU µs per call (bench/ingest.py's measure)
   and the part of it spent by the CLI and its Postgres backends. This checkout runs twice: with
   the accounts in the zones `seed` deals them, and with all of them in UTC.
-- explain (only when asked for): EXPLAIN (ANALYZE, BUFFERS) of one month step of the recount
-  (rezone.RECOUNT_MONTH) of the largest account, rolled back; and of that month's scan alone.
+- explain (only when asked for): EXPLAIN (ANALYZE, BUFFERS) of the largest step (a week of the
+  log) of the recount (rezone.RECOUNT_STEP, one reader's statement) of the largest account, in
+  a transaction rolled back; and of that week's scan alone.
 
 A run of some parts keeps the other parts' last numbers in the results.
 
@@ -232,18 +233,18 @@ def read_part(url: str, account_id: str, key: str, requests: int, rounds: int) -
 
 
 def explain_part(url: str, account_id: str) -> dict[str, Any]:
-    """EXPLAIN (ANALYZE, BUFFERS) of one month step of the recount (rezone.RECOUNT_MONTH, the
-    largest month of the account), as the change runs it: after the account's rows are
-    deleted, in a REPEATABLE READ transaction that is then rolled back (nothing changes). And
-    the same month's calls only read (MONTH_OF_CALLS), to set the scan apart from the fold."""
+    """EXPLAIN (ANALYZE, BUFFERS) of one step of the recount (rezone.RECOUNT_STEP, the largest
+    week of the account), as a reader runs it, in a REPEATABLE READ transaction that is then
+    rolled back (nothing changes). And the same week's calls only read (WEEK_OF_CALLS), to set
+    the scan apart from the aggregates."""
     from perf_metrics.rollups import rezone
 
     async def go() -> dict[str, Any]:
         conn = await asyncpg.connect(url)
         try:
-            months = await conn.fetch(rezone.MONTHS, account_id)
+            months = await conn.fetch(rezone.WEEKS, account_id)
             m = max(months, key=lambda r: r["calls"])
-            args = (account_id, m["environment"], m["month"])
+            args = (account_id, m["environment"], m["week"])
             tr = conn.transaction(isolation="repeatable_read")
             await tr.start()
             try:
@@ -253,16 +254,18 @@ def explain_part(url: str, account_id: str) -> dict[str, Any]:
                     await conn.execute(f"DELETE FROM {table} WHERE account_id = $1", account_id)
                 delete_s = time.perf_counter() - started
                 scan = await conn.fetch(
-                    f"EXPLAIN (ANALYZE, BUFFERS) SELECT count(*) FROM ({rezone.MONTH_OF_CALLS}) x",
+                    f"EXPLAIN (ANALYZE, BUFFERS) SELECT count(*) FROM ({rezone.WEEK_OF_CALLS}) x",
                     *args,
                 )
-                plan = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {rezone.RECOUNT_MONTH}", *args)
+                plan = await conn.fetch(
+                    f"EXPLAIN (ANALYZE, BUFFERS) {rezone.RECOUNT_STEP}", *args, "Asia/Kolkata"
+                )
             finally:
                 await tr.rollback()
         finally:
             await conn.close()
         return {
-            "month": f"{m['environment']} {m['month']:%Y-%m}",
+            "month": f"{m['environment']} week of {m['week']:%Y-%m-%d}",
             "month_calls": m["calls"],
             "steps": len(months),
             "delete_account_rows_s": round(delete_s, 2),
@@ -623,7 +626,7 @@ def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
         rows.append(
             (
                 f"one recount step, {explain['month']} ({explain['month_calls']:,} calls of "
-                f"{explain['steps']} steps): EXPLAIN ANALYZE of RECOUNT_MONTH; its scan alone",
+                f"{explain['steps']} steps): EXPLAIN ANALYZE of RECOUNT_STEP; its scan alone",
                 f"{execution(explain['recount_plan'])}; {execution(explain['scan_plan'])}",
                 "",
                 "",

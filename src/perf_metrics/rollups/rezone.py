@@ -128,7 +128,7 @@ FROM calls WHERE account_id = $1 GROUP BY 1, 2 ORDER BY 1, 2
 _columns = ", ".join(f"k.{c}" for c in PENDING_COLUMNS)
 # One week of one environment of the account's calls, less those the snapshot shows queued
 # (they are folded after the commit, in the new zone).
-MONTH_OF_CALLS = f"""
+WEEK_OF_CALLS = f"""
   SELECT {_columns} FROM calls k
   WHERE k.account_id = $1 AND k.environment = $2
     AND k.created_at >= $3 AND k.created_at < $3 + interval '168 hours'
@@ -139,7 +139,7 @@ MONTH_OF_CALLS = f"""
 # failures (built from the new daily rows at the end, as the month seal does: cheaper than from
 # the calls). Computed on reader connections in the recount's snapshot, merged by the recount.
 STEP_ROLLUPS = tuple(r for r in ACCOUNT_ROLLUPS if r is not failure_monthly_rollup)
-RECOUNT_STEP = aggregate_statement(MONTH_OF_CALLS, STEP_ROLLUPS, zone="$4")
+RECOUNT_STEP = aggregate_statement(WEEK_OF_CALLS, STEP_ROLLUPS, zone="$4")
 MERGE_STEP = {r.name: merge_json_statement(r) for r in STEP_ROLLUPS}
 MONTH_ROWS = month_rows_from_days(
     f"account_id = $1 AND day < (SELECT failure_monthly_before FROM {rollup_watermarks.name})"
