@@ -1,7 +1,7 @@
 """Account timezones (SPEC §9, issue #15): what local days cost, in one run.
 
     python bench/datasets.py 10000000          # once: builds (or reuses) the 10M call log
-    python bench/zones.py [--size 10000000] [--requests 200] [--rounds 2] [--ingest-rounds 2]
+    python bench/zones.py [--size 10000000] [--requests 1000] [--rounds 5] [--ingest-rounds 2]
                           [--parts read,rezone,ingest,explain] [--before ab8457b]
 
 Three measurements, each against its target in the issue:
@@ -662,8 +662,8 @@ def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=10_000_000)
-    parser.add_argument("--requests", type=int, default=200, help="per endpoint and zone")
-    parser.add_argument("--rounds", type=int, default=2, help="visits of each zone (read)")
+    parser.add_argument("--requests", type=int, default=1000, help="per endpoint and zone")
+    parser.add_argument("--rounds", type=int, default=5, help="visits of each zone (read)")
     parser.add_argument("--parts", default="read,rezone,ingest")
     parser.add_argument("--before", default=BEFORE, help="the commit ingest is compared with")
     parser.add_argument("--ingest-rounds", type=int, default=2)
