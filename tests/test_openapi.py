@@ -267,6 +267,7 @@ def test_each_route_documents_its_parameters_with_types_and_ranges(
         assert query["end_time"]["schema"] == {"type": "string", "format": "date-time"}
         return
     expected = {"days", "end_date"} | ({"task_type"} if endpoint == "performance" else set())
+    expected |= {"format"} if endpoint == "daily" else set()  # its CSV export (SPEC §10)
     assert set(query) == expected
     assert query["days"]["schema"] == {
         "type": "integer",
@@ -275,6 +276,12 @@ def test_each_route_documents_its_parameters_with_types_and_ranges(
         "default": DAY_DEFAULTS[endpoint],
     }
     assert query["end_date"]["schema"] == {"type": "string", "format": "date"}
+    if endpoint == "daily":
+        assert query["format"]["schema"] == {
+            "type": "string",
+            "enum": ["json", "csv"],
+            "default": "json",
+        }
     if endpoint == "performance":
         assert query["task_type"]["schema"]["enum"] == [
             "extraction",

@@ -22,6 +22,9 @@ class CachedAnswer:
     version: Hashable
     body: bytes
     etag: str
+    media_type: str = "application/json"
+    # An export's Content-Disposition (CSV), None for JSON.
+    disposition: str | None = None
 
 
 class ResponseCache:

@@ -54,6 +54,12 @@ END_DATE = _query(
 TASK_TYPE = _query(
     "task_type", "Only this task type.", {"type": "string", "enum": list(TASK_TYPES)}
 )
+FORMAT = _query(
+    "format",
+    "json (default), or csv: the answer as a CSV attachment (RFC 4180, a header row, UTF-8; "
+    "a cell beginning with =, +, -, @, tab or CR is prefixed with ').",
+    {"type": "string", "enum": ["json", "csv"], "default": "json"},
+)
 HOURS = _query(
     "hours",
     "Hours in the window (1-168); default 24.",
@@ -81,10 +87,16 @@ class DayWindowParams:
     default_days: int
     task_filter: bool = False
     uses_today: bool = False
+    exports: bool = False  # `format=csv` (SPEC §10)
 
     @property
     def openapi(self) -> list[dict[str, Any]]:
-        return [_days(self.default_days), END_DATE, *([TASK_TYPE] if self.task_filter else [])]
+        return [
+            _days(self.default_days),
+            END_DATE,
+            *([TASK_TYPE] if self.task_filter else []),
+            *([FORMAT] if self.exports else []),
+        ]
 
     def dependency(self) -> Any:
         names = tuple(p["name"] for p in self.openapi)
@@ -97,7 +109,10 @@ class DayWindowParams:
             today = zone.today(at)  # "today" and "the future" are judged in the account's zone
             window = day_window(params, self.default_days, today, zone)
             filters = Filters(task_type=task)
-            return MetricsQuery(scope, window, filters, today if self.uses_today else None)
+            form = (params.choice("format", ("json", "csv")) if self.exports else None) or "json"
+            return MetricsQuery(
+                scope, window, filters, today if self.uses_today else None, format=form
+            )
 
         return Depends(parse)
 

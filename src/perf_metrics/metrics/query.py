@@ -42,6 +42,9 @@ class MetricsQuery(Generic[W]):
     # The day the request is made in the account's zone, for the answers that depend on it
     # (daily's trends leave out an unfinished today); None for the others.
     today: date | None = None
+    # How the answer is written: "json", or "csv" where an endpoint exports (SPEC §10). Not a
+    # part of the question, but of the cached body.
+    format: str = "json"
 
     def over(self, window: W) -> MetricsQuery[W]:
         """The same question over another window (a previous period, a longer range)."""

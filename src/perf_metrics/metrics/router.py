@@ -16,6 +16,7 @@ from perf_metrics.auth import MetricsKeyDep, charge_metrics_request, refuse_if_t
 from perf_metrics.deps import HistogramCacheDep, ReadSnapshotDep, ResponseCacheDep
 from perf_metrics.errors import ErrorResponse, ServiceUnavailable
 from perf_metrics.metrics import (
+    csv_export,
     customer,
     daily,
     failures,
@@ -110,7 +111,9 @@ async def _respond(request: Request, answer: CachedAnswer) -> Response:
     await charge_metrics_request(request, not_modified=held)
     if held or "*" in tags:  # RFC 9110 §13.1.2: * matches any current representation
         return Response(status_code=304, headers=headers)
-    return Response(answer.body, media_type="application/json", headers=headers)
+    if answer.disposition is not None:
+        headers["Content-Disposition"] = answer.disposition
+    return Response(answer.body, media_type=answer.media_type, headers=headers)
 
 
 def _if_none_match(request: Request) -> set[str]:
@@ -126,19 +129,34 @@ async def _answer(
     key: Hashable,
     version: Hashable,
     compute: Callable[[], Awaitable[dict[str, Any]]],
+    export: Callable[[dict[str, Any]], tuple[bytes, str]] | None = None,
 ) -> Response:
-    """The cached answer for `key` if it was computed at `version`, else a fresh one."""
+    """The cached answer for `key` if it was computed at `version`, else a fresh one; written
+    as JSON, or by `export` (body, Content-Disposition) as CSV."""
     answer = cache.get(key, version)
     if answer is None:
         await refuse_if_tier_spent(request)  # no work past the tier's limit, conditional or not
         try:
-            body = orjson.dumps(await compute())
+            result = await compute()
         except TimeoutError:
             raise ServiceUnavailable("The query took too long; retry shortly.") from None
+        if export is None:
+            body, media_type, disposition = orjson.dumps(result), "application/json", None
+        else:
+            body, disposition = export(result)
+            media_type = csv_export.MEDIA_TYPE
         etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-        answer = CachedAnswer(version, body, etag)
+        answer = CachedAnswer(version, body, etag, media_type, disposition)
         cache.put(key, answer)
     return await _respond(request, answer)
+
+
+def _daily_csv(answer: dict[str, Any]) -> tuple[bytes, str]:
+    return csv_export.daily(answer), csv_export.attachment("daily", answer)
+
+
+# The CSV writer of each endpoint that exports (format=csv).
+EXPORTS = {"daily": _daily_csv}
 
 
 IF_NONE_MATCH = {
@@ -155,7 +173,21 @@ def _doc(model: type[BaseModel], params: DayWindowParams | HourWindowParams) -> 
     # The query parameters are parsed by `params`' dependency and If-None-Match from the raw
     # headers in `_respond`: both are documented here.
     endpoint = model.__name__.removesuffix("Response").lower()
-    ok = {**ERRORS[200], "content": {"application/json": {"example": EXAMPLES[endpoint]}}}
+    content: dict[str, Any] = {"application/json": {"example": EXAMPLES[endpoint]}}
+    ok = {**ERRORS[200], "content": content}
+    if isinstance(params, DayWindowParams) and params.exports:
+        content["text/csv"] = {
+            "schema": {"type": "string"},
+            "example": EXPORTS[endpoint](EXAMPLES[endpoint])[0].decode(),
+        }
+        ok["headers"] = {
+            **ok.get("headers", {}),
+            "Content-Disposition": {
+                "description": "With format=csv: attachment; "
+                'filename="<endpoint>-<first day>-<last day>.csv".',
+                "schema": {"type": "string"},
+            },
+        }
     return {
         "response_model": model,
         "responses": {**ERRORS, 200: ok},
@@ -168,7 +200,7 @@ CUSTOMER = DayWindowParams(default_days=30)
 PERFORMANCE = DayWindowParams(default_days=7, task_filter=True)
 FAILURES = DayWindowParams(default_days=7)
 PROVIDERS = HourWindowParams()
-DAILY = DayWindowParams(default_days=30, uses_today=True)
+DAILY = DayWindowParams(default_days=30, uses_today=True, exports=True)
 OverviewQuery = Annotated[DayQuery, OVERVIEW.dependency()]
 CustomerQuery = Annotated[DayQuery, CUSTOMER.dependency()]
 PerformanceQuery = Annotated[DayQuery, PERFORMANCE.dependency()]
@@ -314,11 +346,13 @@ async def get_daily(
     cache: ResponseCacheDep,
 ) -> Response:
     """One entry per day of the window (default 30; local dates of the account's timezone),
-    empty days included, and trends over the complete days."""
+    empty days included, and trends over the complete days. `format=csv`: the days as a CSV
+    attachment, columns date, total_calls, total_cost_usd, avg_latency_ms, success_rate."""
     return await _answer(
         request,
         cache,
         ("daily", query),
         key.data_version,
         lambda: daily.answer(conn, query),
+        EXPORTS["daily"] if query.format == "csv" else None,
     )

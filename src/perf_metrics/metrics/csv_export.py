@@ -1,0 +1,55 @@
+"""CSV exports (SPEC §10): `format=csv` on daily (and on breakdown, once it exists).
+
+RFC 4180: a header row, comma-separated, CRLF line ends, fields quoted only when they hold a
+comma, a quote or a line break (quotes doubled), UTF-8, `.` decimals. Numbers are written as
+the JSON answer writes them (the same rounding), an absent value (JSON null) as an empty field.
+
+Spreadsheet formula injection: a cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage
+return is prefixed with `'`, so that a spreadsheet shows it as text instead of running it. The
+numbers of these exports are never negative, so the guard never touches one; it is for names
+that come from the data (models, and the customer's own user ids and tags).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+MEDIA_TYPE = "text/csv; charset=utf-8"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+# daily's columns (SPEC §10), in order.
+DAILY_COLUMNS = ("date", "total_calls", "total_cost_usd", "avg_latency_ms", "success_rate")
+
+
+def cell(value: Any) -> str:
+    """One field: JSON's spelling of a number, '' for null, text guarded against formulas."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = repr(value) if isinstance(value, float) else str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    """The whole table as RFC 4180 CSV, UTF-8."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows([cell(v) for v in row] for row in rows)
+    return out.getvalue().encode()
+
+
+def daily(answer: dict[str, Any]) -> bytes:
+    """daily's answer as CSV: one row per day of `daily_data`."""
+    return table(DAILY_COLUMNS, ([d[c] for c in DAILY_COLUMNS] for d in answer["daily_data"]))
+
+
+def attachment(name: str, answer: dict[str, Any]) -> str:
+    """Content-Disposition of an export: `{name}-{start}-{end}.csv` (the window's local dates)."""
+    period = answer["period"]
+    start, end = (str(period[k])[:10] for k in ("start_date", "end_date"))
+    return f'attachment; filename="{name}-{start}-{end}.csv"'
