@@ -50,7 +50,7 @@ async def test_daily_csv_is_the_json_answer_as_rfc_4180(
     client: httpx.AsyncClient, admin_ops: Admin, app: FastAPI
 ) -> None:
     key = await account_with_calls(client, admin_ops, app)
-    params = {"days": 14, "end_date": "2026-03-09"}
+    params: dict[str, str | int] = {"days": 14, "end_date": "2026-03-09"}
     as_json = await client.get("/v1/metrics/daily", params=params, headers=bearer(key))
     as_csv = await client.get(
         "/v1/metrics/daily", params={**params, "format": "csv"}, headers=bearer(key)
