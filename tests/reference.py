@@ -838,3 +838,90 @@ def daily(
             "avg_daily_growth": rnd(calls_growth, 3),
         },
     }
+
+
+# ---------------------------------------------------------------- breakdown (SPEC section 10)
+
+
+def dimension(group_by: str) -> Callable[[Call], str | None]:
+    """The value a call has for `group_by`: served model or provider, task type, user_id, or
+    one metadata key (None: the call lacks it, the null group)."""
+    if group_by in ("model", "provider", "task_type"):
+        return lambda c: c[group_by]
+    if group_by == "user":
+        return lambda c: c.get("user_id")
+    key = group_by.removeprefix("metadata.")
+    assert key != group_by, group_by
+    return lambda c: (c.get("metadata") or {}).get(key)
+
+
+def breakdown_order(value: str | None, calls: list[Call]) -> tuple[Fraction, int, int, str]:
+    """Exact cost descending, then calls descending, then value ascending (null last)."""
+    return (-total(money(c) for c in calls), -len(calls), value is None, value or "")
+
+
+def breakdown(
+    calls: list[Call],
+    *,
+    group_by: str,
+    days: int,
+    end_date: date,
+    zone: str = UTC_NAME,
+    values: list[str] | None = None,
+    series: bool = False,
+) -> dict[str, Any]:
+    """Every group of the window (no paging: a service's pages, concatenated, must equal
+    these groups), with `values` keeping only those values (the null group has no value to
+    ask for). `totals` are over every call of the window, whatever `values` says."""
+    window = in_window(calls, days, end_date, zone)
+    key = dimension(group_by)
+    by_value: dict[str | None, list[Call]] = {}
+    for c in window:
+        by_value.setdefault(key(c), []).append(c)
+    window_cost = total(money(c) for c in window)
+    dates = window_days(days, end_date)
+    groups = []
+    for value, group_calls in sorted(by_value.items(), key=lambda kv: breakdown_order(*kv)):
+        if values is not None and value not in values:
+            continue
+        n = len(group_calls)
+        entry: dict[str, Any] = {
+            "value": value,
+            "calls": n,
+            "total_cost_usd": rnd(total(money(c) for c in group_calls), 2),
+            # null when the window cost nothing
+            "cost_share": rnd(total(money(c) for c in group_calls) / window_cost, 3)
+            if window_cost
+            else None,
+            "input_tokens": sum(c["input_tokens"] for c in group_calls),
+            "output_tokens": sum(c["output_tokens"] for c in group_calls),
+            "avg_cost_per_call": rnd(avg_cost(group_calls), 5),
+            "avg_latency_ms": rnd(avg_latency(group_calls), 0),
+            "success_rate": rnd(success_rate(group_calls), 3),
+            "failure_rate": rnd(
+                ratio(count(group_calls, lambda c: c["failure_mode"] is not None), n), 3
+            ),
+            "quality_score": rnd(mean_quality(group_calls), 3),
+        }
+        if series:
+            per_day = {d: [c for c in group_calls if day_of(c, zone) == d] for d in dates}
+            entry["daily"] = [
+                {
+                    "date": d.isoformat(),
+                    "calls": len(per_day[d]),
+                    "total_cost_usd": rnd(total(money(c) for c in per_day[d]), 2),
+                }
+                for d in dates
+            ]
+        groups.append(entry)
+    return {
+        "period": period(days, end_date, zone),
+        "group_by": group_by,
+        "totals": {
+            "calls": len(window),
+            "total_cost_usd": rnd(window_cost, 2),
+            "input_tokens": sum(c["input_tokens"] for c in window),
+            "output_tokens": sum(c["output_tokens"] for c in window),
+        },
+        "groups": groups,
+    }
