@@ -73,3 +73,81 @@ def test_alembic_check_finds_nothing_to_generate(database_url: str) -> None:
         [sys.executable, "-c", check, database_url], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_0008_recounts_model_rows_by_provider_in_each_accounts_zone() -> None:
+    """The migration rebuilds rollup_model_daily from the call log: per local day of each
+    account's zone, by served provider, with tokens and failures; queued calls are left to the
+    next fold."""
+    from tests.pg import scratch_database
+
+    with scratch_database() as url:
+        upgrade(url, "0007_account_timezone")
+        dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+
+        async def old_schema_with_calls() -> None:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute(
+                    "INSERT INTO accounts (id, name, tier, timezone) VALUES"
+                    " ('acct_a', 'A', 'pro', 'Asia/Kolkata')"
+                )
+                calls = [
+                    # (call_id, created_at, model, provider, failure_mode, tokens in/out, cost)
+                    ("c1", "2026-03-01T18:29:59Z", "m", "p1", None, 10, 1, "0.10"),  # 03-01 IST
+                    ("c2", "2026-03-01T18:30:00Z", "m", "p1", "refusal", 20, 2, "0.20"),  # 03-02
+                    ("c3", "2026-03-01T20:00:00Z", "m", "p2", None, 30, 3, "0.30"),  # 03-02
+                    ("c4", "2026-03-01T21:00:00Z", "m", "p2", None, 40, 4, "0.40"),  # queued
+                ]
+                for cid, at, model, provider, mode, tin, tout, cost in calls:
+                    await conn.execute(
+                        "INSERT INTO calls (account_id, call_id, environment, created_at,"
+                        " task_type, model, provider, input_tokens, output_tokens, cost_usd,"
+                        " latency_ms, status, failure_mode, recovery, retry_count)"
+                        " VALUES ('acct_a', $1, 'live', $2::text::timestamptz, 'code', $3, $4,"
+                        " $5, $6, $7::text::numeric, 100, 'success', $8,"
+                        " CASE WHEN $8::text IS NULL THEN NULL ELSE 'retry' END,"
+                        " CASE WHEN $8::text IS NULL THEN 0 ELSE 1 END)",
+                        cid,
+                        at,
+                        model,
+                        provider,
+                        tin,
+                        tout,
+                        cost,
+                        mode,
+                    )
+                await conn.execute(
+                    "INSERT INTO calls_pending SELECT account_id, environment, created_at,"
+                    " task_type, model, provider, initial_model, initial_provider, input_tokens,"
+                    " output_tokens, cost_usd, latency_ms, status, failure_mode,"
+                    " failure_trigger, recovery, retry_count, fallback_used, quality_score,"
+                    " complexity_score, message_count, cost_ceiling_hit, call_id"
+                    " FROM calls WHERE call_id = 'c4'"
+                )
+                # Whatever the old rows said, they are recounted.
+                await conn.execute(
+                    "INSERT INTO rollup_model_daily (account_id, environment, day, task_type,"
+                    " model, calls) VALUES ('acct_a', 'live', '2026-03-01', 'code', 'm', 99)"
+                )
+            finally:
+                await conn.close()
+
+        async def model_rows() -> list[tuple[Any, ...]]:
+            conn = await asyncpg.connect(dsn)
+            try:
+                rows = await conn.fetch(
+                    "SELECT day::text, provider, calls, successes, cost_usd::text, input_tokens,"
+                    " output_tokens, failures FROM rollup_model_daily ORDER BY day, provider"
+                )
+                return [tuple(r) for r in rows]
+            finally:
+                await conn.close()
+
+        asyncio.run(old_schema_with_calls())
+        upgrade(url)
+        assert asyncio.run(model_rows()) == [
+            ("2026-03-01", "p1", 1, 1, "0.100000000000", 10, 1, 0),
+            ("2026-03-02", "p1", 1, 1, "0.200000000000", 20, 2, 1),
+            ("2026-03-02", "p2", 1, 1, "0.300000000000", 30, 3, 0),
+        ]

@@ -135,6 +135,8 @@ LATENCY_SUM = Measure("latency_sum", BIG, "sum(latency_ms)")
 # Scores are sent as decimals and stored as floats: summed as the decimals they were sent as.
 QUALITY_SUM = Measure("quality_sum", Numeric(), "coalesce(sum(quality_score::text::numeric), 0)")
 QUALITY_N = Measure("quality_n", BIG, "count(quality_score)")
+INPUT_TOKENS = Measure("input_tokens", BIG, "sum(input_tokens)")
+OUTPUT_TOKENS = Measure("output_tokens", BIG, "sum(output_tokens)")
 
 account_daily_rollup = Rollup(
     "rollup_account_daily",
@@ -152,8 +154,8 @@ account_daily_rollup = Rollup(
         _count("ceiling_hits", "cost_ceiling_hit"),
         COST_USD,
         LATENCY_SUM,
-        Measure("input_tokens", BIG, "sum(input_tokens)"),
-        Measure("output_tokens", BIG, "sum(output_tokens)"),
+        INPUT_TOKENS,
+        OUTPUT_TOKENS,
         QUALITY_SUM,
         QUALITY_N,
         Measure("complexity_sum", Numeric(), "coalesce(sum(complexity_score::text::numeric), 0)"),
@@ -174,9 +176,19 @@ account_daily_rollup = Rollup(
 
 model_daily_rollup = Rollup(
     "rollup_model_daily",
-    "per day x task x served model",
-    _account_day(Key("task_type", TEXT), Key("model", TEXT)),
-    (CALLS, SUCCESSES, COST_USD, LATENCY_SUM, QUALITY_SUM, QUALITY_N),
+    "per day x task x served model x served provider",
+    _account_day(Key("task_type", TEXT), Key("model", TEXT), Key("provider", TEXT)),
+    (
+        CALLS,
+        SUCCESSES,
+        COST_USD,
+        LATENCY_SUM,
+        QUALITY_SUM,
+        QUALITY_N,
+        INPUT_TOKENS,
+        OUTPUT_TOKENS,
+        _count("failures", "failure_mode IS NOT NULL"),
+    ),
 )
 
 # The failure rollups' counts, day and month grain alike.
