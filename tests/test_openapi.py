@@ -68,6 +68,7 @@ OPERATION_IDS = {
     ("get", "/v1/account"): "get_account",
     ("post", "/v1/calls"): "ingest_calls",
     **{("get", f"/v1/metrics/{name}"): f"get_{name}" for name in RESPONSE_SCHEMAS},
+    ("get", "/v1/metrics/breakdown"): "get_breakdown",
 }
 
 

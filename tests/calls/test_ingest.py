@@ -1451,7 +1451,17 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
     )
     hours: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * 24)
     model: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
-        zeros("calls", "successes", "cost_usd", "latency_sum", "quality_sum", "quality_n")
+        zeros(
+            "calls",
+            "successes",
+            "cost_usd",
+            "latency_sum",
+            "quality_sum",
+            "quality_n",
+            "input_tokens",
+            "output_tokens",
+            "failures",
+        )
     )
     failure: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
         zeros("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
@@ -1492,11 +1502,14 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
             a["message_n"] += 1
         hours[(r["account_id"], env, day)][t.hour] += 1
 
-        m = model[(r["account_id"], env, day, r["task_type"], r["model"])]
+        m = model[(r["account_id"], env, day, r["task_type"], r["model"], r["provider"])]
         m["calls"] += 1
         m["successes"] += success
         m["cost_usd"] += dec(r["cost_usd"])
         m["latency_sum"] += r["latency_ms"]
+        m["input_tokens"] += r["input_tokens"]
+        m["output_tokens"] += r["output_tokens"]
+        m["failures"] += mode is not None
         if quality is not None:
             m["quality_sum"] += dec(quality)
             m["quality_n"] += 1
@@ -1524,8 +1537,9 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
             served["latency_sum"] += r["latency_ms"]
     for key, counts in hours.items():
         account[key]["hour_calls"] = counts
-    # Month rows for the months before the watermark, which the tests leave at this month.
-    this_month = datetime.now(UTC).date().replace(day=1)
+    # Month rows for the months before the watermark, which the tests leave at this month (on
+    # the westernmost clock, UTC-12, which the watermark follows).
+    this_month = (datetime.now(UTC) - timedelta(hours=12)).date().replace(day=1)
     failure_month: defaultdict[tuple[Any, ...], dict[str, Any]] = defaultdict(
         zeros("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
     )

@@ -146,15 +146,25 @@ DATE_PARAMS = {"end_date", "end_time"}
 DATE_RULES = ("in the future", "1970-01-01")
 
 
+# And breakdown's (SPEC §10): a page token is one the API issued for the same question; a
+# metadata key must be one the account tracks; series=daily caps limit; CSV has no pages.
+BREAKDOWN_RULES = {
+    "page": ("not a page token", "another question", "does not go with format=csv"),
+    "group_by": ("not a tracked metadata key",),
+    "limit": ("with series=daily",),
+    "series": ("does not go with format=csv",),
+}
+
+
 def _breaks_a_date_rule(response: Any) -> bool:
     if response.status_code != 400:
         return False
     error = response.json()["error"]
-    return (
-        error["code"] == "invalid_parameter"
-        and error["param"] in DATE_PARAMS
-        and any(rule in error["message"] for rule in DATE_RULES)
-    )
+    if error["code"] != "invalid_parameter":
+        return False
+    if error["param"] in DATE_PARAMS:
+        return any(rule in error["message"] for rule in DATE_RULES)
+    return any(rule in error["message"] for rule in BREAKDOWN_RULES.get(error["param"], ()))
 
 
 def valid_data_is_accepted(ctx: Any, response: Any, case: Any) -> bool | None:

@@ -48,6 +48,27 @@ def daily(answer: dict[str, Any]) -> bytes:
     return table(DAILY_COLUMNS, ([d[c] for c in DAILY_COLUMNS] for d in answer["daily_data"]))
 
 
+# breakdown's columns: every field of a group but its series.
+BREAKDOWN_COLUMNS = (
+    "value",
+    "calls",
+    "total_cost_usd",
+    "cost_share",
+    "input_tokens",
+    "output_tokens",
+    "avg_cost_per_call",
+    "avg_latency_ms",
+    "success_rate",
+    "failure_rate",
+    "quality_score",
+)
+
+
+def breakdown(answer: dict[str, Any]) -> bytes:
+    """breakdown's answer as CSV: one row per group (a null value as an empty field)."""
+    return table(BREAKDOWN_COLUMNS, ([g[c] for c in BREAKDOWN_COLUMNS] for g in answer["groups"]))
+
+
 def attachment(name: str, answer: dict[str, Any]) -> str:
     """Content-Disposition of an export: `{name}-{start}-{end}.csv` (the window's local dates)."""
     period = answer["period"]

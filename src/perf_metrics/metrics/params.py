@@ -13,7 +13,7 @@ the window resolved against the request's clock (`deps.now`, read once), and the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import Depends, Request
@@ -21,7 +21,8 @@ from fastapi import Depends, Request
 from perf_metrics.auth import MetricsKeyDep, Principal
 from perf_metrics.calls.schema import TASK_TYPES
 from perf_metrics.deps import ClockDep
-from perf_metrics.metrics.query import DayQuery, Filters, HourQuery, MetricsQuery, Scope
+from perf_metrics.errors import InvalidParameter
+from perf_metrics.metrics.query import DayQuery, Filters, Grouping, HourQuery, MetricsQuery, Scope
 from perf_metrics.metrics.windows import Params, day_window, hour_window
 from perf_metrics.zones import Zone
 
@@ -133,3 +134,127 @@ class HourWindowParams:
             return MetricsQuery(_scope(key), window)
 
         return Depends(parse)
+
+
+# --- breakdown (SPEC §10) ---------------------------------------------------------------------
+
+# The dimensions a breakdown groups by (metadata.<key>: one of the account's tracked keys).
+DIMENSIONS = ("model", "provider", "task_type", "user")
+SERIES_LIMIT = 20
+
+GROUP_BY = {
+    **_query(
+        "group_by",
+        "What to group the window's calls by: model (served), provider (served), task_type, "
+        "user (the calls' user_id), or metadata.<key> for one of the account's tracked "
+        "metadata keys.",
+        {
+            "type": "string",
+            "pattern": r"^(model|provider|task_type|user|metadata\..+)$",
+            "examples": ["model", "user", "metadata.feature"],
+        },
+    ),
+    "required": True,
+}
+VALUE = {
+    **_query(
+        "value",
+        "Only these values of the dimension; repeat for several (value=a&value=b).",
+        {"type": "array", "items": {"type": "string", "minLength": 1}},
+    ),
+    "style": "form",
+    "explode": True,
+}
+LIMIT = _query(
+    "limit",
+    f"Groups per page (1-100; at most {SERIES_LIMIT} with series=daily); default 20.",
+    {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+)
+PAGE = _query(
+    "page",
+    "The `next_page` of the previous page, unchanged, with the same other parameters.",
+    {"type": "string", "minLength": 1},
+)
+SERIES = _query(
+    "series",
+    "daily: each group also gets `daily`, one entry per local day of the window.",
+    {"type": "string", "enum": ["daily"]},
+)
+BREAKDOWN_FORMAT = _query(
+    "format",
+    "json (default), or csv: every group (no paging) as a CSV attachment (RFC 4180, a header "
+    "row, UTF-8; a cell beginning with =, +, -, @, tab or CR is prefixed with ').",
+    {"type": "string", "enum": ["json", "csv"], "default": "json"},
+)
+
+
+@dataclass(frozen=True)
+class BreakdownParams:
+    """group_by, the window (default 30 days), value, limit, page, series, format."""
+
+    @property
+    def openapi(self) -> list[dict[str, Any]]:
+        return [GROUP_BY, _days(30), END_DATE, VALUE, LIMIT, PAGE, SERIES, BREAKDOWN_FORMAT]
+
+    def dependency(self) -> Any:
+        names = tuple(p["name"] for p in self.openapi)
+
+        async def parse(request: Request, key: MetricsKeyDep, at: ClockDep) -> DayQuery:
+            from perf_metrics.metrics import breakdown
+
+            params = Params(request.query_params, names, repeatable=("value",))
+            group_by = _group_by(params.values.get("group_by"))
+            scope = _scope(key)
+            zone = Zone.named(key.timezone)
+            today = zone.today(at)
+            window = day_window(params, 30, today, zone)
+            series = params.choice("series", ("daily",)) == "daily"
+            form = params.choice("format", ("json", "csv")) or "json"
+            limit = params.integer("limit", 20, 1, 100)
+            if series and limit > SERIES_LIMIT:
+                raise InvalidParameter(
+                    f"'limit' is at most {SERIES_LIMIT} with series=daily.", param="limit"
+                )
+            if form == "csv":
+                for name in ("page", "series"):
+                    if name in params.values:
+                        raise InvalidParameter(
+                            f"'{name}' does not go with format=csv: the CSV holds every group.",
+                            param=name,
+                        )
+            values = tuple(params.repeated["value"]) or None
+            grouping = Grouping(group_by, values, limit, None, series)
+            query = MetricsQuery(scope, window, Filters(), format=form, grouping=grouping)
+            token = params.values.get("page")
+            if token is not None:
+                digest, after = breakdown.read_page_token(token)
+                if digest != breakdown.question_digest(query):
+                    raise InvalidParameter(
+                        "'page' belongs to another question: use it with the same group_by, "
+                        "days, end_date, value, limit and series as the page it came from.",
+                        param="page",
+                    )
+                query = replace(query, grouping=replace(grouping, after=after))
+            return query
+
+        return Depends(parse)
+
+
+def _group_by(raw: str | None) -> str:
+    if raw is None:
+        raise InvalidParameter(
+            f"'group_by' is required: one of {', '.join(DIMENSIONS)}, or metadata.<key>.",
+            param="group_by",
+        )
+    if raw in DIMENSIONS:
+        return raw
+    if raw.startswith("metadata.") and len(raw) > len("metadata."):
+        raise InvalidParameter(
+            f"'{raw.removeprefix('metadata.')}' is not a tracked metadata key of this account "
+            "(it tracks none yet); group by model, provider, task_type or user.",
+            param="group_by",
+        )
+    raise InvalidParameter(
+        f"'group_by' must be one of {', '.join(DIMENSIONS)}, or metadata.<key>.",
+        param="group_by",
+    )

@@ -28,6 +28,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     tuple_,
     type_coerce,
     union_all,
@@ -440,3 +441,113 @@ async def select_histograms(
     if not parts:
         return []
     return (await conn.execute(union_all(*parts))).all()
+
+
+# --- breakdowns (SPEC §10) --------------------------------------------------------------------
+
+# What every group of a breakdown sums, by the name the answer reads.
+GROUP_MEASURES = (
+    "calls",
+    "successes",
+    "cost_usd",
+    "latency_sum",
+    "quality_sum",
+    "quality_n",
+    "input_tokens",
+    "output_tokens",
+    "failures",
+)
+_DECIMAL_MEASURES = ("cost_usd", "quality_sum")
+
+
+def _group_sum(column: Any, name: str) -> Any:
+    summed = func.sum(column) if name in _DECIMAL_MEASURES else _count_sum(column)
+    return summed.label(name)
+
+
+# Served model, served provider, task type: from the model rollup.
+MODEL_DIMENSIONS = ("model", "provider", "task_type")
+MODEL_GROUPS = {
+    d: select(
+        model_daily.c[d].label("value"),
+        *(_group_sum(model_daily.c[m], m) for m in GROUP_MEASURES),
+    )
+    .where(_scoped(model_daily))
+    .group_by(model_daily.c[d])
+    for d in MODEL_DIMENSIONS
+}
+_VALUES = bindparam("values", expanding=True, type_=Text)
+MODEL_GROUP_DAYS = {
+    d: select(
+        model_daily.c[d].label("value"),
+        model_daily.c.day,
+        _count_sum(model_daily.c.calls).label("calls"),
+        func.sum(model_daily.c.cost_usd).label("cost_usd"),
+    )
+    .where(_scoped(model_daily), model_daily.c[d].in_(_VALUES))
+    .group_by(model_daily.c[d], model_daily.c.day)
+    for d in MODEL_DIMENSIONS
+}
+
+# End users: from the call log, over the window's instants, less the calls still queued (in
+# the request's snapshot the rollups, and so `totals`, do not count them yet).
+_RAW_WINDOW = """
+FROM calls k
+WHERE k.account_id = :account_id AND k.environment = :environment
+  AND k.created_at >= :start_at AND k.created_at < :end_before
+  AND NOT EXISTS (
+    SELECT 1 FROM calls_pending p WHERE p.account_id = :account_id AND p.call_id = k.call_id
+  )"""
+USER_GROUPS = text(f"""
+SELECT k.user_id AS value, count(*) AS calls,
+       count(*) FILTER (WHERE k.status = 'success') AS successes,
+       sum(k.cost_usd) AS cost_usd, sum(k.latency_ms)::bigint AS latency_sum,
+       coalesce(sum(k.quality_score::text::numeric), 0) AS quality_sum,
+       count(k.quality_score) AS quality_n,
+       sum(k.input_tokens)::bigint AS input_tokens, sum(k.output_tokens)::bigint AS output_tokens,
+       count(*) FILTER (WHERE k.failure_mode IS NOT NULL) AS failures
+{_RAW_WINDOW}
+GROUP BY k.user_id""")
+USER_GROUP_DAYS = text(f"""
+SELECT k.user_id AS value, (k.created_at AT TIME ZONE :zone)::date AS day, count(*) AS calls,
+       sum(k.cost_usd) AS cost_usd
+{_RAW_WINDOW}
+  AND (k.user_id = ANY(CAST(:values AS text[])) OR (:null_group AND k.user_id IS NULL))
+GROUP BY 1, 2""")
+
+
+def _instants(query: DayQuery) -> dict[str, Any]:
+    return {
+        "account_id": query.scope.account_id,
+        "environment": query.scope.environment,
+        "start_at": query.window.start_at,
+        "end_before": query.window.end_before,
+    }
+
+
+async def select_groups(
+    conn: AsyncConnection, query: DayQuery, group_by: str
+) -> Sequence[Row[Any]]:
+    """Per value of `group_by` over the window: the sums of GROUP_MEASURES."""
+    if group_by in MODEL_GROUPS:
+        return await _all(conn, MODEL_GROUPS[group_by], _window(query))
+    assert group_by == "user", group_by
+    rows: Sequence[Row[Any]] = (await conn.execute(USER_GROUPS, _instants(query))).all()
+    return rows
+
+
+async def select_group_days(
+    conn: AsyncConnection, query: DayQuery, group_by: str, values: list[str | None]
+) -> Sequence[Row[Any]]:
+    """Per (value, local day) of the given values of `group_by`: calls and cost."""
+    named = [v for v in values if v is not None]
+    if group_by in MODEL_GROUP_DAYS:
+        return await _all(conn, MODEL_GROUP_DAYS[group_by], {**_window(query), "values": named})
+    params = {
+        **_instants(query),
+        "zone": query.window.zone.name,
+        "values": named,
+        "null_group": None in values,
+    }
+    rows: Sequence[Row[Any]] = (await conn.execute(USER_GROUP_DAYS, params)).all()
+    return rows

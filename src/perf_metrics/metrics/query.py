@@ -35,6 +35,19 @@ class Filters:
 
 
 @dataclass(frozen=True, slots=True)
+class Grouping:
+    """A breakdown's question beyond the window (SPEC §10): the dimension, the values asked
+    for (None: all), the page size, where the page starts (after the previous page's last
+    group: its exact cost, calls and value), and whether each group gets its daily series."""
+
+    group_by: str
+    values: tuple[str, ...] | None = None
+    limit: int = 20
+    after: tuple[str, int, str | None] | None = None
+    series: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsQuery(Generic[W]):
     scope: Scope
     window: W
@@ -45,6 +58,7 @@ class MetricsQuery(Generic[W]):
     # How the answer is written: "json", or "csv" where an endpoint exports (SPEC §10). Not a
     # part of the question, but of the cached body.
     format: str = "json"
+    grouping: Grouping | None = None  # breakdown's
 
     def over(self, window: W) -> MetricsQuery[W]:
         """The same question over another window (a previous period, a longer range)."""

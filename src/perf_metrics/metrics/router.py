@@ -16,6 +16,7 @@ from perf_metrics.auth import MetricsKeyDep, charge_metrics_request, refuse_if_t
 from perf_metrics.deps import HistogramCacheDep, ReadSnapshotDep, ResponseCacheDep
 from perf_metrics.errors import ErrorResponse, ServiceUnavailable
 from perf_metrics.metrics import (
+    breakdown,
     csv_export,
     customer,
     daily,
@@ -27,7 +28,7 @@ from perf_metrics.metrics import (
 )
 from perf_metrics.metrics.cache import CachedAnswer, ResponseCache
 from perf_metrics.metrics.examples import EXAMPLES
-from perf_metrics.metrics.params import DayWindowParams, HourWindowParams
+from perf_metrics.metrics.params import BreakdownParams, DayWindowParams, HourWindowParams
 from perf_metrics.metrics.query import DayQuery, HourQuery
 from perf_metrics.metrics.versions import PlatformVersionDep, PricesVersionDep
 
@@ -155,8 +156,12 @@ def _daily_csv(answer: dict[str, Any]) -> tuple[bytes, str]:
     return csv_export.daily(answer), csv_export.attachment("daily", answer)
 
 
+def _breakdown_csv(answer: dict[str, Any]) -> tuple[bytes, str]:
+    return csv_export.breakdown(answer), csv_export.attachment("breakdown", answer)
+
+
 # The CSV writer of each endpoint that exports (format=csv).
-EXPORTS = {"daily": _daily_csv}
+EXPORTS = {"daily": _daily_csv, "breakdown": _breakdown_csv}
 
 
 IF_NONE_MATCH = {
@@ -169,13 +174,15 @@ IF_NONE_MATCH = {
 }
 
 
-def _doc(model: type[BaseModel], params: DayWindowParams | HourWindowParams) -> dict[str, Any]:
+def _doc(
+    model: type[BaseModel], params: DayWindowParams | HourWindowParams | BreakdownParams
+) -> dict[str, Any]:
     # The query parameters are parsed by `params`' dependency and If-None-Match from the raw
     # headers in `_respond`: both are documented here.
     endpoint = model.__name__.removesuffix("Response").lower()
     content: dict[str, Any] = {"application/json": {"example": EXAMPLES[endpoint]}}
     ok = {**ERRORS[200], "content": content}
-    if isinstance(params, DayWindowParams) and params.exports:
+    if endpoint in EXPORTS:
         content["text/csv"] = {
             "schema": {"type": "string"},
             "example": EXPORTS[endpoint](EXAMPLES[endpoint])[0].decode(),
@@ -207,6 +214,8 @@ PerformanceQuery = Annotated[DayQuery, PERFORMANCE.dependency()]
 FailuresQuery = Annotated[DayQuery, FAILURES.dependency()]
 ProvidersQuery = Annotated[HourQuery, PROVIDERS.dependency()]
 DailyQuery = Annotated[DayQuery, DAILY.dependency()]
+BREAKDOWN = BreakdownParams()
+BreakdownQuery = Annotated[DayQuery, BREAKDOWN.dependency()]
 
 # Every route: the key (authenticated in the read snapshot, charged to its tier), the query
 # its parameters resolve to, the snapshot connection, and the answer cache. An account's
@@ -355,4 +364,39 @@ async def get_daily(
         key.data_version,
         lambda: daily.answer(conn, query),
         EXPORTS["daily"] if query.format == "csv" else None,
+    )
+
+
+@router.get(
+    "/breakdown",
+    summary="The window's calls by model, provider, task type or end user",
+    **_doc(schemas.BreakdownResponse, BREAKDOWN),
+)
+async def get_breakdown(
+    request: Request,
+    key: MetricsKeyDep,
+    query: BreakdownQuery,
+    conn: ReadSnapshotDep,
+    cache: ResponseCacheDep,
+) -> Response:
+    """Every call of the window (default 30 days of the account's timezone) in exactly one
+    group of `group_by`, ranked by exact cost, `limit` groups a page, with `totals` equal to
+    overview's.
+
+    **Pages.** `next_page` holds the last group of its page; pass it as `page` with the same
+    other parameters (anything else is a 400). A group's cost and calls only grow as calls
+    arrive, so a group already shown only moves up the ranking and never comes again, and no
+    group is skipped while nothing changes. While calls arrive, a group not yet shown whose
+    cost grows past the last group of the page you hold moves onto the pages already read,
+    so a later page does not show it; `totals` and `has_more` are those of the moment each
+    page is computed. A window that ended before today pages exactly. `format=csv` gives
+    every group at once, from one snapshot."""
+    everything = query.format == "csv"
+    return await _answer(
+        request,
+        cache,
+        ("breakdown", query),
+        key.data_version,
+        lambda: breakdown.answer(conn, query, everything=everything),
+        EXPORTS["breakdown"] if everything else None,
     )

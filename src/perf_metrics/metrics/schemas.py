@@ -383,3 +383,59 @@ class DailyResponse(_Model):
     period: DailyPeriod
     daily_data: list[Day] = Field(description="One entry per day, oldest first, empty days too.")
     trends: DailyTrends
+
+
+class BreakdownTotals(_Model):
+    calls: int = Field(description="Calls in the window (all of them, whatever `value` asks).")
+    total_cost_usd: float = Field(description="Their cost, 2 decimals; overview's total.")
+    input_tokens: int = Field(description="Their input tokens.")
+    output_tokens: int = Field(description="Their output tokens.")
+
+
+class BreakdownDay(_Model):
+    date: DateStr = Field(description="A local day of the window.")
+    calls: int = Field(description="The group's calls that day (0 without).")
+    total_cost_usd: float = Field(description="Their cost, 2 decimals.")
+
+
+class BreakdownGroup(_Model):
+    value: str | None = Field(
+        description="The dimension's value; null for the calls without it (no user_id)."
+    )
+    calls: int = Field(description="The group's calls in the window.")
+    total_cost_usd: float = Field(description="Their cost, 2 decimals.")
+    cost_share: float | None = Field(
+        description="Their cost / the window's cost, 3 decimals; null when the window cost 0."
+    )
+    input_tokens: int = Field(description="Their input tokens.")
+    output_tokens: int = Field(description="Their output tokens.")
+    avg_cost_per_call: float = Field(description="Cost / calls, 5 decimals.")
+    avg_latency_ms: int = Field(description="Mean latency_ms, whole ms.")
+    success_rate: float = Field(description="Calls with status success / calls, 3 decimals.")
+    failure_rate: float = Field(
+        description="Calls with a failure_mode (rescued or not) / calls, 3 decimals."
+    )
+    quality_score: float | None = Field(
+        description="Mean of the non-null quality_score values, 3 decimals; null when none."
+    )
+    daily: list[BreakdownDay] | None = Field(
+        None,
+        description="With series=daily: one entry per local day of the window, oldest first; "
+        "null (absent) without series.",
+    )
+
+
+class BreakdownResponse(_Model):
+    period: DayPeriod
+    group_by: str = Field(description="The dimension grouped by.")
+    totals: BreakdownTotals
+    groups: list[BreakdownGroup] = Field(
+        description="This page's groups: exact cost descending, then calls descending, then "
+        "value ascending (null after the names). Over all pages (without `value`), every call "
+        "of the window is in exactly one group, and the groups add up to `totals`."
+    )
+    has_more: bool = Field(description="Whether a next page exists.")
+    next_page: str | None = Field(
+        description="The `page` of the next page (with the same other parameters); null on "
+        "the last page."
+    )

@@ -100,18 +100,24 @@ def floor_5min(moment: datetime) -> datetime:
 class Params:
     """The request's query parameters, checked against the names an endpoint accepts."""
 
-    def __init__(self, query: QueryParams, allowed: tuple[str, ...]) -> None:
+    def __init__(
+        self, query: QueryParams, allowed: tuple[str, ...], repeatable: tuple[str, ...] = ()
+    ) -> None:
         self.values: dict[str, str] = {}
+        self.repeated: dict[str, list[str]] = {name: [] for name in repeatable}
         for name, value in query.multi_items():
             if name not in allowed:
                 raise InvalidParameter(
                     f"Unknown parameter '{name}'. This endpoint accepts: {', '.join(allowed)}.",
                     param=name,
                 )
-            if name in self.values:
-                raise InvalidParameter(f"Parameter '{name}' is given more than once.", param=name)
             if value == "":
                 raise InvalidParameter(f"Parameter '{name}' is empty.", param=name)
+            if name in self.repeated:
+                self.repeated[name].append(value)
+                continue
+            if name in self.values:
+                raise InvalidParameter(f"Parameter '{name}' is given more than once.", param=name)
             self.values[name] = value
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:
