@@ -20,6 +20,7 @@ from tests import reference
 from tests.clock import set_clock
 from tests.conftest import Admin, assert_envelope, bearer
 from tests.factories import as_reference, json_call, random_log
+from tests.metrics.test_local_days import ingest
 from tests.metrics.test_metrics_reference import assert_percentiles_close
 
 NOW = datetime(2026, 3, 10, 6, tzinfo=UTC)
@@ -33,15 +34,6 @@ def with_users(rng: random.Random, calls: list[dict[str, Any]]) -> list[dict[str
             continue
         c["user_id"] = rng.choices(USERS, weights=[2**-i for i in range(len(USERS))])[0]
     return calls
-
-
-async def ingest(client: httpx.AsyncClient, admin_ops: Admin, calls: list[dict[str, Any]]) -> None:
-    key = (await admin_ops.key(None))["key"]
-    for i in range(0, len(calls), 500):
-        response = await client.post(
-            "/v1/calls", json={"calls": calls[i : i + 500]}, headers=bearer(key)
-        )
-        assert response.status_code == 200, response.text
 
 
 async def world(
