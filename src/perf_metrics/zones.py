@@ -21,6 +21,11 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 # --- the zone of an account --------------------------------------------------------------------
 
 
+def iso_z(moment: datetime) -> str:
+    """RFC 3339 to the second in UTC, with `Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True, slots=True)
 class Zone:
     """A calendar to count days in: an IANA zone name and its tzinfo."""
@@ -51,7 +56,7 @@ class Zone:
     def stamp(self, moment: datetime) -> str:
         """RFC 3339 to the second: `Z` in UTC, else this zone's offset at that instant."""
         if self.is_utc:
-            return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return iso_z(moment)
         return moment.astimezone(self.tz).isoformat(timespec="seconds")
 
     def hour_of_day(self, moment: datetime) -> int:

@@ -24,7 +24,6 @@ import hashlib
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from fractions import Fraction
 from typing import Any
 
 import orjson
@@ -35,8 +34,8 @@ from perf_metrics.metrics import queries as q
 from perf_metrics.metrics.numbers import mean_ms, money, per_call_money, rate, ratio, rnd
 from perf_metrics.metrics.query import DayQuery, Grouping
 
+# What a breakdown groups by (metadata.<key>: one of the account's tracked keys, to come).
 DIMENSIONS = (*q.MODEL_DIMENSIONS, "user")
-ZERO = Decimal(0)
 
 
 def _rank(value: str | None, cost: Decimal, calls: int) -> tuple[Decimal, int, bool, str]:
@@ -163,7 +162,7 @@ def _group(r: Any, window_cost: Decimal) -> dict[str, Any]:
         "value": r.value,
         "calls": n,
         "total_cost_usd": money(r.cost_usd),
-        "cost_share": rnd(Fraction(r.cost_usd) / Fraction(window_cost), 3) if window_cost else None,
+        "cost_share": rnd(ratio(r.cost_usd, window_cost), 3),  # null when the window cost 0
         "input_tokens": r.input_tokens,
         "output_tokens": r.output_tokens,
         "avg_cost_per_call": per_call_money(r.cost_usd, n),

@@ -22,6 +22,8 @@ from perf_metrics.auth import MetricsKeyDep, Principal
 from perf_metrics.calls.schema import TASK_TYPES
 from perf_metrics.deps import ClockDep
 from perf_metrics.errors import InvalidParameter
+from perf_metrics.metrics import breakdown
+from perf_metrics.metrics.breakdown import DIMENSIONS
 from perf_metrics.metrics.query import DayQuery, Filters, Grouping, HourQuery, MetricsQuery, Scope
 from perf_metrics.metrics.windows import Params, day_window, hour_window
 from perf_metrics.zones import Zone
@@ -138,8 +140,6 @@ class HourWindowParams:
 
 # --- breakdown (SPEC §10) ---------------------------------------------------------------------
 
-# The dimensions a breakdown groups by (metadata.<key>: one of the account's tracked keys).
-DIMENSIONS = ("model", "provider", "task_type", "user")
 SERIES_LIMIT = 20
 
 GROUP_BY = {
@@ -200,8 +200,6 @@ class BreakdownParams:
         names = tuple(p["name"] for p in self.openapi)
 
         async def parse(request: Request, key: MetricsKeyDep, at: ClockDep) -> DayQuery:
-            from perf_metrics.metrics import breakdown
-
             params = Params(request.query_params, names, repeatable=("value",))
             group_by = _group_by(params.values.get("group_by"))
             scope = _scope(key)

@@ -15,8 +15,8 @@ from perf_metrics.metrics import queries as q
 from perf_metrics.metrics.histogram_cache import HistogramCache
 from perf_metrics.metrics.numbers import mean_ms, rate, ratio, rnd
 from perf_metrics.metrics.query import HourQuery
-from perf_metrics.metrics.windows import FIVE_MINUTES, HourWindow, iso_z
-from perf_metrics.zones import PLATFORM
+from perf_metrics.metrics.windows import FIVE_MINUTES, HourWindow
+from perf_metrics.zones import PLATFORM, iso_z
 
 
 def _trend(change: Fraction | None, lower_is_better: bool = True) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from starlette.datastructures import QueryParams
 
 from perf_metrics.errors import InvalidParameter
-from perf_metrics.zones import UTC_ZONE, Zone
+from perf_metrics.zones import UTC_ZONE, Zone, iso_z
 
 FIVE_MINUTES = timedelta(minutes=5)
 # No call is older (ingest rejects them), and windows ending near year 1 overflow `datetime`.
@@ -26,10 +26,6 @@ _RFC3339 = re.compile(
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
-
-
-def iso_z(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)
