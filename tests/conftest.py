@@ -27,7 +27,7 @@ from perf_metrics.migrate import upgrade
 from perf_metrics.rollups.fold import fold
 from perf_metrics.rollups.maintenance import verify_rollups
 from perf_metrics.settings import Settings
-from perf_metrics.zones import THIS_MONTH_SQL
+from perf_metrics.zones import THIS_MONTH_SQL, THIS_WEEK_SQL
 from tests.pg import scratch_database
 
 # The published response model of each metrics endpoint.
@@ -74,9 +74,12 @@ async def clean_tables(engine: AsyncEngine) -> None:
         data_tables = [n for n in names if n not in KEEP_TABLES]
         if data_tables:
             await conn.execute(text(f"TRUNCATE {', '.join(data_tables)} CASCADE"))
-        # As the migration leaves it: month rows of the failures rollup up to this month.
+        # As the migrations leave them: block rows up to this month, this week.
         await conn.execute(
-            text(f"UPDATE rollup_watermarks SET failure_monthly_before = {THIS_MONTH_SQL}")
+            text(
+                f"UPDATE rollup_watermarks SET failure_monthly_before = {THIS_MONTH_SQL},"
+                f" group_weekly_before = {THIS_WEEK_SQL}"
+            )
         )
 
 

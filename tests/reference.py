@@ -845,14 +845,15 @@ def daily(
 
 def dimension(group_by: str) -> Callable[[Call], str | None]:
     """The value a call has for `group_by`: served model or provider, task type, user_id, or
-    one metadata key (None: the call lacks it, the null group)."""
+    one metadata key (None: the call lacks it, the null group; an empty string counts as
+    none, docs/metrics.md)."""
     if group_by in ("model", "provider", "task_type"):
         return lambda c: c[group_by]
     if group_by == "user":
-        return lambda c: c.get("user_id")
+        return lambda c: c.get("user_id") or None
     key = group_by.removeprefix("metadata.")
     assert key != group_by, group_by
-    return lambda c: (c.get("metadata") or {}).get(key)
+    return lambda c: (c.get("metadata") or {}).get(key) or None
 
 
 def breakdown_order(value: str | None, calls: list[Call]) -> tuple[Fraction, int, int, str]:

@@ -57,6 +57,7 @@ async def test_account_route_answers_for_a_live_key(
         "key_id": key["key_id"],
         "rate_limit_per_minute": 300,
         "timezone": "UTC",
+        "tracked_metadata_keys": [],
     }
 
 

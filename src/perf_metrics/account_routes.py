@@ -26,6 +26,13 @@ class AccountResponse(BaseModel):
         "--timezone ZONE`.",
         examples=["Europe/Berlin"],
     )
+    tracked_metadata_keys: list[str] = Field(
+        description="The metadata keys `GET /v1/metrics/breakdown` can group by "
+        "(`group_by=metadata.<key>`), at most 5; set by the operator with `perf-metrics "
+        "accounts update ID --track-metadata feature,team`. Adding a key covers the account's "
+        "whole history.",
+        examples=[["feature", "team"]],
+    )
 
 
 @router.get(
@@ -59,4 +66,5 @@ async def get_account(key: CustomerKeyDep) -> AccountResponse:
         key_id=key.key_id,
         rate_limit_per_minute=key.rate_limit_per_minute or 0,
         timezone=key.timezone,
+        tracked_metadata_keys=list(key.tracked_metadata_keys),
     )

@@ -18,6 +18,9 @@ from perf_metrics.settings import TIER_LIMITS
 from perf_metrics.zones import canonical_zone_name
 
 ACCOUNT_ID = re.compile(r"^acct_[A-Za-z0-9_]{1,59}$")
+# A tracked metadata key: written in `group_by=metadata.<key>` and in a comma-separated list.
+METADATA_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+MAX_TRACKED_KEYS = 5
 
 
 class AdminError(ValueError):
@@ -50,6 +53,23 @@ async def checked_zone(conn: AsyncConnection, name: str) -> str:
             "package (or use a zone both know)."
         ) from None
     return zone
+
+
+def checked_metadata_keys(keys: list[str]) -> list[str]:
+    """The metadata keys to track, in order, each once; AdminError for more than
+    MAX_TRACKED_KEYS or a key that is not 1-64 of letters, digits and `_.:-`."""
+    wanted = list(dict.fromkeys(k.strip() for k in keys if k.strip()))
+    bad = [k for k in wanted if not METADATA_KEY.match(k)]
+    if bad:
+        raise AdminError(
+            f"metadata key {bad[0]!r}: a tracked key is 1-64 letters, digits or _ . : -"
+        )
+    if len(wanted) > MAX_TRACKED_KEYS:
+        raise AdminError(
+            f"at most {MAX_TRACKED_KEYS} metadata keys can be tracked, got {len(wanted)}: "
+            + ", ".join(wanted)
+        )
+    return wanted
 
 
 async def create_account(
@@ -102,6 +122,7 @@ async def get_account(conn: AsyncConnection, account_id: str) -> dict[str, Any]:
         "name": row["name"],
         "tier": row["tier"],
         "timezone": row["timezone"],
+        "tracked_metadata_keys": list(row["tracked_metadata_keys"]),
         "settings": {
             "cost_vs_quality_ratio": row["cost_vs_quality_ratio"],
             "latency_sensitivity": row["latency_sensitivity"],

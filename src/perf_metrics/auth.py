@@ -41,6 +41,8 @@ class Principal:
     # The IANA zone the account's days are counted in (SPEC §9), read in the same snapshot as
     # its data: an answer never mixes two zones.
     timezone: str = "UTC"
+    # The metadata keys its breakdowns can group by (SPEC §10), read in the same snapshot.
+    tracked_metadata_keys: tuple[str, ...] = ()
 
     @property
     def rate_limit_per_minute(self) -> int | None:
@@ -60,6 +62,7 @@ KEY_LOOKUP = (
         accounts.c.tier,
         accounts.c.updated_at,
         accounts.c.timezone,
+        accounts.c.tracked_metadata_keys,
         account_versions.c.version,
     )
     .select_from(
@@ -125,6 +128,7 @@ async def authenticate(conn: AsyncConnection, token: str, defer_touch: Any = Non
         data_version=row.version or 0,
         settings_changed_at=row.updated_at,
         timezone=row.timezone or "UTC",
+        tracked_metadata_keys=tuple(row.tracked_metadata_keys or ()),
     )
 
 

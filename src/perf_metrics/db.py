@@ -69,6 +69,14 @@ accounts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # The IANA zone its days are counted in (SPEC §9), canonical spelling (zones.py).
     Column("timezone", Text, nullable=False, server_default="UTC"),
+    # The metadata keys its breakdowns group by (SPEC §10), at most 5, in the order set.
+    Column(
+        "tracked_metadata_keys",
+        ARRAY(Text),
+        nullable=False,
+        server_default=text("'{}'::text[]"),
+    ),
+    CheckConstraint("cardinality(tracked_metadata_keys) <= 5", name="tracked_metadata_keys"),
     CheckConstraint("id ~ '^acct_[A-Za-z0-9_]{1,59}$'", name="id_format"),
     CheckConstraint("tier IN ('free', 'pro', 'enterprise')", name="tier"),
     CheckConstraint("cost_vs_quality_ratio BETWEEN 0 AND 1", name="cost_vs_quality_ratio"),
@@ -165,9 +173,10 @@ calls = Table(
 Index(None, calls.c.account_id, calls.c.environment, calls.c.created_at)
 
 # New calls queued for the rollups (migration 0005): the columns of a call that a fold reads,
-# and its id (migration 0007: a zone change rebuilds from the calls not queued).
+# and its id (migration 0007: a zone change rebuilds from the calls not queued), its end user
+# and metadata (migration 0009: the group rollups).
 # No key and no index: every fold reads the queue whole and empties it.
-NOT_QUEUED = ("api_key_id", "max_cost_per_call", "user_id", "metadata", "ingested_at")
+NOT_QUEUED = ("api_key_id", "max_cost_per_call", "ingested_at")
 calls_pending = Table(
     "calls_pending",
     metadata,

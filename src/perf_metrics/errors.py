@@ -143,6 +143,11 @@ class ErrorResponse(BaseModel):
             description="invalid_call_record: the batch's account_ids that do not exist; absent "
             "(or null) on other errors.",
         )
+        tracked_metadata_keys: list[str] | None = Field(
+            None,
+            description="invalid_parameter on `group_by=metadata.<key>` for a key the account "
+            "does not track: the keys it tracks; absent (or null) on other errors.",
+        )
 
     model_config = ConfigDict(extra="forbid")
 

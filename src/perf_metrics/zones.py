@@ -144,6 +144,16 @@ WESTERNMOST = "Etc/GMT+12"
 THIS_MONTH_SQL = f"date_trunc('month', now() AT TIME ZONE '{WESTERNMOST}')::date"
 
 
+def week_of_day_sql(day: str) -> str:
+    """SQL: the Monday of the ISO week (Monday to Sunday) of the date `day`."""
+    return f"({day} - extract(isodow FROM {day})::int + 1)"
+
+
+# The Monday of the week it is now on the westernmost clock: the weeks before it have ended in
+# every account's zone. The group rollups' week rows are built once a week has ended there.
+THIS_WEEK_SQL = week_of_day_sql(f"(now() AT TIME ZONE '{WESTERNMOST}')::date")
+
+
 def platform_hour_sql(instant: str) -> str:
     """SQL: the hour (a timestamptz) of the timestamptz `instant`, on the platform's UTC: the
     provider rollups' hourly buckets."""

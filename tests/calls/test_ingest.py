@@ -1423,6 +1423,19 @@ def dec(x: float | int) -> Decimal:
     return Decimal(json.dumps(x))
 
 
+GROUP_COUNTS = (
+    "calls",
+    "successes",
+    "failures",
+    "cost_usd",
+    "latency_sum",
+    "quality_sum",
+    "quality_n",
+    "input_tokens",
+    "output_tokens",
+)
+
+
 def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any, ...], Any]]:
     """A plain-Python aggregation of unique records, one dict per rollup table."""
 
@@ -1467,6 +1480,7 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
         zeros("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
     )
     trigger: dict[tuple[Any, ...], int] = defaultdict(int)
+    group: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(zeros(*GROUP_COUNTS))
     p5: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
         zeros("fc_calls", "fc_provider_failures", "fc_rate_limited", "served_calls", "latency_sum")
     )
@@ -1525,6 +1539,18 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
         if mode is not None and r.get("failure_trigger") is not None:
             trigger[(r["account_id"], env, day, mode, r["failure_trigger"])] += 1
 
+        g = group[(r["account_id"], env, "user", day, r.get("user_id") or "")]
+        g["calls"] += 1
+        g["successes"] += success
+        g["failures"] += mode is not None
+        g["cost_usd"] += dec(r["cost_usd"])
+        g["latency_sum"] += r["latency_ms"]
+        g["input_tokens"] += r["input_tokens"]
+        g["output_tokens"] += r["output_tokens"]
+        if quality is not None:
+            g["quality_sum"] += dec(quality)
+            g["quality_n"] += 1
+
         b5 = t.replace(minute=t.minute - t.minute % 5, second=0, microsecond=0)
         b60 = t.replace(minute=0, second=0, microsecond=0)
         for table, bucket in ((p5, b5), (ph, b60)):
@@ -1548,12 +1574,23 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
             month = failure_month[(a, env, day.replace(day=1), *rest)]
             for name, n in measures.items():
                 month[name] += n
+    # Week rows for the weeks before the watermark (this week on the westernmost clock).
+    today_west = (datetime.now(UTC) - timedelta(hours=12)).date()
+    this_week = today_west - timedelta(days=today_west.weekday())
+    group_week: defaultdict[tuple[Any, ...], dict[str, Any]] = defaultdict(zeros(*GROUP_COUNTS))
+    for (a, env, dim, day, value), measures in group.items():
+        if day < this_week:
+            week = group_week[(a, env, dim, day - timedelta(days=day.weekday()), value)]
+            for name, n in measures.items():
+                week[name] += n
     return {
         "rollup_account_daily": dict(account),
         "rollup_model_daily": dict(model),
         "rollup_failure_daily": dict(failure),
         "rollup_failure_monthly": dict(failure_month),
         "rollup_trigger_daily": {k: {"calls": v} for k, v in trigger.items()},
+        "rollup_group_daily": dict(group),
+        "rollup_group_weekly": dict(group_week),
         "rollup_provider_5m": dict(p5),
         "rollup_provider_hourly": dict(ph),
     }

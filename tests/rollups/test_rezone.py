@@ -365,8 +365,8 @@ async def test_a_failing_step_changes_nothing(
     async with engine.connect() as conn:
         await store_records(conn, random_log(random.Random(7), [account], 300, START, NOW))
     before = await rollups_report(engine, account)
-    failing = "SELECT $1::text, $2::text, $3::timestamptz, $4::text, 1 / 0"
-    monkeypatch.setattr(rezone, "RECOUNT_STEP", failing)
+    failing = "SELECT $1::text, $2::text, $3::timestamptz, $4::text, $5::text[], 1 / 0"
+    monkeypatch.setitem(rezone.RECOUNT_STEP, rezone.ACCOUNT_ROLLUPS, failing)
     with pytest.raises(Exception, match="division by zero"):
         await change_zone(engine, account, "Europe/Berlin")
     assert await timezone_of(engine, account) == "Asia/Kolkata"

@@ -55,7 +55,7 @@ def _task_overrides(pairs: list[str] | None) -> dict[str, str] | None:
 
 
 def cmd_accounts_update(args: argparse.Namespace, settings: Settings) -> None:
-    from perf_metrics.rollups.rezone import READERS, change_zone
+    from perf_metrics.rollups.rezone import READERS, change_account
 
     preferred = None
     if args.preferred_models is not None:
@@ -63,9 +63,12 @@ def cmd_accounts_update(args: argparse.Namespace, settings: Settings) -> None:
     overrides = _task_overrides(args.task_override)
 
     async def update(engine: AsyncEngine) -> Any:
+        keys = None if args.track_metadata is None else args.track_metadata.split(",")
         async with engine.begin() as conn:
-            # A zone is checked before anything is written: a refused one changes nothing.
+            # A zone and keys are checked before anything is written: a refused one changes
+            # nothing.
             zone = None if args.timezone is None else await admin.checked_zone(conn, args.timezone)
+            keys = None if keys is None else admin.checked_metadata_keys(keys)
             account = await admin.update_account(
                 conn,
                 args.account_id,
@@ -75,13 +78,15 @@ def cmd_accounts_update(args: argparse.Namespace, settings: Settings) -> None:
                 preferred_models=preferred,
                 task_overrides=overrides,
             )
-        if zone is None:
+        if zone is None and keys is None:
             return account
-        change = await change_zone(engine, args.account_id, zone, _progress)
+        change = await change_account(
+            engine, args.account_id, zone=zone, tracked_keys=keys, progress=_progress
+        )
         async with engine.connect() as conn:
-            return {**await admin.get_account(conn, args.account_id), "zone_change": change}
+            return {**await admin.get_account(conn, args.account_id), "rollups_change": change}
 
-    # A zone change holds its mark's connection, the recount's, and its readers'.
+    # A zone or keys change holds its mark's connection, the recount's, and its readers'.
     emit(run_with_engine(maintenance(settings), update, connections=2 + READERS))
 
 
@@ -111,5 +116,12 @@ def add_commands(sub: Subcommands) -> None:
         "--timezone",
         help=ZONE_HELP + "; retroactive: the account's rollups are recounted in it, while "
         "ingest goes on",
+    )
+    p.add_argument(
+        "--track-metadata",
+        metavar="KEY,KEY",
+        help="the metadata keys breakdowns can group by (group_by=metadata.KEY), at most 5, "
+        "comma-separated; empty string clears. Retroactive: the account's whole history is "
+        "counted by them, while ingest goes on",
     )
     p.set_defaults(func=cmd_accounts_update)

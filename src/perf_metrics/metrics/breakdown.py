@@ -2,10 +2,18 @@
 cost, in pages.
 
 Served model, served provider and task type come from the model rollup (per day x task x model
-x provider). End users come from the call log over the window's instants, less the calls still
-queued for the rollups, so that in every snapshot the groups add up to `totals` (the account
-rollup's, equal to overview's) exactly. (Per-user rollups, for the speed SPEC asks at tens of
-thousands of users, are the rest of issue #16.)
+x provider): a few hundred rows a window, summed and ranked whole. End users and tracked
+metadata keys come from the group rollups (docs/rollups.md): per day, and per week for the
+weeks that have ended, so that a window is its whole sealed weeks plus at most a dozen days,
+each a *block*. An account can have tens of thousands of users, so a page is not found by
+summing every user of the window: each block's `top` dearest groups are read from its index by
+cost, and the candidates (every group in some block's top) are summed exactly. A group in no
+block's top has cost at most tau, the sum of each full block's `top`-th cost; so once the
+group after the page ranks above tau, the page is the exact ranking (a threshold algorithm,
+Fagin's TA in the form of Cao and Wang's TPUT). Otherwise `top` grows, and past TOP_MOST every
+group is summed. Either way the answer is exact; only its cost varies. Every read is in the
+request's snapshot, with `totals` from the account rollup: in each snapshot the groups add up
+to `totals` exactly (each fold writes both in one transaction).
 
 Paging is keyset paging over the ranking (exact cost descending, calls descending, value
 ascending, null after the names). A `next_page` token holds the last group of its page and a
@@ -22,7 +30,8 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections import defaultdict
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -33,9 +42,17 @@ from perf_metrics.errors import InvalidParameter
 from perf_metrics.metrics import queries as q
 from perf_metrics.metrics.numbers import mean_ms, money, per_call_money, rate, ratio, rnd
 from perf_metrics.metrics.query import DayQuery, Grouping
+from perf_metrics.metrics.windows import DayWindow
+from perf_metrics.rollups.tables import NO_VALUE
 
-# What a breakdown groups by (metadata.<key>: one of the account's tracked keys, to come).
+# What a breakdown groups by, besides metadata.<key> for one of the account's tracked keys.
 DIMENSIONS = (*q.MODEL_DIMENSIONS, "user")
+METADATA = "metadata."
+
+# Each block's dearest groups read first, and the most before every group is summed instead.
+TOP_FIRST = 100
+TOP_GROWTH = 4
+TOP_MOST = 6400
 
 
 def _rank(value: str | None, cost: Decimal, calls: int) -> tuple[Decimal, int, bool, str]:
@@ -109,23 +126,16 @@ async def answer(
     window = query.window
     totals = await q.select_account_totals(conn, query)
     window_cost: Decimal = totals.cost_usd
-    rows = sorted(
-        await q.select_groups(conn, query, g.group_by),
-        key=lambda r: _rank(r.value, r.cost_usd, r.calls),
-    )
-    if g.values is not None:
-        asked = set(g.values)
-        rows = [r for r in rows if r.value in asked]
-    if g.after is not None and not everything:
-        cost, calls, value = g.after
-        after = _rank(value, Decimal(cost), calls)
-        rows = [r for r in rows if _rank(r.value, r.cost_usd, r.calls) > after]
+    if g.group_by in q.MODEL_DIMENSIONS:
+        rows = await _model_groups(conn, query, everything)
+    else:
+        rows = await _rollup_groups(conn, query, everything)
     page = rows if everything else rows[: g.limit]
     has_more = not everything and len(rows) > g.limit
     groups = [_group(r, window_cost) for r in page]
     if g.series and page:
         days: dict[str | None, dict[date, Any]] = defaultdict(dict)
-        for r in await q.select_group_days(conn, query, g.group_by, [p.value for p in page]):
+        for r in await _group_days(conn, query, [p.value for p in page]):
             days[r.value][r.day] = r
         for entry, r in zip(groups, page, strict=True):
             entry["daily"] = [
@@ -154,6 +164,136 @@ async def answer(
         if has_more and last is not None
         else None,
     }
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group's sums over the window (q.GROUP_MEASURES), `value` None for the null group."""
+
+    value: str | None
+    calls: int
+    successes: int
+    cost_usd: Decimal
+    latency_sum: int
+    quality_sum: Decimal
+    quality_n: int
+    input_tokens: int
+    output_tokens: int
+    failures: int
+
+    @classmethod
+    def of(cls, row: Any) -> Group:
+        m = row._mapping
+        value = m["value"]
+        return cls(None if value == NO_VALUE else value, *(m[k] for k in q.GROUP_MEASURES))
+
+    @property
+    def rank(self) -> tuple[Decimal, int, bool, str]:
+        return _rank(self.value, self.cost_usd, self.calls)
+
+
+def _ranked(groups: Any, g: Grouping, everything: bool) -> list[Group]:
+    """Groups in rank order, of the values asked for, after the page token's group."""
+    ranked = sorted((Group.of(r) for r in groups), key=lambda x: x.rank)
+    if g.values is not None:
+        asked = set(g.values)
+        ranked = [x for x in ranked if x.value in asked]
+    if g.after is not None and not everything:
+        cost, calls, value = g.after
+        after = _rank(value, Decimal(cost), calls)
+        ranked = [x for x in ranked if x.rank > after]
+    return ranked
+
+
+async def _model_groups(conn: AsyncConnection, query: DayQuery, everything: bool) -> list[Group]:
+    """Served model, provider or task type: every group of the window, from the model rollup."""
+    g = query.grouping
+    assert g is not None
+    return _ranked(await q.select_groups(conn, query, g.group_by), g, everything)
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """A window as the group rollups hold it: the Mondays of its whole weeks that have week
+    rows, and its other days."""
+
+    weeks: list[date]
+    days: list[date]
+
+    @classmethod
+    def of(cls, window: DayWindow, weeks_before: date) -> Blocks:
+        weeks: list[date] = []
+        days: list[date] = []
+        for day in window.dates():
+            monday = day - timedelta(days=day.weekday())
+            whole = monday >= window.start and monday + timedelta(days=6) <= window.end
+            if whole and monday < weeks_before:
+                if monday == day:
+                    weeks.append(monday)
+            else:
+                days.append(day)
+        return cls(weeks, days)
+
+
+async def _rollup_groups(conn: AsyncConnection, query: DayQuery, everything: bool) -> list[Group]:
+    """End users or a tracked metadata key: the page's groups (and the next one, for
+    `has_more`), or every group, from the group rollups, exact (see the module's text)."""
+    g = query.grouping
+    assert g is not None
+    weeks_before: date = (await conn.execute(q.GROUP_WEEKS_BEFORE)).scalar_one()
+    blocks = Blocks.of(query.window, weeks_before)
+    binds = {
+        "account_id": query.scope.account_id,
+        "environment": query.scope.environment,
+        "dimension": g.group_by,  # as the group rollups name it
+        "weeks": blocks.weeks,
+        "days": blocks.days,
+    }
+    if g.values is not None:
+        found = await conn.execute(q.GROUPS_OF_VALUES, {**binds, "values": list(g.values)})
+        return _ranked(found, g, everything)
+    if everything:
+        return _ranked(await conn.execute(q.ALL_GROUPS, binds), g, everything)
+    top = TOP_FIRST
+    while top <= TOP_MOST:
+        tops: dict[tuple[str, date], list[Decimal]] = defaultdict(list)
+        candidates: set[str] = set()
+        for r in await conn.execute(q.GROUP_TOPS, {**binds, "top": top}):
+            tops[(r.kind, r.block)].append(r.cost_usd)
+            candidates.add(r.value)
+        # A block that gave fewer than `top` rows gave them all; a group in none of the tops
+        # has at most each full block's `top`-th cost in it, tau in all.
+        full = [costs[-1] for costs in tops.values() if len(costs) == top]
+        tau = sum(full, Decimal(0))
+        found = await conn.execute(q.GROUPS_OF_VALUES, {**binds, "values": sorted(candidates)})
+        ranked = _ranked(found, g, everything)
+        if not full:  # every group of the window is a candidate
+            return ranked
+        if len(ranked) > g.limit and ranked[g.limit].cost_usd > tau:
+            return ranked[: g.limit + 1]  # and every other group ranks below these
+        top *= TOP_GROWTH
+    return _ranked(await conn.execute(q.ALL_GROUPS, binds), g, everything)
+
+
+async def _group_days(
+    conn: AsyncConnection, query: DayQuery, values: list[str | None]
+) -> list[Any]:
+    """Per (value, local day) of the page's values: calls and cost."""
+    g = query.grouping
+    assert g is not None
+    if g.group_by in q.MODEL_DIMENSIONS:
+        return list(await q.select_group_days(conn, query, g.group_by, values))
+    binds = {
+        "account_id": query.scope.account_id,
+        "environment": query.scope.environment,
+        "dimension": g.group_by,  # as the group rollups name it
+        "days": list(query.window.dates()),
+        "values": [NO_VALUE if v is None else v for v in values],
+    }
+    return [
+        r._replace(value=None) if r.value == NO_VALUE else r
+        for r in await conn.execute(q.GROUP_VALUE_DAYS, binds)
+    ]
 
 
 def _group(r: Any, window_cost: Decimal) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from perf_metrics.calls.schema import TASK_TYPES
 from perf_metrics.deps import ClockDep
 from perf_metrics.errors import InvalidParameter
 from perf_metrics.metrics import breakdown
-from perf_metrics.metrics.breakdown import DIMENSIONS
+from perf_metrics.metrics.breakdown import DIMENSIONS, METADATA
 from perf_metrics.metrics.query import DayQuery, Filters, Grouping, HourQuery, MetricsQuery, Scope
 from perf_metrics.metrics.windows import Params, day_window, hour_window
 from perf_metrics.zones import Zone
@@ -201,7 +201,7 @@ class BreakdownParams:
 
         async def parse(request: Request, key: MetricsKeyDep, at: ClockDep) -> DayQuery:
             params = Params(request.query_params, names, repeatable=("value",))
-            group_by = _group_by(params.values.get("group_by"))
+            group_by = _group_by(params.values.get("group_by"), key.tracked_metadata_keys)
             scope = _scope(key)
             zone = Zone.named(key.timezone)
             today = zone.today(at)
@@ -238,7 +238,7 @@ class BreakdownParams:
         return Depends(parse)
 
 
-def _group_by(raw: str | None) -> str:
+def _group_by(raw: str | None, tracked: tuple[str, ...]) -> str:
     if raw is None:
         raise InvalidParameter(
             f"'group_by' is required: one of {', '.join(DIMENSIONS)}, or metadata.<key>.",
@@ -246,11 +246,18 @@ def _group_by(raw: str | None) -> str:
         )
     if raw in DIMENSIONS:
         return raw
-    if raw.startswith("metadata.") and len(raw) > len("metadata."):
+    key = raw.removeprefix(METADATA)
+    if raw.startswith(METADATA) and key:
+        if key in tracked:
+            return raw
+        keys = ", ".join(METADATA + k for k in tracked)
         raise InvalidParameter(
-            f"'{raw.removeprefix('metadata.')}' is not a tracked metadata key of this account "
-            "(it tracks none yet); group by model, provider, task_type or user.",
+            f"'{key[:64]}' is not a tracked metadata key of this account, which tracks "
+            + (f"{keys}." if tracked else "none yet.")
+            + " The operator tracks keys with `perf-metrics accounts update ID "
+            "--track-metadata KEY,KEY`.",
             param="group_by",
+            extra={"tracked_metadata_keys": list(tracked)},
         )
     raise InvalidParameter(
         f"'group_by' must be one of {', '.join(DIMENSIONS)}, or metadata.<key>.",

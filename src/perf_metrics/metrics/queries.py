@@ -46,6 +46,8 @@ from perf_metrics.rollups.tables import (
     account_daily_rollup,
     failure_daily,
     failure_monthly,
+    group_daily,
+    group_weekly,
     model_daily,
     provider_5m,
     provider_hourly,
@@ -489,65 +491,70 @@ MODEL_GROUP_DAYS = {
     for d in MODEL_DIMENSIONS
 }
 
-# End users: from the call log, over the window's instants, less the calls still queued (in
-# the request's snapshot the rollups, and so `totals`, do not count them yet).
-_RAW_WINDOW = """
-FROM calls k
-WHERE k.account_id = :account_id AND k.environment = :environment
-  AND k.created_at >= :start_at AND k.created_at < :end_before
-  AND NOT EXISTS (
-    SELECT 1 FROM calls_pending p WHERE p.account_id = :account_id AND p.call_id = k.call_id
-  )"""
-USER_GROUPS = text(f"""
-SELECT k.user_id AS value, count(*) AS calls,
-       count(*) FILTER (WHERE k.status = 'success') AS successes,
-       sum(k.cost_usd) AS cost_usd, sum(k.latency_ms)::bigint AS latency_sum,
-       coalesce(sum(k.quality_score::text::numeric), 0) AS quality_sum,
-       count(k.quality_score) AS quality_n,
-       sum(k.input_tokens)::bigint AS input_tokens, sum(k.output_tokens)::bigint AS output_tokens,
-       count(*) FILTER (WHERE k.failure_mode IS NOT NULL) AS failures
-{_RAW_WINDOW}
-GROUP BY k.user_id""")
-USER_GROUP_DAYS = text(f"""
-SELECT k.user_id AS value, (k.created_at AT TIME ZONE :zone)::date AS day, count(*) AS calls,
-       sum(k.cost_usd) AS cost_usd
-{_RAW_WINDOW}
-  AND (k.user_id = ANY(CAST(:values AS text[])) OR (:null_group AND k.user_id IS NULL))
-GROUP BY 1, 2""")
+# End users and tracked metadata keys: from the group rollups (rollups/tables.py), a window
+# read as the whole weeks it holds that have week rows, and its other days (breakdown.py).
+_GROUP_SUMS = ", ".join(
+    f"sum({m})" + ("" if m in _DECIMAL_MEASURES else "::bigint") + f" AS {m}"
+    for m in GROUP_MEASURES
+)
+_GROUP_COLUMNS = ", ".join(GROUP_MEASURES)
+_GROUP_SCOPE = "account_id = :account_id AND environment = :environment AND dimension = :dimension"
 
 
-def _instants(query: DayQuery) -> dict[str, Any]:
-    return {
-        "account_id": query.scope.account_id,
-        "environment": query.scope.environment,
-        "start_at": query.window.start_at,
-        "end_before": query.window.end_before,
-    }
+def _group_blocks(where: str) -> str:
+    """The window's rows of the group rollups: its sealed weeks' and its other days'."""
+    return f"""
+  SELECT value, {_GROUP_COLUMNS} FROM {group_weekly.name}
+  WHERE {_GROUP_SCOPE} AND week = ANY(CAST(:weeks AS date[])){where}
+  UNION ALL
+  SELECT value, {_GROUP_COLUMNS} FROM {group_daily.name}
+  WHERE {_GROUP_SCOPE} AND day = ANY(CAST(:days AS date[])){where}"""
+
+
+# The week rows' mark: the weeks before it have week rows (read in the answer's snapshot).
+GROUP_WEEKS_BEFORE = select(rollup_watermarks.c.group_weekly_before)
+# Each block's `:top` dearest groups, with the block's kind and start.
+GROUP_TOPS = text(f"""
+SELECT 'w' AS kind, b.block, t.value, t.cost_usd
+FROM unnest(CAST(:weeks AS date[])) AS b(block) CROSS JOIN LATERAL (
+  SELECT value, cost_usd FROM {group_weekly.name}
+  WHERE {_GROUP_SCOPE} AND week = b.block ORDER BY cost_usd DESC LIMIT :top) t
+UNION ALL
+SELECT 'd', b.block, t.value, t.cost_usd
+FROM unnest(CAST(:days AS date[])) AS b(block) CROSS JOIN LATERAL (
+  SELECT value, cost_usd FROM {group_daily.name}
+  WHERE {_GROUP_SCOPE} AND day = b.block ORDER BY cost_usd DESC LIMIT :top) t""")
+# The exact sums of the given values over the window.
+GROUPS_OF_VALUES = text(f"""
+SELECT value, {_GROUP_SUMS}
+FROM ({_group_blocks(" AND value = ANY(CAST(:values AS text[]))")}) x
+GROUP BY value""")
+# Every group, ranked (SPEC §10: cost, calls, value with the null group after the names; in
+# code point order, as Python compares strings).
+ALL_GROUPS = text(f"""
+SELECT value, {_GROUP_SUMS}
+FROM ({_group_blocks("")}) x
+GROUP BY value
+ORDER BY cost_usd DESC, calls DESC, value = '', value COLLATE "C"
+""")
+# Per (value, day) of the given values: the daily series.
+GROUP_VALUE_DAYS = text(f"""
+SELECT value, day, calls, cost_usd FROM {group_daily.name}
+WHERE {_GROUP_SCOPE} AND day = ANY(CAST(:days AS date[]))
+  AND value = ANY(CAST(:values AS text[]))""")
 
 
 async def select_groups(
     conn: AsyncConnection, query: DayQuery, group_by: str
 ) -> Sequence[Row[Any]]:
-    """Per value of `group_by` over the window: the sums of GROUP_MEASURES."""
-    if group_by in MODEL_GROUPS:
-        return await _all(conn, MODEL_GROUPS[group_by], _window(query))
-    assert group_by == "user", group_by
-    rows: Sequence[Row[Any]] = (await conn.execute(USER_GROUPS, _instants(query))).all()
-    return rows
+    """Per value of a model rollup dimension over the window: the sums of GROUP_MEASURES."""
+    return await _all(conn, MODEL_GROUPS[group_by], _window(query))
 
 
 async def select_group_days(
     conn: AsyncConnection, query: DayQuery, group_by: str, values: list[str | None]
 ) -> Sequence[Row[Any]]:
-    """Per (value, local day) of the given values of `group_by`: calls and cost."""
+    """Per (value, local day) of the given values of a model rollup dimension: calls and
+    cost."""
     named = [v for v in values if v is not None]
-    if group_by in MODEL_GROUP_DAYS:
-        return await _all(conn, MODEL_GROUP_DAYS[group_by], {**_window(query), "values": named})
-    params = {
-        **_instants(query),
-        "zone": query.window.zone.name,
-        "values": named,
-        "null_group": None in values,
-    }
-    rows: Sequence[Row[Any]] = (await conn.execute(USER_GROUP_DAYS, params)).all()
-    return rows
+    return await _all(conn, MODEL_GROUP_DAYS[group_by], {**_window(query), "values": named})

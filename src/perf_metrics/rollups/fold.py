@@ -28,17 +28,9 @@ from perf_metrics.db import (
     commit_retrying,
     driver_connection,
 )
-from perf_metrics.rollups.tables import (
-    MONTH_OF_DAY,
-    ROLLUPS,
-    Rollup,
-    failure_daily_rollup,
-    failure_monthly_rollup,
-    rollup_watermarks,
-)
+from perf_metrics.rollups.tables import ROLLUPS, SEALS, Rollup, Seal, rollup_watermarks
 from perf_metrics.zones import (
     ACCOUNT_ZONE_SQL,
-    THIS_MONTH_SQL,
     local_day_sql,
     local_hour_sql,
     platform_hour_sql,
@@ -46,11 +38,10 @@ from perf_metrics.zones import (
 
 log = logging.getLogger("perf_metrics.ingest")
 
-# The rollups' time (zones.py): a call's day and hour of day in its account's zone, the current
-# month, a 5-minute bucket's hour on the platform's UTC.
+# The rollups' time (zones.py): a call's day and hour of day in its account's zone, a 5-minute
+# bucket's hour on the platform's UTC.
 DAY = local_day_sql("taken.created_at", ACCOUNT_ZONE_SQL)
 HOUR_OF_DAY = local_hour_sql("taken.created_at", ACCOUNT_ZONE_SQL)
-THIS_MONTH = THIS_MONTH_SQL
 HOUR_OF_BUCKET = platform_hour_sql("b5")
 
 # One fold at a time, platform-wide (the provider rollups have no account dimension).
@@ -61,33 +52,38 @@ FOLD_LOCK_WAITING = (
     " SET LOCAL statement_timeout TO DEFAULT"
 )
 
-# rollup_failure_monthly holds the months before `failure_monthly_before`, whole (migration
-# 0006): live traffic's month has as many month rows as day rows, and upserting both was a
-# fifth of a fold. The mark moves when a month ends (`seal_ended_months`).
-WATERMARK = f"SELECT failure_monthly_before, {THIS_MONTH} FROM {rollup_watermarks.name}"
-_month, _day = failure_monthly_rollup, failure_daily_rollup
-_positions = ", ".join(str(i) for i in range(1, len(_month.keys) + 1))
-SEAL_DELETE = f"DELETE FROM {_month.name} WHERE month >= $1"
 
-
-def month_rows_from_days(where: str) -> str:
-    """Month rows of the failures rollup built from its daily rows (`where` selects them): the
-    same keys, `day` to its month."""
+# The rollups of longer blocks (tables.py's SEALS: failure months, group weeks) hold rows only
+# for the blocks before their mark, whole: live traffic's month has as many month rows as day
+# rows, and upserting both was a fifth of a fold. A mark moves when its block has ended
+# everywhere (`seal_ended_blocks`).
+def block_rows_from_days(seal: Seal, where: str) -> str:
+    """Block rows of a sealed rollup built from its daily rows (`where` selects them): the
+    same keys, `day` to its block."""
+    rollup, days = seal.rollup, seal.days
+    positions = ", ".join(str(i) for i in range(1, len(rollup.keys) + 1))
     return f"""
-INSERT INTO {_month.name}
-  ({", ".join((*_month.key_names, *_month.measure_names))})
-SELECT {", ".join(MONTH_OF_DAY if k == "month" else k for k in _month.key_names)},
-       {", ".join(m.total for m in _month.measures)}
-FROM {_day.name} WHERE {where}
-GROUP BY {_positions} ORDER BY {_positions}
+INSERT INTO {rollup.name}
+  ({", ".join((*rollup.key_names, *rollup.measure_names))})
+SELECT {", ".join(seal.of_day if k == seal.block else k for k in rollup.key_names)},
+       {", ".join(m.total for m in rollup.measures)}
+FROM {days.name} WHERE {where}
+GROUP BY {positions} ORDER BY {positions}
 """
 
 
-# The ended months' rows.
-SEAL_INSERT = month_rows_from_days("day >= $1 AND day < $2")
-SEAL_MARK = f"""
-UPDATE {rollup_watermarks.name} SET failure_monthly_before = $2 WHERE failure_monthly_before = $1
-"""
+def _seal_statements(seal: Seal) -> tuple[str, str, str, str]:
+    """The mark and the current block; delete the strays; build the ended blocks; move it."""
+    marks = rollup_watermarks.name
+    return (
+        f"SELECT {seal.mark}, {seal.now} FROM {marks}",
+        f"DELETE FROM {seal.rollup.name} WHERE {seal.block} >= $1",
+        block_rows_from_days(seal, "day >= $1 AND day < $2"),
+        f"UPDATE {marks} SET {seal.mark} = $2 WHERE {seal.mark} = $1",
+    )
+
+
+SEALING = {seal.rollup.name: _seal_statements(seal) for seal in SEALS}
 SEAL_TIMEOUT_S = 600
 
 # Calls per fold transaction: a backlog is folded in steps well inside the statement timeout.
@@ -112,10 +108,15 @@ TAKE_QUEUED = f"""
   RETURNING {PENDING_LIST}"""
 
 
-def calls_cte(zone: str | None = None) -> str:
+# The metadata keys the account of a call tracks (the fold joins it as `a`).
+ACCOUNT_KEYS_SQL = "a.tracked_metadata_keys"
+
+
+def calls_cte(zone: str | None = None, keys: str | None = None) -> str:
     """The taken calls with what the rollups group by. Their day and hour of day are counted in
     the zone of each call's account, `a` (every call has one: ingest refuses unknown accounts),
-    or with `zone` (an SQL expression), in that one zone for all of them."""
+    or with `zone` (an SQL expression), in that one zone for all of them; likewise the metadata
+    keys tracked (`keys`, an SQL text[] expression)."""
     if zone is None:
         day, hour = DAY, HOUR_OF_DAY
         source = f"taken JOIN {accounts.name} a ON a.id = taken.account_id"
@@ -128,7 +129,8 @@ def calls_cte(zone: str | None = None) -> str:
          coalesce(initial_model, model) AS first_model,
          coalesce(initial_provider, provider) AS first_provider,
          failure_mode IN ('provider_error', 'timeout', 'rate_limited') AS provider_side,
-         {hour} AS hour
+         {hour} AS hour,
+         {ACCOUNT_KEYS_SQL if keys is None else keys} AS tracked_keys
   FROM {source}
 )"""
 
@@ -137,6 +139,16 @@ def calls_cte(zone: str | None = None) -> str:
 # 5-minute bins): first-choice counts per first-choice provider (`*_fc`), and served latency
 # as histogram bins per served provider (`*_bins`, then `*_served`).
 STAGES = {
+    # The group rollups' rows: each call once per dimension, with its value ('' for none).
+    "g": """g AS (
+  SELECT account_id, environment, day, status, failure_mode, cost_usd, latency_ms,
+         quality_score, input_tokens, output_tokens, d.dimension, d.value
+  FROM c CROSS JOIN LATERAL (
+    SELECT 'user' AS dimension, coalesce(c.user_id, '') AS value
+    UNION ALL
+    SELECT 'metadata.' || k, coalesce(c.metadata ->> k, '') FROM unnest(c.tracked_keys) AS k
+  ) d
+)""",
     "p": """p AS (
   SELECT environment, date_bin('5 minutes', created_at, TIMESTAMPTZ '2000-01-01 00:00Z') AS b5,
          first_provider, provider, provider_side, failure_mode, latency_ms
@@ -226,18 +238,23 @@ def _upsert(rollup: Rollup, into: str) -> str:
 )"""
 
 
-def aggregate_statement(taken: str, rollups: tuple[Rollup, ...], zone: str) -> str:
-    """One read-only statement: the new rows of each of `rollups` (none with a stage) for the
-    calls `taken` returns, with days in `zone` (an SQL expression), as one JSON array per
-    rollup. A zone change (rezone.py) computes these on several connections at once, in one
-    snapshot, and merges them (`merge_json_statement`) in its own transaction."""
-    assert all(r.stage is None for r in rollups)
+def _stages(rollups: tuple[Rollup, ...]) -> list[str]:
+    """The stages (CTEs) the `rollups` read, once each, in order."""
+    return [STAGES[s] for s in dict.fromkeys(r.stage for r in rollups if r.stage is not None)]
+
+
+def aggregate_statement(taken: str, rollups: tuple[Rollup, ...], zone: str, keys: str) -> str:
+    """One read-only statement: the new rows of each of `rollups` for the calls `taken`
+    returns, with days in `zone` and the metadata keys `keys` (SQL expressions), as one JSON
+    array per rollup. A settings change (rezone.py) computes these on several connections at
+    once, in one snapshot, and merges them (`merge_json_statement`) in its own transaction."""
+    ctes = ",\n".join([f"taken AS ({taken}\n)", calls_cte(zone, keys), *_stages(rollups)])
     arrays = ",\n       ".join(
         f"(SELECT coalesce(json_agg(x), '[]')::text FROM ({_aggregate(r)}) x) AS {r.name}"
         for r in rollups
     )
     return f"""
-WITH taken AS ({taken}\n), {calls_cte(zone)}
+WITH {ctes}
 SELECT (SELECT count(*) FROM c) AS folded,
        {arrays}
 """
@@ -259,12 +276,14 @@ def fold_statement(
     rollups: tuple[Rollup, ...] = ROLLUPS,
     *,
     zone: str | None = None,
+    keys: str | None = None,
     versions: bool = True,
 ) -> str:
     """One statement: fold the calls the `taken` query returns (the queue's columns) into
     `rollups` (default: every rollup) and, with `versions`, bump their accounts' versions;
     `into` prefixes the rollup tables' names (verification folds into copies). Days are those
-    of each call's account's zone, or of `zone` (calls_cte).
+    of each call's account's zone, or of `zone`, and the metadata keys those the account
+    tracks, or `keys` (calls_cte).
 
     Each rollup's rows go in key order. Not for locks (only a fold or a rebuild writes the
     rollups, one at a time under FOLD_LOCK) but for reads: new rows of an account-day then lie
@@ -272,11 +291,8 @@ def fold_statement(
     benchmark's failures answer for the largest account read ~4,400 heap pages for 5,600 daily
     rows and took 41 ms at p95, over its 30 ms target.
     """
-    ctes = [f"taken AS ({taken}\n)", calls_cte(zone)]
-    for rollup in rollups:
-        if rollup.stage is not None:
-            ctes.append(STAGES[rollup.stage])
-        ctes.append(_upsert(rollup, into))
+    ctes = [f"taken AS ({taken}\n)", calls_cte(zone, keys), *_stages(rollups)]
+    ctes.extend(_upsert(rollup, into) for rollup in rollups)
     if versions:
         ctes.append(_bump_versions(into))
     body = ",\n".join(ctes)
@@ -298,36 +314,41 @@ async def _fold_once(conn: AsyncConnection) -> int:
     # Waiting for the lock counts against the statement timeout: a fold waits out another
     # process's (or a month's sealing, seconds) rather than fail.
     await raw.execute(FOLD_LOCK_WAITING, timeout=FOLD_LOCK_WAIT_S + 1)
-    await seal_ended_months(raw)
+    await seal_ended_blocks(raw)
     folded: int = await raw.fetchval(FOLD)
     return folded
 
 
-async def seal_ended_months(raw: Any) -> None:
-    """The first fold of a month builds the month rows of the months that have ended since the
-    mark, from their daily rows, and moves the mark: from then on folds upsert those months'
-    rows as the daily ones. Runs under FOLD_LOCK, in the fold's transaction."""
-    mark = await raw.fetchrow(WATERMARK)
-    if mark is None:
-        raise RuntimeError(
-            "rollup_watermarks has lost its row: `perf-metrics rollups rebuild` restores it"
-        )
-    before, this_month = mark
-    if before >= this_month:
-        return
-    if await raw.fetchval(f"SELECT EXISTS ({REBUILDING})"):
-        # A zone change is rebuilding an account's month rows from the mark it read: the
-        # mark moves after it, at the next fold (rezone.py).
-        return
-    # Once a month, a scan of every account's daily rows since the mark: longer than a fold.
-    await raw.execute(f"SET LOCAL statement_timeout = '{SEAL_TIMEOUT_S}s'")
-    # Month rows from the mark on can only be strays (of a process still running the code
-    # before migration 0006): they go, and the ended months are built afresh.
-    await raw.execute(SEAL_DELETE, before, timeout=SEAL_TIMEOUT_S + 1)
-    await raw.execute(SEAL_INSERT, before, this_month, timeout=SEAL_TIMEOUT_S + 1)
-    await raw.execute(SEAL_MARK, before, this_month)
-    await raw.execute("SET LOCAL statement_timeout TO DEFAULT")  # the fold's own, again
-    log.info("failure month rows built for %s..%s", before, this_month)
+async def seal_ended_blocks(raw: Any) -> None:
+    """The first fold of a month (of a week) builds the block rows of the months (weeks) that
+    have ended since the mark, from their daily rows, and moves the mark: from then on folds
+    upsert those blocks' rows as the daily ones. Runs under FOLD_LOCK, in the fold's
+    transaction."""
+    rebuilding: bool | None = None
+    for name, (mark, delete, build, move) in SEALING.items():
+        row = await raw.fetchrow(mark)
+        if row is None:
+            raise RuntimeError(
+                "rollup_watermarks has lost its row: `perf-metrics rollups rebuild` restores it"
+            )
+        before, now = row
+        if before >= now:
+            continue
+        if rebuilding is None:
+            rebuilding = await raw.fetchval(f"SELECT EXISTS ({REBUILDING})")
+        if rebuilding:
+            # A settings change is rebuilding an account's block rows from the mark it read:
+            # the mark moves after it, at the next fold (rezone.py).
+            return
+        # Once a block, a scan of every account's daily rows since the mark: longer than a fold.
+        await raw.execute(f"SET LOCAL statement_timeout = '{SEAL_TIMEOUT_S}s'")
+        # Block rows from the mark on can only be strays (of a process still running older
+        # code): they go, and the ended blocks are built afresh.
+        await raw.execute(delete, before, timeout=SEAL_TIMEOUT_S + 1)
+        await raw.execute(build, before, now, timeout=SEAL_TIMEOUT_S + 1)
+        await raw.execute(move, before, now)
+        await raw.execute("SET LOCAL statement_timeout TO DEFAULT")  # the fold's own, again
+        log.info("%s rows built for %s..%s", name, before, now)
 
 
 async def fold(conn: AsyncConnection) -> int:

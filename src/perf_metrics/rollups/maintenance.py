@@ -21,13 +21,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from perf_metrics.accounts import AdminError
 from perf_metrics.calls.store import PENDING_LIST
 from perf_metrics.db import BEGIN_WRITE, account_versions, calls_pending, driver_connection
-from perf_metrics.rollups.fold import FOLD_LOCK, REBUILDING, THIS_MONTH, fold_statement
-from perf_metrics.rollups.tables import ROLLUP_TABLES, ROLLUPS, failure_monthly
+from perf_metrics.rollups.fold import FOLD_LOCK, REBUILDING, fold_statement
+from perf_metrics.rollups.tables import ROLLUP_TABLES, ROLLUPS, SEALS, rollup_watermarks
 
 REBUILD_LOCK_TIMEOUT_S = 10
-MARK = "SELECT failure_monthly_before FROM rollup_watermarks"
+# The rollups of longer blocks: their rows from the mark on are strays, never read.
+SEALED_BEFORE = {
+    seal.rollup.name: f"{seal.block} < (SELECT {seal.mark} FROM {rollup_watermarks.name})"
+    for seal in SEALS
+}
 RESTORE_MARK = f"""
-INSERT INTO rollup_watermarks (failure_monthly_before) VALUES ({THIS_MONTH})
+INSERT INTO {rollup_watermarks.name} ({", ".join(seal.mark for seal in SEALS)})
+VALUES ({", ".join(seal.now for seal in SEALS)})
 ON CONFLICT (id) DO NOTHING
 """
 
@@ -56,8 +61,8 @@ async def verify_rollups(
             )
     for table in checked:
         stored = f"SELECT * FROM {table}{where}"
-        if table == failure_monthly.name:  # rows from the mark on are strays, never read
-            stored += (" AND" if where else " WHERE") + f" month < ({MARK})"
+        if table in SEALED_BEFORE:
+            stored += (" AND " if where else " WHERE ") + SEALED_BEFORE[table]
         await raw.execute(f"INSERT INTO v_stored_{table} {stored}", *args)
     # Queued calls are stored but not folded yet: stored rollups + queue = the log's rollups.
     queued = await raw.fetchrow(
@@ -122,7 +127,7 @@ async def rebuild_rollups(conn: AsyncConnection) -> dict[str, Any]:
             + ", ".join(r["account_id"] for r in changing)
             + ": run the rebuild when it is done"
         )
-    # The month mark, back if it was lost (months before it get month rows below).
+    # The marks, back if they were lost (blocks before them get their rows below).
     await raw.execute(RESTORE_MARK)
     for table in (*ROLLUP_TABLES, calls_pending.name):
         await raw.execute(f"DELETE FROM {table}")

@@ -51,7 +51,7 @@ import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from perf_metrics.accounts import AdminError, checked_zone
+from perf_metrics.accounts import AdminError, checked_metadata_keys, checked_zone
 from perf_metrics.calls.store import PENDING_COLUMNS
 from perf_metrics.db import (
     BEGIN_WRITE,
@@ -66,18 +66,23 @@ from perf_metrics.rollups.fold import (
     FOLD_LOCK,
     SEAL_TIMEOUT_S,
     aggregate_statement,
+    block_rows_from_days,
     merge_json_statement,
-    month_rows_from_days,
 )
 from perf_metrics.rollups.tables import (
     ROLLUPS,
+    SEALS,
+    Rollup,
     account_daily,
-    failure_monthly_rollup,
+    group_daily_rollup,
+    group_weekly_rollup,
     rollup_watermarks,
 )
 
-# The rollups keyed by account: all that a zone changes.
+# The rollups keyed by account: all that a zone changes. Tracked metadata keys change only the
+# group rollups.
 ACCOUNT_ROLLUPS = tuple(r for r in ROLLUPS if r.by_account)
+GROUP_ROLLUPS = (group_daily_rollup, group_weekly_rollup)
 
 # The mark's lease covers the change until its recount holds the mark's row lock (from then on
 # the lock keeps folds off the account, however long the recount takes): the wait for the fold
@@ -135,15 +140,29 @@ WEEK_OF_CALLS = f"""
     AND NOT EXISTS (
       SELECT 1 FROM {calls_pending.name} p WHERE p.account_id = $1 AND p.call_id = k.call_id
     )"""
-# In the new zone ($4), the new rows of the account-keyed rollups but the month rows of
-# failures (built from the new daily rows at the end, as the month seal does: cheaper than from
-# the calls). Computed on reader connections in the recount's snapshot, merged by the recount.
-STEP_ROLLUPS = tuple(r for r in ACCOUNT_ROLLUPS if r is not failure_monthly_rollup)
-RECOUNT_STEP = aggregate_statement(WEEK_OF_CALLS, STEP_ROLLUPS, zone="$4")
+# In the new zone ($4), with the new tracked keys ($5), the new rows of the account-keyed
+# rollups but those of longer blocks (built from the new daily rows at the end, as the seal
+# does: cheaper than from the calls). Computed on reader connections in the recount's
+# snapshot, merged by the recount.
+SEALED = {seal.rollup.name: seal for seal in SEALS}
+STEP_ROLLUPS = tuple(r for r in ACCOUNT_ROLLUPS if r.name not in SEALED)
 MERGE_STEP = {r.name: merge_json_statement(r) for r in STEP_ROLLUPS}
-MONTH_ROWS = month_rows_from_days(
-    f"account_id = $1 AND day < (SELECT failure_monthly_before FROM {rollup_watermarks.name})"
-)
+BLOCK_ROWS = {
+    name: block_rows_from_days(
+        seal, f"account_id = $1 AND day < (SELECT {seal.mark} FROM {rollup_watermarks.name})"
+    )
+    for name, seal in SEALED.items()
+}
+
+
+def recount_step(rollups: tuple[Rollup, ...]) -> str:
+    """A week of the account's calls (rezone's WEEK_OF_CALLS) aggregated into `rollups`."""
+    return aggregate_statement(
+        WEEK_OF_CALLS, tuple(r for r in rollups if r.name not in SEALED), "$4", "$5::text[]"
+    )
+
+
+RECOUNT_STEP = {rollups: recount_step(rollups) for rollups in (ACCOUNT_ROLLUPS, GROUP_ROLLUPS)}
 BUMP_VERSIONS = f"""
 INSERT INTO {account_versions.name} AS r (account_id, environment, version, updated_at)
 SELECT $1, e, 1, now() FROM unnest(ARRAY['live', 'test']) AS e
@@ -158,29 +177,58 @@ async def change_zone(
     zone: str,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Set `account_id`'s timezone to `zone` and recount its rollups in it (see the module's
-    text); returns what was done. AdminError for an unknown account or zone, a change of the
-    account already running, or calls the log no longer holds. Holds 2 + READERS of the
-    engine's connections at once (the mark's, the recount's, its readers')."""
+    """Set `account_id`'s timezone to `zone` and recount its rollups in it (change_account)."""
+    return await change_account(engine, account_id, zone=zone, progress=progress)
+
+
+async def change_account(
+    engine: AsyncEngine,
+    account_id: str,
+    *,
+    zone: str | None = None,
+    tracked_keys: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Set `account_id`'s timezone to `zone` and/or its tracked metadata keys to
+    `tracked_keys` (None: unchanged), and recount the rollups they change (see the module's
+    text): every account-keyed rollup for a new zone, the group rollups for new keys; returns
+    what was done. AdminError for an unknown account, zone or key, a change of the account
+    already running, or calls the log no longer holds. Holds 2 + READERS of the engine's
+    connections at once (the mark's, the recount's, its readers')."""
     say = progress or (lambda line: None)
     started = time.monotonic()
     async with engine.connect() as conn:
-        zone = await checked_zone(conn, zone)
-        current = await conn.scalar(select(accounts.c.timezone).where(accounts.c.id == account_id))
-        if current is None:
+        row = (
+            await conn.execute(
+                select(accounts.c.timezone, accounts.c.tracked_metadata_keys).where(
+                    accounts.c.id == account_id
+                )
+            )
+        ).one_or_none()
+        if row is None:
             raise AdminError(f"no account {account_id}")
-        if current == zone:
+        current = (row.timezone, list(row.tracked_metadata_keys))
+        new = (
+            current[0] if zone is None else await checked_zone(conn, zone),
+            current[1] if tracked_keys is None else checked_metadata_keys(tracked_keys),
+        )
+        changed = {
+            "timezone": new[0],
+            "tracked_metadata_keys": new[1],
+        }
+        if new == current:
             await conn.rollback()
-            return {"account_id": account_id, "timezone": zone, "changed": False}
+            return {"account_id": account_id, **changed, "changed": False}
+        rollups = ACCOUNT_ROLLUPS if new[0] != current[0] else GROUP_ROLLUPS
         raw = await driver_connection(conn)
         await raw.execute(f"SET LOCAL lock_timeout = '{CLAIM_LOCK_TIMEOUT_S}s'")
         try:
-            mark = await raw.fetchval(CLAIM, account_id, zone, LEASE)
+            mark = await raw.fetchval(CLAIM, account_id, new[0], LEASE)
         except asyncpg.LockNotAvailableError:
             mark = None
         await conn.commit()
         if mark is None:
-            raise AdminError(f"a zone change of {account_id} is already running; try later")
+            raise AdminError(f"a change of {account_id}'s rollups is already running; try later")
         try:
             # A fold that began before the mark may be folding the account's calls, in the old
             # zone: it commits before this returns, and every later fold sees the mark. (Not in
@@ -188,11 +236,11 @@ async def change_zone(
             await conn.execute(BEGIN_WRITE)
             await raw.execute(WAIT_FOR_FOLDS, timeout=FOLD_WAIT_S + 1)
             await conn.commit()
-            result = await _recount(engine, account_id, zone, mark, say)
+            result = await _recount(engine, account_id, new, rollups, mark, say)
         except BaseException as exc:
             await conn.rollback()
-            # The zone stays as it was. If this fails too, the mark dies when its lease has run
-            # out and no recount holds it; the first error is the one to report.
+            # The settings stay as they were. If this fails too, the mark dies when its lease
+            # has run out and no recount holds it; the first error is the one to report.
             with contextlib.suppress(Exception):
                 await conn.execute(BEGIN_WRITE)
                 await raw.execute(f"SET LOCAL lock_timeout = '{CLAIM_LOCK_TIMEOUT_S}s'")
@@ -200,17 +248,22 @@ async def change_zone(
                 await conn.commit()
             if sqlstate(exc) == "40001":
                 raise AdminError(
-                    f"{account_id} was changed by someone else during its zone change; nothing "
-                    "was changed: try again"
+                    f"{account_id} was changed by someone else during the change of its "
+                    "rollups; nothing was changed: try again"
                 ) from exc
             raise
     seconds = time.monotonic() - started
-    say(f"{account_id}: days now in {zone}, {result['calls']:,} calls in {seconds:.1f} s")
+    what = [f"days now in {new[0]}"] if new[0] != current[0] else []
+    if new[1] != current[1]:
+        what.append(f"tracking {', '.join(new[1]) or 'no metadata keys'}")
+    say(f"{account_id}: {'; '.join(what)}, {result['calls']:,} calls in {seconds:.1f} s")
     return {
         "account_id": account_id,
-        "timezone": zone,
-        "previous_timezone": current,
+        **changed,
+        "previous_timezone": current[0],
+        "previous_tracked_metadata_keys": current[1],
         "changed": True,
+        "recounted": [r.name for r in rollups],
         **result,
         "seconds": round(seconds, 1),
     }
@@ -219,10 +272,13 @@ async def change_zone(
 async def _recount(
     engine: AsyncEngine,
     account_id: str,
-    zone: str,
+    settings: tuple[str, list[str]],
+    rollups: tuple[Rollup, ...],
     mark: datetime,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
+    zone, keys = settings
+    step_rollups = tuple(r for r in rollups if r.name not in SEALED)
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="REPEATABLE READ")
         await conn.execute(BEGIN_WRITE)  # takes no snapshot (SET does not)
@@ -232,11 +288,13 @@ async def _recount(
         # temporary files.
         await raw.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
         if not await raw.fetchval(HOLD, account_id, mark):  # the snapshot is taken here
-            raise AdminError(f"the zone change of {account_id} lost its mark; try again")
+            raise AdminError(f"the change of {account_id}'s rollups lost its mark; try again")
         await raw.execute(
-            "UPDATE accounts SET timezone = $2, updated_at = now() WHERE id = $1",
+            "UPDATE accounts SET timezone = $2, tracked_metadata_keys = $3, updated_at = now()"
+            " WHERE id = $1",
             account_id,
             zone,
+            keys,
         )
         if await raw.fetchval(UNNAMED_QUEUED, account_id):
             raise AdminError(
@@ -244,7 +302,7 @@ async def _recount(
                 "seconds by a running service: try again then"
             )
         before = await raw.fetchval(FOLDED_CALLS, account_id)
-        for rollup in ACCOUNT_ROLLUPS:
+        for rollup in rollups:
             await raw.execute(f"DELETE FROM {rollup.name} WHERE account_id = $1", account_id)
         weeks = await raw.fetch(WEEKS, account_id)
         total = sum(w["calls"] for w in weeks)
@@ -253,9 +311,10 @@ async def _recount(
             say(f"{account_id}: recounting {total:,} calls in {zone}, {len(weeks)} steps")
         snapshot = await raw.fetchval("SELECT pg_export_snapshot()")
         recounted = rows = 0
-        async for week, step in _steps(engine, snapshot, account_id, zone, weeks):
+        steps = _steps(engine, snapshot, RECOUNT_STEP[rollups], (account_id, zone, keys), weeks)
+        async for week, step in steps:
             recounted += step["folded"]
-            for rollup in STEP_ROLLUPS:
+            for rollup in step_rollups:
                 status = await raw.execute(
                     MERGE_STEP[rollup.name], step[rollup.name], timeout=STATEMENT_TIMEOUT_S + 1
                 )
@@ -269,10 +328,14 @@ async def _recount(
             raise AdminError(
                 f"{account_id}'s rollups count {before:,} calls, but the call log holds only "
                 f"{recounted:,} of them: calls have been dropped from the log, and their days "
-                f"cannot be recounted in {zone}. Nothing was changed; the days stay in the "
-                "old zone."
+                "cannot be recounted. Nothing was changed; the account's settings stay as "
+                "they were."
             )
-        await raw.execute(MONTH_ROWS, account_id, timeout=STATEMENT_TIMEOUT_S + 1)
+        for rollup in rollups:
+            if rollup.name in BLOCK_ROWS:
+                await raw.execute(
+                    BLOCK_ROWS[rollup.name], account_id, timeout=STATEMENT_TIMEOUT_S + 1
+                )
         await raw.execute(BUMP_VERSIONS, account_id)
         await raw.execute(RELEASE, account_id, mark)
         await conn.commit()
@@ -280,7 +343,11 @@ async def _recount(
 
 
 async def _steps(
-    engine: AsyncEngine, snapshot: str, account_id: str, zone: str, weeks: list[Any]
+    engine: AsyncEngine,
+    snapshot: str,
+    statement: str,
+    args: tuple[str, str, list[str]],
+    weeks: list[Any],
 ) -> AsyncIterator[tuple[Any, Any]]:
     """The new rows of each week of the log, computed on READERS connections at once, each
     in the recount's snapshot (`SET TRANSACTION SNAPSHOT`), yielded as they come: the work of
@@ -301,12 +368,14 @@ async def _steps(
                 await raw.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT_S}s'")
                 while not todo.empty():
                     week = todo.get_nowait()
+                    account_id, zone, keys = args
                     step = await raw.fetchrow(
-                        RECOUNT_STEP,
+                        statement,
                         account_id,
                         week["environment"],
                         week["week"],
                         zone,
+                        keys,
                         timeout=STATEMENT_TIMEOUT_S + 1,
                     )
                     await done.put((week, step))

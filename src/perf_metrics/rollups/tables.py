@@ -22,6 +22,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Index,
     Integer,
     Numeric,
     Table,
@@ -32,6 +33,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import TypeEngine
 
 from perf_metrics.db import metadata
+from perf_metrics.zones import THIS_MONTH_SQL, THIS_WEEK_SQL, week_of_day_sql
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,61 @@ trigger_daily_rollup = Rollup(
 )
 
 
+# Per end user and per tracked metadata key (SPEC §10): the fold's `g` stage gives each call
+# one row per dimension, `user` and `metadata.<key>` for each of its account's tracked keys,
+# with the call's value ('' for a call without one: null user_id, key absent or empty).
+GROUP_DIMENSION_KEYS = (Key("dimension", TEXT), Key("value", TEXT))
+GROUP_MEASURES = (
+    CALLS,
+    SUCCESSES,
+    _count("failures", "failure_mode IS NOT NULL"),
+    COST_USD,
+    LATENCY_SUM,
+    QUALITY_SUM,
+    QUALITY_N,
+    INPUT_TOKENS,
+    OUTPUT_TOKENS,
+)
+NO_VALUE = ""  # a group rollup's value for calls without one (the answer's null group)
+
+group_daily_rollup = Rollup(
+    "rollup_group_daily",
+    "per day x dimension (user, tracked metadata keys) x value",
+    (
+        Key("account_id", TEXT),
+        Key("environment", TEXT),
+        Key("dimension", TEXT),
+        Key("day", Date()),
+        Key("value", TEXT),
+    ),
+    GROUP_MEASURES,
+    rows="g",
+    stage="g",
+)
+
+# The Monday of a day's ISO week (the account's calendar, as `day` is).
+WEEK_OF_DAY = week_of_day_sql("day")
+
+# The same per week (from its Monday): week rows only for the weeks that have ended, built
+# from the daily rows when a week ends (fold.py, `seal_ended_blocks`). A breakdown reads whole
+# weeks from here and the rest of its window from the daily rows.
+group_weekly_rollup = Rollup(
+    "rollup_group_weekly",
+    "week rows only for the weeks that have ended (the current one is built when it ends)",
+    (
+        Key("account_id", TEXT),
+        Key("environment", TEXT),
+        Key("dimension", TEXT),
+        Key("week", Date(), WEEK_OF_DAY),
+        Key("value", TEXT),
+    ),
+    GROUP_MEASURES,
+    rows="g",
+    stage="g",
+    where="day < (SELECT group_weekly_before FROM rollup_watermarks)",
+)
+
+
 def _provider_rollup(name: str, about: str, bucket: str, stage: str) -> Rollup:
     """Platform-wide provider health, per time bucket. The fold computes these in stages
     (fold.py's STAGES): first-choice counts per bucket and first-choice provider
@@ -292,6 +349,8 @@ ROLLUPS = (
     failure_daily_rollup,
     failure_monthly_rollup,
     trigger_daily_rollup,
+    group_daily_rollup,
+    group_weekly_rollup,
     provider_5m_rollup,
     provider_hourly_rollup,
 )
@@ -315,6 +374,20 @@ model_daily = _table(model_daily_rollup)
 failure_daily = _table(failure_daily_rollup)
 failure_monthly = _table(failure_monthly_rollup)
 trigger_daily = _table(trigger_daily_rollup)
+group_daily = _table(group_daily_rollup)
+group_weekly = _table(group_weekly_rollup)
+# A block's (a day's, a week's) groups by cost: where a breakdown finds each block's top
+# groups (metrics/breakdown.py).
+for _block in (group_daily, group_weekly):
+    _c = _block.c
+    Index(
+        f"ix_{_block.name}_ranked",
+        _c.account_id,
+        _c.environment,
+        _c.dimension,
+        _c.day if "day" in _c else _c.week,
+        _c.cost_usd.desc(),
+    )
 provider_5m = _table(provider_5m_rollup)
 provider_hourly = _table(provider_hourly_rollup)
 
@@ -329,5 +402,46 @@ rollup_watermarks = Table(
         nullable=False,
         comment="rollup_failure_monthly holds the months before this 1st of a month, whole",
     ),
+    Column(
+        "group_weekly_before",
+        Date,
+        nullable=False,
+        comment="rollup_group_weekly holds the weeks before this Monday, whole",
+    ),
     CheckConstraint("id", name="one_row"),
+)
+
+
+@dataclass(frozen=True)
+class Seal:
+    """A rollup of longer blocks (months, weeks) whose rows exist only for the blocks that have
+    ended everywhere, before `mark` (a column of rollup_watermarks): built from the daily rows
+    of `days` when a block ends (the fold's seal), and upserted by the fold directly for calls
+    of days before the mark (late calls)."""
+
+    rollup: Rollup
+    days: Rollup
+    mark: str
+    block: str  # the block's key column
+    now: str  # SQL: the first day of the block it is now on the westernmost clock
+    of_day: str  # SQL: the first day of the block of `day`
+
+
+SEALS = (
+    Seal(
+        failure_monthly_rollup,
+        failure_daily_rollup,
+        "failure_monthly_before",
+        "month",
+        THIS_MONTH_SQL,
+        MONTH_OF_DAY,
+    ),
+    Seal(
+        group_weekly_rollup,
+        group_daily_rollup,
+        "group_weekly_before",
+        "week",
+        THIS_WEEK_SQL,
+        WEEK_OF_DAY,
+    ),
 )
