@@ -26,6 +26,7 @@ import pytest
 
 from perf_metrics import synthetic
 from perf_metrics.synthetic import AccountSpec, generate_calls, plan_accounts, write_jsonl
+from perf_metrics.synthetic.calibration import META_VALUES
 from tests.factories import CALL_FIELDS, PROVIDER_MODES, QUALITY_MODES, TASKS
 
 END = datetime(2026, 11, 27, 9, 30, 15, 250_500, tzinfo=UTC)  # not on a millisecond
@@ -282,6 +283,72 @@ def test_shares_and_mixes(records: list[dict[str, Any]], accounts: list[AccountS
     assert any(r["cost_ceiling_hit"] for r in records)
 
 
+TAG_KEYS = {"feature", "team", "workflow", "region", "app_version"}
+
+
+def test_end_users_are_a_zipf_population_per_account(
+    records: list[dict[str, Any]], accounts: list[AccountSpec]
+) -> None:
+    """#16: every account's calls come from its own population of end users, a few heavy ones
+    and a long tail of users with a single call; about 5% of calls have no user_id."""
+    assert 0.035 < sum(r["user_id"] is None for r in records) / len(records) < 0.065
+    users: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in records:
+        if r["user_id"] is not None:
+            users[r["account_id"]][r["user_id"]] += 1
+    assert set(users) == {r["account_id"] for r in records}  # every account has users
+    top = sorted(users[accounts[0].account_id].values(), reverse=True)
+    assert len(top) > 300
+    assert sum(c == 1 for c in top) > 0.1 * len(top)  # the long tail
+    assert top[0] > 10 * statistics.median(top)  # and heavy users
+    assert all(re.fullmatch(r"user_\d{5}", u) for u in users[accounts[0].account_id])
+
+
+def test_tagging_accounts_carry_feature_team_and_a_tag_with_hundreds_of_values(
+    records: list[dict[str, Any]], accounts: list[AccountSpec]
+) -> None:
+    """#16: most accounts (every enterprise one) tag their calls with feature, team and a
+    workflow of hundreds of values (a breakdown by it is several pages of 100), some calls
+    carry no metadata and some lack one of the keys (the null group of a breakdown)."""
+    tagged = [r for r in records if r["metadata"] is not None]
+    tagging = {r["account_id"] for r in tagged}
+    assert {a.account_id for a in accounts if a.tier == "enterprise"} <= tagging
+    assert 0.3 < len(tagging) / len(accounts) < 0.9
+    for r in tagged:
+        meta = r["metadata"]
+        assert 1 <= len(meta) <= 16 and set(meta) <= TAG_KEYS
+        for key, value in meta.items():
+            if key == "workflow":
+                assert re.fullmatch(r"wf_\d{4}", value)
+            else:
+                assert value in META_VALUES[key]
+    top = [r for r in records if r["account_id"] == accounts[0].account_id]
+    assert 0.1 < sum(r["metadata"] is None for r in top) / len(top) < 0.2
+    meta = [r["metadata"] for r in top if r["metadata"] is not None]
+    for key in ("feature", "team", "workflow"):
+        lacking = sum(key not in m for m in meta)
+        assert 0 < lacking < 0.2 * len(meta)
+    assert {m["feature"] for m in meta if "feature" in m} == set(META_VALUES["feature"])
+    assert {m["team"] for m in meta if "team" in m} == set(META_VALUES["team"])
+    workflows = Counter(m["workflow"] for m in meta if "workflow" in m)
+    assert len(workflows) > 200
+    assert workflows.most_common(1)[0][1] > 20 * statistics.median(workflows.values())
+
+
+def test_the_demo_account_has_end_users_and_tags() -> None:
+    from perf_metrics.demo import DEMO_ACCOUNT, DEMO_ACCOUNTS, DEMO_DAYS, DEMO_SEED
+
+    accounts = plan_accounts(DEMO_ACCOUNTS, seed=DEMO_SEED)
+    calls = generate_calls(accounts, days=DEMO_DAYS, calls=20_000, seed=DEMO_SEED, end=END)
+    mine = [r for chunk in calls for r in chunk if r["account_id"] == DEMO_ACCOUNT]
+    users = Counter(r["user_id"] for r in mine if r["user_id"] is not None)
+    assert len(users) > 300 and 1 in users.values()
+    tags = [r["metadata"] for r in mine if r["metadata"] is not None]
+    assert len(tags) > 0.8 * len(mine)
+    assert len({m["workflow"] for m in tags if "workflow" in m}) > 100
+    assert all(any(key in m for m in tags) for key in ("feature", "team"))
+
+
 def test_seasonality() -> None:
     # Monday 2026-11-30 00:00Z: exactly four whole weeks.
     end = datetime(2026, 11, 30, tzinfo=UTC)
@@ -403,6 +470,7 @@ BASELINE_KERNELS = {"NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512
 SMALL_LOG_DIGEST = """
 import hashlib, io, sys
 from datetime import datetime, timezone
+import orjson
 from perf_metrics.synthetic import generate_calls, plan_accounts, write_jsonl
 accounts = plan_accounts(7, seed=3)
 out = io.BytesIO()
@@ -411,20 +479,33 @@ end = datetime(2026, 11, 27, 9, 30, 15, 250_500, tzinfo=timezone.utc)
 calls = generate_calls(accounts, days=10, calls=25_000, seed=3, end=end, chunk_size=7_000)
 assert write_jsonl(calls, out) == 25_000
 print(hashlib.sha256(out.getvalue()).hexdigest())
+rest = hashlib.sha256(repr(accounts).encode())
+for chunk in generate_calls(accounts, days=10, calls=25_000, seed=3, end=end):
+    for r in chunk:
+        del r["user_id"], r["metadata"]
+        rest.update(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE))
+print(rest.hexdigest())
 """
 
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 kernels")
-def test_the_same_log_as_before_the_generator_was_split_into_stages() -> None:
-    """A digest of a small log (accounts, then every record as JSONL), taken before `_block`
-    became one function per stage and the tables moved to calibration.py: a refactor of the
+def test_the_same_log_as_before() -> None:
+    """Digests of a small log (accounts, then every record as JSONL): a refactor of the
     generator must keep the random stream, so the same seed gives the same log. (A change of
-    calibration changes it on purpose: take the digest anew then, and say so.)"""
-    digest = subprocess.run(
+    calibration changes it on purpose: take the digest anew then, and say so.)
+
+    The first digest is of the whole log, taken anew when end users and tags became Zipf
+    populations (#16). The second leaves out `user_id` and `metadata`: it is the one the log
+    had before that change (and before `_block` became one function per stage), so that change
+    drew every other field exactly as before."""
+    digests = subprocess.run(
         [sys.executable, "-c", SMALL_LOG_DIGEST],
         env={**os.environ, **BASELINE_KERNELS},
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.strip()
-    assert digest == "d5a16125ada23cb1d1be135cf4481f0f911e39a0a1907793fec6edfa4f160288"
+    ).stdout.split()
+    assert digests == [
+        "d0d814fc9ccaaa7a88dcae27df30de651b19289b0b92932efb959b337d9db977",
+        "d9ae66f8925ca1e4d0f58a59f58d53050064bf980c36405d648052174fc7bf80",
+    ]

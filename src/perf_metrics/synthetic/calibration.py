@@ -275,10 +275,35 @@ NAME_NOUNS = (
 )
 META_VALUES = {
     "feature": ("chat", "search", "support", "summaries", "ingest", "agent"),
+    "team": ("growth", "support", "platform", "data"),
+    # Hundreds of values: a breakdown by it spans several pages of 100.
+    "workflow": tuple(f"wf_{k:04d}" for k in range(300)),
     "region": ("us-east", "eu-west", "ap-south"),
     "app_version": ("1.4.2", "1.5.0", "2.0.1"),
-    "team": ("growth", "support", "platform", "data"),
 }
+# Per metadata key (META_VALUES order): the share of tagging accounts that use it, the share of
+# their tagged calls that lack it (an absent tag), and the Zipf exponent of its values (each
+# account ranks the values in its own order).
+META_TAGS = {
+    "feature": (1.0, 0.03, 1.0),
+    "team": (1.0, 0.10, 0.8),
+    "workflow": (1.0, 0.05, 1.05),
+    "region": (0.6, 0.02, 0.8),
+    "app_version": (0.6, 0.0, 1.0),
+}
+# The share of accounts that tag their calls (enterprise accounts always do), and the share of
+# a tagging account's calls that carry no metadata at all.
+META_ACCOUNT_SHARE = 0.55
+META_NONE_SHARE = 0.15
+
+# End users: each account has a population of about one user per USER_CALLS calls it is
+# expected to make (within USER_POOL), ranked by a Zipf law whose exponent is drawn per account
+# from USER_ZIPF: a few heavy users and a long tail of users with a single call. USER_NONE_SHARE
+# of the calls have no user_id.
+USER_CALLS = 10
+USER_POOL = (20, 40_000)
+USER_ZIPF = (1.1, 1.3)
+USER_NONE_SHARE = 0.05
 CEILINGS_USD = (0.005, 0.01, 0.02, 0.05, 0.1)
 
 

@@ -16,6 +16,11 @@ How the numbers are made:
   answer-quality failures per model x task. Failures are rescued by retry or fallback or end
   in an error. Latency is log-normal per model with long tails, growing with output tokens,
   summed over attempts; quality is beta-distributed around a model x task mean.
+- Who: each account has a population of end users (about one per `USER_CALLS` of its expected
+  calls, at most 40,000) ranked by a Zipf law, so a few users make many calls and many make
+  one; 5% of calls have no `user_id`. Most accounts (every enterprise one) tag their calls with
+  `feature`, `team` and `workflow` (300 values) and maybe `region` and `app_version`, each
+  value Zipf-ranked in the account's own order; some calls carry no metadata, some lack a key.
 - `input_tokens`/`output_tokens` are those of the last attempt; `cost_usd` is the whole cost:
   answer-quality failed attempts are billed, provider-side failed attempts are not. Costs are
   computed in integer nano-dollars, so `cost_usd` has at most 9 decimals and is exact.
@@ -32,6 +37,7 @@ import gc
 import hashlib
 import io
 import itertools
+import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +55,9 @@ from perf_metrics.synthetic.calibration import (
     FAILURE_FACTORS,
     FALLBACKS,
     INCIDENT_PROVIDERS,
+    META_ACCOUNT_SHARE,
+    META_NONE_SHARE,
+    META_TAGS,
     META_VALUES,
     MODEL_MIX,
     MODEL_PROFILE,
@@ -69,6 +78,10 @@ from perf_metrics.synthetic.calibration import (
     TIER_CEILING_SHARE,
     TIER_TILT,
     TRIGGERS,
+    USER_CALLS,
+    USER_NONE_SHARE,
+    USER_POOL,
+    USER_ZIPF,
 )
 
 # Answer-quality modes first, then the provider-side ones (indices 5..7).
@@ -186,6 +199,38 @@ def _trigger_table() -> tuple[Obj, I64, I64]:
 
 
 _TRIGGER_OBJ, _TRIGGER_OFFSET, _TRIGGER_COUNT = _trigger_table()
+
+_TAG_KEYS = tuple(META_VALUES)
+if set(META_TAGS) != set(_TAG_KEYS) or len(_TAG_KEYS) > 16:  # SPEC §2: at most 16 keys
+    raise RuntimeError("META_TAGS must describe each of META_VALUES' keys, at most 16 of them")
+_TAG_SIZE = np.array([len(META_VALUES[k]) for k in _TAG_KEYS])
+_TAG_ABSENT = np.array([META_TAGS[k][1] for k in _TAG_KEYS])
+
+
+def _tag_table(keys: list[int]) -> tuple[I64, Obj]:
+    """Every combination of these keys' values as a dict, value index `size` meaning absent,
+    at index sum(value * stride); with the strides."""
+    radix = _TAG_SIZE[keys] + 1
+    stride = np.cumprod([1, *radix[:-1]]).astype(np.int64)
+    table = np.empty(int(np.prod(radix)), dtype=object)
+    for code in range(len(table)):
+        digits = [code // int(stride[j]) % int(radix[j]) for j in range(len(keys))]
+        table[code] = {
+            _TAG_KEYS[k]: META_VALUES[_TAG_KEYS[k]][d]
+            for k, d in zip(keys, digits, strict=True)
+            if d < _TAG_SIZE[k]
+        }
+    return stride, table
+
+
+# A call's tags are two dicts merged: one for its value of the key with the most values, one
+# for the combination of the other keys' values. Both tables are small (hundreds of dicts),
+# where one of every combination would have 168,560 and building a fresh dict per call made
+# the generator about a third slower; a merge costs about 0.1 µs more than a copy.
+_TAG_WIDE = int(np.argmax(_TAG_SIZE))
+_TAG_NARROW = [k for k in range(len(_TAG_KEYS)) if k != _TAG_WIDE]
+_TAG_WIDE_STRIDE, _TAG_WIDE_OBJ = _tag_table([_TAG_WIDE])
+_TAG_NARROW_STRIDE, _TAG_NARROW_OBJ = _tag_table(_TAG_NARROW)
 
 
 @contextmanager
@@ -356,7 +401,13 @@ class _Plan:
         self.key_count = np.ones((a, 2), dtype=np.int64)
         self.key_obj = np.full((a, 2, 4), None, dtype=object)
         self.user_pool = np.zeros(a, dtype=np.int64)
-        metas: list[list[dict[str, str]]] = []
+        self.user_zipf = np.ones(a)
+        self.user_mult = np.ones(a, dtype=np.int64)
+        self.user_shift = np.zeros(a, dtype=np.int64)
+        self.tags = np.zeros(a, dtype=bool)
+        self.tag_used = np.zeros((a, len(_TAG_KEYS)), dtype=bool)
+        # Per key, each account's order of the key's values (rank -> value index).
+        self.tag_order = [np.zeros((a, size), dtype=np.int64) for size in _TAG_SIZE]
         for i, acct in enumerate(accounts):
             # Per-account traits depend on the account id and seed, not on the other accounts.
             digest = hashlib.blake2b(acct.account_id.encode(), digest_size=8).digest()
@@ -376,27 +427,24 @@ class _Plan:
                     self.key_obj[i, env, k] = (
                         "key_" + hashlib.blake2b(raw, digest_size=8).hexdigest()
                     )
-            if rng.random() < 0.75:
-                share = weights[i] / weights.sum()
-                self.user_pool[i] = min(20_000, int(20 + 20_000 * share**0.7))
-            templates: list[dict[str, str]] = []
-            if rng.random() < 0.55:
-                keys = [k for k in META_VALUES if rng.random() < 0.6] or ["feature"]
-                for _ in range(int(rng.integers(1, 7))):
-                    templates.append(
-                        {k: META_VALUES[k][rng.integers(len(META_VALUES[k]))] for k in keys}
-                    )
-            metas.append(templates)
+            expected_calls = self.calls * weights[i] / weights.sum()
+            pool = int(np.clip(round(expected_calls / USER_CALLS), *USER_POOL))
+            self.user_pool[i] = pool
+            self.user_zipf[i] = rng.uniform(*USER_ZIPF)
+            # Ranks become ids through rank * mult + shift (mod pool), a permutation, so that
+            # the heaviest user is not user_00000 in every account.
+            mult = int(rng.integers(1, max(2, pool)))
+            while math.gcd(mult, pool) != 1:
+                mult += 1
+            self.user_mult[i], self.user_shift[i] = mult, rng.integers(pool)
+            if rng.random() < META_ACCOUNT_SHARE or acct.tier == "enterprise":
+                self.tags[i] = True
+                for k, key in enumerate(_TAG_KEYS):
+                    self.tag_used[i, k] = rng.random() < META_TAGS[key][0]
+                    self.tag_order[k][i] = rng.permutation(_TAG_SIZE[k])
         self.user_obj = np.array(
             [None, *(f"user_{k:05d}" for k in range(int(self.user_pool.max())))], dtype=object
         )
-        self.meta_count = np.array([len(m) for m in metas], dtype=np.int64)
-        self.meta_offset = np.concatenate([[0], np.cumsum(self.meta_count)[:-1]]).astype(np.int64)
-        flat = [t for m in metas for t in m]
-        self.meta_obj = np.empty(len(flat) + 1, dtype=object)
-        for j, t in enumerate(flat):
-            self.meta_obj[j] = t
-        self.meta_none = len(flat)  # index of the trailing None
 
 
 def generate_calls(
@@ -440,6 +488,17 @@ def _pick(rng: np.random.Generator, cum: F64) -> I64:
     u: F64 = rng.random(int(cum.shape[0]))
     picked: I64 = np.minimum((u[:, None] >= cum).sum(axis=1), cum.shape[1] - 1).astype(np.int64)
     return picked
+
+
+def _zipf_rank(u: F64, size: I64 | int, s: F64 | float) -> I64:
+    """Ranks in [0, size) from uniforms, P(rank k) about proportional to (k + 1) ** -s: the
+    inverse CDF of a power law on [1, size + 1), floored."""
+    # s = 1 is the limit a -> 0 (x = (size + 1) ** u); a tiny a stands in for it.
+    a = np.asarray(1.0 - s, dtype=np.float64)
+    a = np.where(np.abs(a) < 1e-6, 1e-6, a)
+    x = np.exp(np.log1p(u * np.expm1(a * np.log(size + 1.0))) / a)
+    rank: I64 = np.clip(np.floor(x).astype(np.int64) - 1, 0, np.asarray(size) - 1)
+    return rank
 
 
 def _attempt_latency(rng: np.random.Generator, model: I64, out: I64) -> F64:
@@ -492,7 +551,8 @@ class _Calls:
     env: I64
     api_key: Obj
     user: Obj
-    meta: Obj
+    meta: Obj  # the tags but the widest key's (None: no metadata)
+    meta_wide: Obj  # the widest key's tag ({} when absent)
 
 
 def _block(plan: _Plan, b: int) -> list[dict[str, Any]]:
@@ -687,7 +747,8 @@ def _quality_and_labels(plan: _Plan, rng: np.random.Generator, c: _Calls) -> Non
 
 
 def _keys_users_tags(plan: _Plan, rng: np.random.Generator, c: _Calls) -> None:
-    """The customer key that made the call, its end user, its metadata tags."""
+    """The customer key that made the call, its end user (Zipf-ranked in the account's
+    population), its metadata tags (each key's value Zipf-ranked in the account's order)."""
     n, acct = c.n, c.acct
     c.env = env = c.test.astype(np.int64)
     key_k = np.minimum(np.floor(rng.random(n) ** 1.5 * plan.key_count[acct, env]), 3).astype(
@@ -696,17 +757,23 @@ def _keys_users_tags(plan: _Plan, rng: np.random.Generator, c: _Calls) -> None:
     c.api_key = plan.key_obj[acct, env, key_k]
     c.api_key[rng.random(n) < 0.03] = None
     pool = plan.user_pool[acct]
-    user_idx = np.where(
-        (pool > 0) & (rng.random(n) >= 0.05), 1 + np.floor(pool * rng.random(n) ** 2), 0
-    )
-    c.user = plan.user_obj[np.minimum(user_idx, pool).astype(np.int64)]
-    meta_count = plan.meta_count[acct]
-    meta_idx = np.where(
-        (meta_count > 0) & (rng.random(n) >= 0.15),
-        plan.meta_offset[acct] + np.floor(rng.random(n) * meta_count).astype(np.int64),
-        plan.meta_none,
-    )
-    c.meta = plan.meta_obj[np.minimum(meta_idx, plan.meta_none)]
+    has_user = rng.random(n) >= USER_NONE_SHARE
+    rank = _zipf_rank(rng.random(n), pool, plan.user_zipf[acct])
+    user_idx = (rank * plan.user_mult[acct] + plan.user_shift[acct]) % pool
+    c.user = plan.user_obj[np.where(has_user, 1 + user_idx, 0)]
+
+    tagged = plan.tags[acct] & (rng.random(n) >= META_NONE_SHARE)
+    present = plan.tag_used[acct] & (rng.random((n, len(_TAG_KEYS))) >= _TAG_ABSENT)
+    present &= tagged[:, None]
+    u = rng.random((n, len(_TAG_KEYS)))
+    digit = np.empty((n, len(_TAG_KEYS)), dtype=np.int64)
+    for k, key in enumerate(_TAG_KEYS):
+        size = int(_TAG_SIZE[k])
+        value = plan.tag_order[k][acct, _zipf_rank(u[:, k], size, META_TAGS[key][2])]
+        digit[:, k] = np.where(present[:, k], value, size)
+    c.meta = _TAG_NARROW_OBJ[digit[:, _TAG_NARROW] @ _TAG_NARROW_STRIDE]
+    c.meta[~present.any(axis=1)] = None  # no metadata (not an empty one)
+    c.meta_wide = _TAG_WIDE_OBJ[digit[:, _TAG_WIDE]]
 
 
 def _records(plan: _Plan, c: _Calls) -> list[dict[str, Any]]:
@@ -721,7 +788,13 @@ def _records(plan: _Plan, c: _Calls) -> list[dict[str, Any]]:
     )
     cost_nano, latency, error, mode, trigger = c.cost_nano, c.latency, c.error, c.mode, c.trigger
     recovery, retries, fallback, quality = c.recovery, c.retries, c.fallback, c.quality
-    messages, ceiling_hit, user, meta = c.messages, c.ceiling_hit, c.user, c.meta
+    messages, ceiling_hit, user, meta, meta_wide = (
+        c.messages,
+        c.ceiling_hit,
+        c.user,
+        c.meta,
+        c.meta_wide,
+    )
     created = np.datetime_as_string(c.t_ms.astype("datetime64[ms]"), unit="ms", timezone="UTC")
     prefix = plan.call_prefix
     # Building many small dicts makes the cyclic GC run over and over for nothing (they hold
@@ -755,7 +828,7 @@ def _records(plan: _Plan, c: _Calls) -> list[dict[str, Any]]:
                 "max_cost_per_call": mx,
                 "cost_ceiling_hit": ch,
                 "user_id": us,
-                "metadata": md and dict(md),
+                "metadata": None if md is None else {**md, **mw},
             }
             for (
                 i,
@@ -785,6 +858,7 @@ def _records(plan: _Plan, c: _Calls) -> list[dict[str, Any]]:
                 ch,
                 us,
                 md,
+                mw,
             ) in zip(
                 range(lo, hi),
                 plan.account_obj[acct].tolist(),
@@ -813,6 +887,7 @@ def _records(plan: _Plan, c: _Calls) -> list[dict[str, Any]]:
                 ceiling_hit.tolist(),
                 user.tolist(),
                 meta.tolist(),
+                meta_wide.tolist(),
                 strict=True,
             )
         ]
