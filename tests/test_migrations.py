@@ -75,6 +75,16 @@ def test_alembic_check_finds_nothing_to_generate(database_url: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+# Queue call c4 as migrations 0007 and 0008 shape the queue.
+QUEUE_C4 = (
+    "INSERT INTO calls_pending SELECT account_id, environment, created_at, task_type, model,"
+    " provider, initial_model, initial_provider, input_tokens, output_tokens, cost_usd,"
+    " latency_ms, status, failure_mode, failure_trigger, recovery, retry_count, fallback_used,"
+    " quality_score, complexity_score, message_count, cost_ceiling_hit, call_id"
+    " FROM calls WHERE call_id = 'c4'"
+)
+
+
 def test_0008_recounts_model_rows_by_provider_in_each_accounts_zone() -> None:
     """The migration rebuilds rollup_model_daily from the call log: per local day of each
     account's zone, by served provider, with tokens and failures; queued calls are left to the
@@ -117,14 +127,7 @@ def test_0008_recounts_model_rows_by_provider_in_each_accounts_zone() -> None:
                         cost,
                         mode,
                     )
-                await conn.execute(
-                    "INSERT INTO calls_pending SELECT account_id, environment, created_at,"
-                    " task_type, model, provider, initial_model, initial_provider, input_tokens,"
-                    " output_tokens, cost_usd, latency_ms, status, failure_mode,"
-                    " failure_trigger, recovery, retry_count, fallback_used, quality_score,"
-                    " complexity_score, message_count, cost_ceiling_hit, call_id"
-                    " FROM calls WHERE call_id = 'c4'"
-                )
+                await conn.execute(QUEUE_C4)
                 # Whatever the old rows said, they are recounted.
                 await conn.execute(
                     "INSERT INTO rollup_model_daily (account_id, environment, day, task_type,"
@@ -151,3 +154,73 @@ def test_0008_recounts_model_rows_by_provider_in_each_accounts_zone() -> None:
             ("2026-03-02", "p1", 1, 1, "0.200000000000", 20, 2, 1),
             ("2026-03-02", "p2", 1, 1, "0.300000000000", 30, 3, 0),
         ]
+
+
+def test_0009_counts_users_per_local_day_and_week_and_fills_the_queue() -> None:
+    """The migration counts rollup_group_daily's user rows from the call log in each account's
+    zone (no user: ''), builds the week rows of the weeks that have ended, and gives the calls
+    still queued their user_id and metadata (left to the next fold)."""
+    from tests.pg import scratch_database
+
+    with scratch_database() as url:
+        upgrade(url, "0008_model_daily_by_provider")
+        dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+
+        async def old_schema_with_calls() -> None:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute(
+                    "INSERT INTO accounts (id, name, tier, timezone) VALUES"
+                    " ('acct_a', 'A', 'pro', 'Asia/Kolkata')"
+                )
+                calls = [
+                    ("c1", "2026-03-01T18:29:59Z", "u1", "0.10"),  # Sun 03-01 in Kolkata
+                    ("c2", "2026-03-01T18:30:00Z", "u1", "0.20"),  # Mon 03-02: a new week
+                    ("c3", "2026-03-01T20:00:00Z", None, "0.30"),  # 03-02, no user
+                    ("c4", "2026-03-01T21:00:00Z", "u2", "0.40"),  # queued
+                ]
+                for cid, at, user, cost in calls:
+                    await conn.execute(
+                        "INSERT INTO calls (account_id, call_id, environment, created_at,"
+                        " task_type, model, provider, input_tokens, output_tokens, cost_usd,"
+                        " latency_ms, status, user_id, metadata)"
+                        " VALUES ('acct_a', $1, 'live', $2::text::timestamptz, 'code', 'm', 'p',"
+                        " 1, 1, $3::text::numeric, 100, 'success', $4, '{\"team\": \"x\"}')",
+                        cid,
+                        at,
+                        cost,
+                        user,
+                    )
+                await conn.execute(QUEUE_C4)
+            finally:
+                await conn.close()
+
+        async def group_rows() -> tuple[list[tuple[Any, ...]], ...]:
+            conn = await asyncpg.connect(dsn)
+            try:
+                days = await conn.fetch(
+                    "SELECT dimension, day::text, value, calls, cost_usd::text"
+                    " FROM rollup_group_daily ORDER BY day, value"
+                )
+                weeks = await conn.fetch(
+                    "SELECT week::text, value, calls FROM rollup_group_weekly ORDER BY week, value"
+                )
+                queued = await conn.fetch("SELECT call_id, user_id, metadata FROM calls_pending")
+                return (
+                    [tuple(r) for r in days],
+                    [tuple(r) for r in weeks],
+                    [tuple(r) for r in queued],
+                )
+            finally:
+                await conn.close()
+
+        asyncio.run(old_schema_with_calls())
+        upgrade(url)
+        days, weeks, queued = asyncio.run(group_rows())
+        assert days == [
+            ("user", "2026-03-01", "u1", 1, "0.100000000000"),
+            ("user", "2026-03-02", "", 1, "0.300000000000"),
+            ("user", "2026-03-02", "u1", 1, "0.200000000000"),
+        ]
+        assert weeks == [("2026-02-23", "u1", 1), ("2026-03-02", "", 1), ("2026-03-02", "u1", 1)]
+        assert queued == [("c4", "u2", '{"team": "x"}')]

@@ -133,15 +133,20 @@ def test_demo_prints_a_key_and_every_curl_line_answers(database_url: str) -> Non
                 curls.append(line.strip())
             if line.startswith("API docs"):
                 break
-        assert len(curls) == 6
+        assert len(curls) == 9  # the six endpoints, two breakdowns and a CSV of the users
         wait_until_healthy(f"http://127.0.0.1:{port}", proc)
         for curl in curls:
             url = re.search(r'"(http[^"]+)"', curl).group(1)  # type: ignore[union-attr]
             key = re.search(r"Bearer (\S+?)\"", curl).group(1)  # type: ignore[union-attr]
             response = httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
             assert response.status_code == 200, (url, response.text)
+            if "format=csv" in url:
+                assert response.text.startswith("value,calls,") and response.text.count("\n") > 10
+                continue
             body = response.json()
             assert any(v not in ({}, [], None, 0) for v in body.values() if v != body.get("period"))
+            if "group_by=metadata." in url:  # the demo account tracks it: named groups
+                assert any(g["value"] is not None for g in body["groups"])
         overview = httpx.get(
             re.search(r'"(http[^"]+)"', curls[0]).group(1),  # type: ignore[union-attr]
             headers={"Authorization": f"Bearer {key}"},

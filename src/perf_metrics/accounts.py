@@ -79,7 +79,10 @@ async def create_account(
     tier: str,
     account_id: str | None = None,
     timezone: str = "UTC",
+    tracked_metadata_keys: list[str] | None = None,
 ) -> dict[str, Any]:
+    """A new account. Its tracked keys are set here only because it has no calls yet: later
+    changes recount its history (rollups/rezone.py)."""
     account_id = account_id or new_account_id()
     if not ACCOUNT_ID.match(account_id):
         raise AdminError("account id must look like acct_[A-Za-z0-9_]{1,59}")
@@ -91,6 +94,7 @@ async def create_account(
     if exists:
         raise AdminError(f"account {account_id} already exists")
     zone = await checked_zone(conn, timezone)
+    keys = checked_metadata_keys(tracked_metadata_keys or [])
     now = datetime.now(UTC)
     await conn.execute(
         insert(accounts).values(
@@ -102,6 +106,7 @@ async def create_account(
             preferred_models=[],
             task_overrides={},
             timezone=zone,
+            tracked_metadata_keys=keys,
             created_at=now,
             updated_at=now,
         )

@@ -115,6 +115,7 @@ async def _prepare(settings: Settings, first_run: bool) -> dict[str, Any]:
                     tier="enterprise",
                     account_id=DEMO_ACCOUNT,
                     timezone=synthetic.account_zone(0),
+                    tracked_metadata_keys=list(synthetic.TRACKED_KEYS),
                 )
             key = await admin.create_key(conn, account_id=DEMO_ACCOUNT, name="demo")
             return {**key, "timezone": account["timezone"]}
@@ -123,6 +124,8 @@ async def _prepare(settings: Settings, first_run: bool) -> dict[str, Any]:
 
 
 def banner(key: str, host: str, port: int, zone: str) -> str:
+    from perf_metrics import synthetic
+
     base = f"http://{host}:{port}"
     lines = [
         "",
@@ -131,6 +134,15 @@ def banner(key: str, host: str, port: int, zone: str) -> str:
         f"its timezone is {zone}: every day and month in the answers is a local one there",
         "",
         *(f'curl -s "{base}/v1/metrics/{e}" -H "Authorization: Bearer {key}"' for e in ENDPOINTS),
+        "",
+        "breakdowns by its end users and by a tracked metadata key "
+        f"({', '.join(synthetic.TRACKED_KEYS)}), and a spreadsheet of the users:",
+        *(
+            f'curl -s "{base}/v1/metrics/breakdown?{q}" -H "Authorization: Bearer {key}"'
+            for q in ("group_by=user", f"group_by=metadata.{synthetic.TRACKED_KEYS[0]}")
+        ),
+        f'curl -s "{base}/v1/metrics/breakdown?group_by=user&format=csv" '
+        f'-H "Authorization: Bearer {key}" -o users.csv',
         "",
         f"API docs (work offline): {base}/docs and {base}/redoc",
         "",

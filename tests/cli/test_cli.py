@@ -150,6 +150,19 @@ async def test_account_update_timezone_recounts_the_days(
     assert response.json()["timezone"] == "Asia/Kolkata"
     again = json.loads(cli("accounts", "update", "acct_zed", "--timezone", "Asia/Kolkata").stdout)
     assert again["rollups_change"]["changed"] is False
+    # Tracked keys: set (the group rollups recounted), shown, cleared.
+    proc = await asyncio.to_thread(
+        cli, "accounts", "update", "acct_zed", "--track-metadata", "feature, team"
+    )
+    tracked = json.loads(proc.stdout)
+    assert tracked["tracked_metadata_keys"] == ["feature", "team"]
+    assert tracked["rollups_change"]["recounted"] == ["rollup_group_daily", "rollup_group_weekly"]
+    assert tracked["rollups_change"]["calls"] == 1
+    assert "tracking feature, team" in proc.stderr
+    response = await client.get("/v1/account", headers=bearer(key))
+    assert response.json()["tracked_metadata_keys"] == ["feature", "team"]
+    proc = await asyncio.to_thread(cli, "accounts", "update", "acct_zed", "--track-metadata", "")
+    assert json.loads(proc.stdout)["tracked_metadata_keys"] == []
 
 
 @pytest.mark.parametrize(
@@ -167,6 +180,8 @@ async def test_account_update_timezone_recounts_the_days(
             "Asia/Kolkata (not +05:30)",
         ),
         (("accounts", "update", "acct_x", "--timezone", "Mars/Olympus"), "Unknown timezone"),
+        (("accounts", "update", "acct_x", "--track-metadata", "a,b,c,d,e,f"), "at most 5"),
+        (("accounts", "update", "acct_x", "--track-metadata", "a b"), "letters, digits"),
     ],
 )
 def test_errors_go_to_stderr_with_nonzero_exit(

@@ -5,6 +5,8 @@ page, absent tags, empty strings, and other accounts' users and tags."""
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.accounts import AdminError
-from perf_metrics.metrics import breakdown
+from perf_metrics.metrics import breakdown, csv_export
 from perf_metrics.rollups.maintenance import verify_rollups
 from perf_metrics.rollups.rezone import change_account
 from tests import reference
@@ -254,3 +256,44 @@ async def test_days_without_week_rows_then_the_week_seal(
         assert mark > datetime(2026, 3, 9).date()
         assert (await verify_rollups(conn))["ok"]
     await assert_reference(client, key, records, zone, "user", 30, 25)
+
+
+async def test_the_csv_is_streamed_and_revalidated_by_its_etag(
+    client: httpx.AsyncClient,
+    admin_ops: Admin,
+    app: FastAPI,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(csv_export, "CHUNK_ROWS", 7)  # many chunks from a few hundred groups
+    key, _ = await world(client, admin_ops, app, engine, "Asia/Kolkata", seed=6)
+    as_csv = await get(client, key, group_by="user", days=40, format="csv")
+    assert as_csv.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(as_csv.text, newline="")))
+    _, groups = await all_pages(client, key, group_by="user", days=40, limit=100)
+    assert [r["value"] for r in rows] == ["" if g["value"] is None else g["value"] for g in groups]
+    assert [r["total_cost_usd"] for r in rows] == [repr(g["total_cost_usd"]) for g in groups]
+    assert len(rows) > 5 * 7
+    # The same question at the same data version: a 304. New calls: a new ETag.
+    etag = as_csv.headers["etag"]
+    again = await client.get(
+        "/v1/metrics/breakdown",
+        params={"group_by": "user", "days": 40, "format": "csv"},
+        headers={**bearer(key), "If-None-Match": etag},
+    )
+    assert again.status_code == 304 and again.headers["etag"] == etag
+    more = random_log(random.Random(7), ["acct_mine"], 5, NOW - timedelta(hours=2), NOW)
+    await ingest(client, admin_ops, more)
+    fresh = await get(client, key, group_by="user", days=40, format="csv")
+    assert fresh.headers["etag"] != etag
+
+
+async def test_csv_chunks_hold_whole_rows() -> None:
+    async def rows() -> Any:
+        for i in range(5):
+            yield [f"=u{i}", i, 0.5]
+
+    chunks = [c async for c in csv_export.stream(("value", "calls", "cost"), rows())]
+    text_ = b"".join(chunks).decode()
+    assert text_ == "value,calls,cost\r\n" + "".join(f"'=u{i},{i},0.5\r\n" for i in range(5))
+    assert all(c.endswith(b"\r\n") for c in chunks if c)

@@ -194,6 +194,7 @@ async def seed(
                     tier=spec.tier,
                     account_id=spec.account_id,
                     timezone=synthetic.account_zone(index),
+                    tracked_metadata_keys=list(synthetic.TRACKED_KEYS),
                 )
             zones[spec.account_id] = account["timezone"]
     totals: dict[str, list[Any]] = {}

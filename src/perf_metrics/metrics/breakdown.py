@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
@@ -117,21 +118,19 @@ def read_page_token(token: str) -> tuple[str, tuple[str, int, str | None]]:
 # --- the answer -------------------------------------------------------------------------------
 
 
-async def answer(
-    conn: AsyncConnection, query: DayQuery, *, everything: bool = False
-) -> dict[str, Any]:
-    """The page the query asks for; with `everything`, all groups (the CSV export)."""
+async def answer(conn: AsyncConnection, query: DayQuery) -> dict[str, Any]:
+    """The page the query asks for."""
     g: Grouping | None = query.grouping
     assert g is not None
     window = query.window
     totals = await q.select_account_totals(conn, query)
     window_cost: Decimal = totals.cost_usd
     if g.group_by in q.MODEL_DIMENSIONS:
-        rows = await _model_groups(conn, query, everything)
+        rows = await _model_groups(conn, query)
     else:
-        rows = await _rollup_groups(conn, query, everything)
-    page = rows if everything else rows[: g.limit]
-    has_more = not everything and len(rows) > g.limit
+        rows = await _rollup_groups(conn, query)
+    page = rows[: g.limit]
+    has_more = len(rows) > g.limit
     groups = [_group(r, window_cost) for r in page]
     if g.series and page:
         days: dict[str | None, dict[date, Any]] = defaultdict(dict)
@@ -192,24 +191,24 @@ class Group:
         return _rank(self.value, self.cost_usd, self.calls)
 
 
-def _ranked(groups: Any, g: Grouping, everything: bool) -> list[Group]:
+def _ranked(groups: Any, g: Grouping) -> list[Group]:
     """Groups in rank order, of the values asked for, after the page token's group."""
     ranked = sorted((Group.of(r) for r in groups), key=lambda x: x.rank)
     if g.values is not None:
         asked = set(g.values)
         ranked = [x for x in ranked if x.value in asked]
-    if g.after is not None and not everything:
+    if g.after is not None:
         cost, calls, value = g.after
         after = _rank(value, Decimal(cost), calls)
         ranked = [x for x in ranked if x.rank > after]
     return ranked
 
 
-async def _model_groups(conn: AsyncConnection, query: DayQuery, everything: bool) -> list[Group]:
+async def _model_groups(conn: AsyncConnection, query: DayQuery) -> list[Group]:
     """Served model, provider or task type: every group of the window, from the model rollup."""
     g = query.grouping
     assert g is not None
-    return _ranked(await q.select_groups(conn, query, g.group_by), g, everything)
+    return _ranked(await q.select_groups(conn, query, g.group_by), g)
 
 
 @dataclass(frozen=True)
@@ -235,25 +234,30 @@ class Blocks:
         return cls(weeks, days)
 
 
-async def _rollup_groups(conn: AsyncConnection, query: DayQuery, everything: bool) -> list[Group]:
-    """End users or a tracked metadata key: the page's groups (and the next one, for
-    `has_more`), or every group, from the group rollups, exact (see the module's text)."""
+async def _group_binds(conn: AsyncConnection, query: DayQuery) -> dict[str, Any]:
+    """The binds of the group rollups' reads: the scope, dimension and blocks."""
     g = query.grouping
     assert g is not None
     weeks_before: date = (await conn.execute(q.GROUP_WEEKS_BEFORE)).scalar_one()
     blocks = Blocks.of(query.window, weeks_before)
-    binds = {
+    return {
         "account_id": query.scope.account_id,
         "environment": query.scope.environment,
         "dimension": g.group_by,  # as the group rollups name it
         "weeks": blocks.weeks,
         "days": blocks.days,
     }
+
+
+async def _rollup_groups(conn: AsyncConnection, query: DayQuery) -> list[Group]:
+    """End users or a tracked metadata key: the page's groups (and the next one, for
+    `has_more`) from the group rollups, exact (see the module's text)."""
+    g = query.grouping
+    assert g is not None
+    binds = await _group_binds(conn, query)
     if g.values is not None:
         found = await conn.execute(q.GROUPS_OF_VALUES, {**binds, "values": list(g.values)})
-        return _ranked(found, g, everything)
-    if everything:
-        return _ranked(await conn.execute(q.ALL_GROUPS, binds), g, everything)
+        return _ranked(found, g)
     top = TOP_FIRST
     while top <= TOP_MOST:
         tops: dict[tuple[str, date], list[Decimal]] = defaultdict(list)
@@ -266,13 +270,40 @@ async def _rollup_groups(conn: AsyncConnection, query: DayQuery, everything: boo
         full = [costs[-1] for costs in tops.values() if len(costs) == top]
         tau = sum(full, Decimal(0))
         found = await conn.execute(q.GROUPS_OF_VALUES, {**binds, "values": sorted(candidates)})
-        ranked = _ranked(found, g, everything)
+        ranked = _ranked(found, g)
         if not full:  # every group of the window is a candidate
             return ranked
         if len(ranked) > g.limit and ranked[g.limit].cost_usd > tau:
             return ranked[: g.limit + 1]  # and every other group ranks below these
         top *= TOP_GROWTH
-    return _ranked(await conn.execute(q.ALL_GROUPS, binds), g, everything)
+    return _ranked(await conn.execute(q.ALL_GROUPS, binds), g)
+
+
+async def export(
+    conn: AsyncConnection, query: DayQuery
+) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
+    """The window's period, and every group of the answer in rank order as they are read
+    (`format=csv`: a large account's users are streamed from a cursor, never all in memory)."""
+    g = query.grouping
+    assert g is not None
+    totals = await q.select_account_totals(conn, query)
+    window_cost: Decimal = totals.cost_usd
+
+    async def groups() -> AsyncIterator[dict[str, Any]]:
+        if g.group_by in q.MODEL_DIMENSIONS or g.values is not None:
+            small = (
+                await _model_groups(conn, query)
+                if g.group_by in q.MODEL_DIMENSIONS
+                else await _rollup_groups(conn, query)
+            )
+            for group in small:
+                yield _group(group, window_cost)
+            return
+        rows = await conn.stream(q.ALL_GROUPS, await _group_binds(conn, query))
+        async for row in rows:
+            yield _group(Group.of(row), window_cost)
+
+    return query.window.period(), groups()
 
 
 async def _group_days(

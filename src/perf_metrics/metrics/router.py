@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from perf_metrics.auth import MetricsKeyDep, charge_metrics_request, refuse_if_tier_spent
@@ -153,15 +153,35 @@ async def _answer(
 
 
 def _daily_csv(answer: dict[str, Any]) -> tuple[bytes, str]:
-    return csv_export.daily(answer), csv_export.attachment("daily", answer)
+    return csv_export.daily(answer), csv_export.attachment("daily", answer["period"])
 
 
-def _breakdown_csv(answer: dict[str, Any]) -> tuple[bytes, str]:
-    return csv_export.breakdown(answer), csv_export.attachment("breakdown", answer)
+# What format=csv writes, for the documentation of the endpoints that export.
+CSV_EXAMPLES = {
+    "daily": csv_export.daily(EXAMPLES["daily"]).decode(),
+    "breakdown": csv_export.breakdown_table(EXAMPLES["breakdown"]["groups"]).decode(),
+}
 
 
-# The CSV writer of each endpoint that exports (format=csv).
-EXPORTS = {"daily": _daily_csv, "breakdown": _breakdown_csv}
+async def _streamed_export(
+    request: Request, question: Hashable, version: Hashable, name: str, rows: Any
+) -> Response:
+    """A large export (breakdown's CSV), streamed from the request's snapshot as it is read:
+    `rows()` gives the period and the body's chunks. Not kept in the response cache. Its ETag
+    names the question and the data version it was read at (the same pair gives the same
+    bytes), so a client holding it gets its 304 as cheaply as from any other endpoint."""
+    etag = '"' + hashlib.blake2b(repr((question, version)).encode(), digest_size=16).hexdigest()
+    etag += '"'
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
+    tags = _if_none_match(request)
+    if etag in tags or "*" in tags:
+        await charge_metrics_request(request, not_modified=etag in tags)
+        return Response(status_code=304, headers=headers)
+    await refuse_if_tier_spent(request)
+    await charge_metrics_request(request, not_modified=False)
+    period, chunks = await rows()
+    headers["Content-Disposition"] = csv_export.attachment(name, period)
+    return StreamingResponse(chunks, media_type=csv_export.MEDIA_TYPE, headers=headers)
 
 
 IF_NONE_MATCH = {
@@ -182,11 +202,8 @@ def _doc(
     endpoint = model.__name__.removesuffix("Response").lower()
     content: dict[str, Any] = {"application/json": {"example": EXAMPLES[endpoint]}}
     ok = {**ERRORS[200], "content": content}
-    if endpoint in EXPORTS:
-        content["text/csv"] = {
-            "schema": {"type": "string"},
-            "example": EXPORTS[endpoint](EXAMPLES[endpoint])[0].decode(),
-        }
+    if endpoint in CSV_EXAMPLES:
+        content["text/csv"] = {"schema": {"type": "string"}, "example": CSV_EXAMPLES[endpoint]}
         ok["headers"] = {
             **ok.get("headers", {}),
             "Content-Disposition": {
@@ -363,7 +380,7 @@ async def get_daily(
         ("daily", query),
         key.data_version,
         lambda: daily.answer(conn, query),
-        EXPORTS["daily"] if query.format == "csv" else None,
+        _daily_csv if query.format == "csv" else None,
     )
 
 
@@ -391,12 +408,19 @@ async def get_breakdown(
     so a later page does not show it; `totals` and `has_more` are those of the moment each
     page is computed. A window that ended before today pages exactly. `format=csv` gives
     every group at once, from one snapshot."""
-    everything = query.format == "csv"
+    if query.format == "csv":
+
+        async def rows() -> tuple[dict[str, Any], Any]:
+            period, groups = await breakdown.export(conn, query)
+            return period, csv_export.breakdown(groups)
+
+        return await _streamed_export(
+            request, ("breakdown", query), key.data_version, "breakdown", rows
+        )
     return await _answer(
         request,
         cache,
         ("breakdown", query),
         key.data_version,
-        lambda: breakdown.answer(conn, query, everything=everything),
-        EXPORTS["breakdown"] if everything else None,
+        lambda: breakdown.answer(conn, query),
     )

@@ -1,8 +1,10 @@
-"""Changing an account's zone (SPEC §9): its rollups recounted from its calls in the new zone,
-in one transaction, while ingest and folds go on.
+"""Changing an account's zone (SPEC §9) or its tracked metadata keys (SPEC §10): its rollups
+recounted from its calls, in one transaction, while ingest and folds go on.
 
 Every day, month and hour of day in the account-keyed rollups is the account's own calendar,
-so a new zone means new rows for all of its history. `change_zone`:
+so a new zone means new rows for all of its history; a new set of tracked keys means new rows
+of the group rollups (the only ones keyed by metadata). `change_account` (the CLI's `accounts
+update --timezone / --track-metadata`):
 
 1. marks the account in `account_rebuilds` (committed): from then on folds leave its queued
    calls in the queue, and the month seal waits (it would build month rows from the old days);
@@ -10,7 +12,8 @@ so a new zone means new rows for all of its history. `change_zone`:
    folding the account's calls in the old zone;
 3. in one REPEATABLE READ transaction, so that every statement sees one snapshot: locks the
    mark's row (for as long as it holds that lock, folds leave the account alone, lease or
-   not), sets `accounts.timezone`, deletes the account's rows of the account-keyed rollups,
+   not), sets `accounts.timezone` and `tracked_metadata_keys`, deletes the account's rows of
+   the account-keyed rollups (of the group rollups only, when only the keys change),
    folds every call of the account that the snapshot does not show queued (week by week of
    the log, a progress line each), bumps the account's data versions and removes the mark.
 

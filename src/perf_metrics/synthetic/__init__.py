@@ -1,5 +1,6 @@
 """A deterministic generator of a realistic synthetic call log (SPEC §2): `plan_accounts`,
-`account_zone` (each planned account's timezone), `generate_calls`, `write_jsonl`. How the
+`account_zone` (each planned account's timezone), `TRACKED_KEYS` (the metadata keys each
+tracks), `generate_calls`, `write_jsonl`. How the
 numbers are made: `generator.py`; the numbers themselves: `calibration.py`."""
 
 from perf_metrics.synthetic.calibration import PRICES
@@ -8,6 +9,7 @@ from perf_metrics.synthetic.generator import (
     BLOCK_SIZE,
     MODELS,
     PROVIDERS,
+    TRACKED_KEYS,
     AccountSpec,
     account_zone,
     generate_calls,
@@ -21,6 +23,7 @@ __all__ = [
     "MODELS",
     "PRICES",
     "PROVIDERS",
+    "TRACKED_KEYS",
     "AccountSpec",
     "account_zone",
     "generate_calls",

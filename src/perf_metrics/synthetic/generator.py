@@ -302,6 +302,10 @@ ACCOUNT_ZONES = (
 )
 
 
+# The metadata keys every seeded account tracks (SPEC §10): its breakdowns by them work at once.
+TRACKED_KEYS = ("feature", "team")
+
+
 def account_zone(index: int) -> str:
     """The timezone of the planned account at `index` (plan_accounts' order)."""
     if index < 0:
