@@ -5,13 +5,14 @@ Revises: 0008_model_daily_by_provider
 Create Date: 2026-12-02 11:00:00
 
 `GET /v1/metrics/breakdown?group_by=user` and `group_by=metadata.<key>` read two new rollups,
-keyed (account, environment, dimension, day or week, value): `rollup_group_daily`, written by
-every fold, and `rollup_group_weekly`, whose rows exist for the weeks before
-`rollup_watermarks.group_weekly_before` (a Monday), built from the daily rows when a week has
-ended in every zone. Each has an index by cost within a block, where a breakdown finds a
-block's top groups. Accounts gain `tracked_metadata_keys` (none yet: the `metadata.<key>`
-dimensions start empty), and the queue gains `user_id` and `metadata` (what the new rollups
-read of a call), filled in here for the calls already queued.
+keyed (account, environment, dimension) and then (day, value) or (value, week):
+`rollup_group_daily`, written by every fold, and `rollup_group_weekly`, whose rows exist for
+the weeks before `rollup_watermarks.group_weekly_before` (a Monday), built from the daily rows
+when a week has ended in every zone. Each has an index by cost within a block (with the value,
+so that a breakdown finds a block's top groups from the index alone). Accounts gain
+`tracked_metadata_keys` (none yet: the `metadata.<key>` dimensions start empty), and the queue
+gains `user_id` and `metadata` (what the new rollups read of a call), filled in here for the
+calls already queued.
 
 The users' rows are counted here from the call log, in each account's zone, under the fold
 lock and with the log locked against writes; the calls still queued are left to the next fold.
@@ -67,8 +68,8 @@ ORDER BY 1, 2, 3, 4, 5
 """
 WEEKS = f"""
 INSERT INTO rollup_group_weekly
-  (account_id, environment, dimension, week, value, {", ".join(MEASURES)})
-SELECT account_id, environment, dimension, day - extract(isodow FROM day)::int + 1, value,
+  (account_id, environment, dimension, value, week, {", ".join(MEASURES)})
+SELECT account_id, environment, dimension, value, day - extract(isodow FROM day)::int + 1,
        {", ".join(f"sum({m})" for m in MEASURES)}
 FROM rollup_group_daily WHERE day < (SELECT group_weekly_before FROM rollup_watermarks)
 GROUP BY 1, 2, 3, 4, 5
@@ -76,14 +77,15 @@ ORDER BY 1, 2, 3, 4, 5
 """
 
 
-def _group_table(name: str, block: str) -> None:
+def _group_table(name: str, *key: str) -> None:
+    """A group rollup keyed (account, environment, dimension, `key`'s two in order)."""
+    block = "day" if "day" in key else "week"
     op.create_table(
         name,
         sa.Column("account_id", sa.Text, primary_key=True),
         sa.Column("environment", sa.Text, primary_key=True),
         sa.Column("dimension", sa.Text, primary_key=True),
-        sa.Column(block, sa.Date, primary_key=True),
-        sa.Column("value", sa.Text, primary_key=True),
+        *(sa.Column(k, sa.Date if k == block else sa.Text, primary_key=True) for k in key),
         *(
             sa.Column(
                 m,
@@ -98,6 +100,7 @@ def _group_table(name: str, block: str) -> None:
         f"ix_{name}_ranked",
         name,
         ["account_id", "environment", "dimension", block, sa.text("cost_usd DESC")],
+        postgresql_include=["value"],
     )
 
 
@@ -132,8 +135,8 @@ def upgrade() -> None:
         ),
     )
     op.alter_column("rollup_watermarks", "group_weekly_before", server_default=None)
-    _group_table("rollup_group_daily", "day")
-    _group_table("rollup_group_weekly", "week")
+    _group_table("rollup_group_daily", "day", "value")
+    _group_table("rollup_group_weekly", "value", "week")  # a group's weeks side by side
     op.execute(RECOUNT)
     op.execute(WEEKS)
 

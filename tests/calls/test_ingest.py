@@ -1580,7 +1580,7 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
     group_week: defaultdict[tuple[Any, ...], dict[str, Any]] = defaultdict(zeros(*GROUP_COUNTS))
     for (a, env, dim, day, value), measures in group.items():
         if day < this_week:
-            week = group_week[(a, env, dim, day - timedelta(days=day.weekday()), value)]
+            week = group_week[(a, env, dim, value, day - timedelta(days=day.weekday()))]
             for name, n in measures.items():
                 week[name] += n
     return {

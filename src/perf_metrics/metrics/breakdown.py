@@ -7,11 +7,13 @@ metadata keys come from the group rollups (docs/rollups.md): per day, and per we
 weeks that have ended, so that a window is its whole sealed weeks plus at most a dozen days,
 each a *block*. An account can have tens of thousands of users, so a page is not found by
 summing every user of the window: each block's `top` dearest groups are read from its index by
-cost, and the candidates (every group in some block's top) are summed exactly. A group in no
-block's top has cost at most tau, the sum of each full block's `top`-th cost; so once the
-group after the page ranks above tau, the page is the exact ranking (a threshold algorithm,
-Fagin's TA in the form of Cao and Wang's TPUT). Otherwise `top` grows, and past TOP_MOST every
-group is summed. Either way the answer is exact; only its cost varies. Every read is in the
+cost. A group in no block's top has cost at most tau, the sum of each full block's `top`-th
+cost; a candidate (a group in some block's top) costs between what its tops show and that plus
+the `top`-th cost of each full block it is missing from. The candidates that can still make
+the page are summed exactly, and once the group after the page costs more than tau and than
+every other candidate's bound, the page is the exact ranking (a threshold algorithm, Fagin's
+TA in the form of Cao and Wang's TPUT). Otherwise `top` grows, and past TOP_MOST every group
+is summed. Either way the answer is exact; only its cost varies. Every read is in the
 request's snapshot, with `totals` from the account rollup: in each snapshot the groups add up
 to `totals` exactly (each fold writes both in one transaction).
 
@@ -51,7 +53,7 @@ DIMENSIONS = (*q.MODEL_DIMENSIONS, "user")
 METADATA = "metadata."
 
 # Each block's dearest groups read first, and the most before every group is summed instead.
-TOP_FIRST = 100
+TOP_FIRST = 50
 TOP_GROWTH = 4
 TOP_MOST = 6400
 
@@ -238,6 +240,7 @@ async def _group_binds(conn: AsyncConnection, query: DayQuery) -> dict[str, Any]
     """The binds of the group rollups' reads: the scope, dimension and blocks."""
     g = query.grouping
     assert g is not None
+    await conn.execute(q.SERIAL)
     weeks_before: date = (await conn.execute(q.GROUP_WEEKS_BEFORE)).scalar_one()
     blocks = Blocks.of(query.window, weeks_before)
     return {
@@ -245,6 +248,9 @@ async def _group_binds(conn: AsyncConnection, query: DayQuery) -> dict[str, Any]
         "environment": query.scope.environment,
         "dimension": g.group_by,  # as the group rollups name it
         "weeks": blocks.weeks,
+        # The same weeks as a range (an empty one when there are none).
+        "first_week": blocks.weeks[0] if blocks.weeks else date.max,
+        "last_week": blocks.weeks[-1] if blocks.weeks else date.min,
         "days": blocks.days,
     }
 
@@ -258,23 +264,41 @@ async def _rollup_groups(conn: AsyncConnection, query: DayQuery) -> list[Group]:
     if g.values is not None:
         found = await conn.execute(q.GROUPS_OF_VALUES, {**binds, "values": list(g.values)})
         return _ranked(found, g)
+    wanted = g.limit + 1  # the page and the group after it (has_more)
+    # Groups that cost more than the token's certainly come before it (earlier pages).
+    ceiling = None if g.after is None else Decimal(g.after[0])
     top = TOP_FIRST
     while top <= TOP_MOST:
-        tops: dict[tuple[str, date], list[Decimal]] = defaultdict(list)
-        candidates: set[str] = set()
+        blocks: dict[tuple[str, date], list[tuple[str, Decimal]]] = defaultdict(list)
         for r in await conn.execute(q.GROUP_TOPS, {**binds, "top": top}):
-            tops[(r.kind, r.block)].append(r.cost_usd)
-            candidates.add(r.value)
-        # A block that gave fewer than `top` rows gave them all; a group in none of the tops
-        # has at most each full block's `top`-th cost in it, tau in all.
-        full = [costs[-1] for costs in tops.values() if len(costs) == top]
-        tau = sum(full, Decimal(0))
-        found = await conn.execute(q.GROUPS_OF_VALUES, {**binds, "values": sorted(candidates)})
+            blocks[(r.kind, r.block)].append((r.value, r.cost_usd))
+        # A block that gave `top` rows may hold more, each costing at most its last; one that
+        # gave fewer gave them all. A group in no block's top costs at most tau.
+        least = {b: rows[-1][1] for b, rows in blocks.items() if len(rows) == top}
+        tau = sum(least.values(), Decimal(0))
+        if not least:  # every group of the window is a candidate
+            values = sorted({v for rows in blocks.values() for v, _ in rows})
+            found = await conn.execute(q.GROUPS_OF_VALUES, {**binds, "values": values})
+            return _ranked(found, g)
+        # Each candidate's cost lies between what its tops show (low) and that plus the last
+        # cost of every full block whose top it is not in (high).
+        low: dict[str, Decimal] = defaultdict(Decimal)
+        shown: dict[str, Decimal] = defaultdict(Decimal)
+        for b, rows in blocks.items():
+            for value, cost in rows:
+                low[value] += cost
+                shown[value] += least.get(b, Decimal(0))
+        high = {v: low[v] + tau - shown[v] for v in low}
+        # Sum exactly only the candidates that can reach the `wanted`-th highest low cost.
+        open_ = [v for v in low if ceiling is None or low[v] <= ceiling]
+        open_.sort(key=lambda v: low[v], reverse=True)
+        cut = low[open_[wanted - 1]] if len(open_) >= wanted else Decimal(0)
+        summed = [v for v in open_ if high[v] >= cut]
+        bound = max([tau, *(high[v] for v in open_ if high[v] < cut)])
+        found = await conn.execute(q.GROUPS_OF_VALUES, {**binds, "values": summed})
         ranked = _ranked(found, g)
-        if not full:  # every group of the window is a candidate
-            return ranked
-        if len(ranked) > g.limit and ranked[g.limit].cost_usd > tau:
-            return ranked[: g.limit + 1]  # and every other group ranks below these
+        if len(ranked) >= wanted and ranked[wanted - 1].cost_usd > bound:
+            return ranked[:wanted]  # every other group costs at most `bound`: it ranks below
         top *= TOP_GROWTH
     return _ranked(await conn.execute(q.ALL_GROUPS, binds), g)
 

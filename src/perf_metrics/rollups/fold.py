@@ -135,9 +135,10 @@ def calls_cte(zone: str | None = None, keys: str | None = None) -> str:
 )"""
 
 
-# The provider rollups' stages, per 5-minute bucket (`p`) and per hour (`ph`, built from the
-# 5-minute bins): first-choice counts per first-choice provider (`*_fc`), and served latency
-# as histogram bins per served provider (`*_bins`, then `*_served`).
+# The rows some rollups aggregate, as CTEs over `c`: the group rollups' (`g`), and the provider
+# rollups', per 5-minute bucket (`p`) and per hour (`ph`, built from the 5-minute bins):
+# first-choice counts per first-choice provider (`*_fc`), and served latency as histogram bins
+# per served provider (`*_bins`, then `*_served`).
 STAGES = {
     # The group rollups' rows: each call once per dimension, with its value ('' for none).
     "g": """g AS (

@@ -281,12 +281,14 @@ WEEK_OF_DAY = week_of_day_sql("day")
 group_weekly_rollup = Rollup(
     "rollup_group_weekly",
     "week rows only for the weeks that have ended (the current one is built when it ends)",
+    # By value, then week: a group's weeks lie side by side, where a breakdown sums its
+    # candidates (one index range each).
     (
         Key("account_id", TEXT),
         Key("environment", TEXT),
         Key("dimension", TEXT),
-        Key("week", Date(), WEEK_OF_DAY),
         Key("value", TEXT),
+        Key("week", Date(), WEEK_OF_DAY),
     ),
     GROUP_MEASURES,
     rows="g",
@@ -376,8 +378,8 @@ failure_monthly = _table(failure_monthly_rollup)
 trigger_daily = _table(trigger_daily_rollup)
 group_daily = _table(group_daily_rollup)
 group_weekly = _table(group_weekly_rollup)
-# A block's (a day's, a week's) groups by cost: where a breakdown finds each block's top
-# groups (metrics/breakdown.py).
+# A block's (a day's, a week's) groups by cost, with their values: where a breakdown finds each
+# block's top groups (metrics/breakdown.py), from the index alone.
 for _block in (group_daily, group_weekly):
     _c = _block.c
     Index(
@@ -387,6 +389,7 @@ for _block in (group_daily, group_weekly):
         _c.dimension,
         _c.day if "day" in _c else _c.week,
         _c.cost_usd.desc(),
+        postgresql_include=["value"],
     )
 provider_5m = _table(provider_5m_rollup)
 provider_hourly = _table(provider_hourly_rollup)
