@@ -240,7 +240,7 @@ async def _group_binds(conn: AsyncConnection, query: DayQuery) -> dict[str, Any]
     """The binds of the group rollups' reads: the scope, dimension and blocks."""
     g = query.grouping
     assert g is not None
-    await conn.execute(q.SERIAL)
+    await conn.execute(q.GROUP_READS)
     weeks_before: date = (await conn.execute(q.GROUP_WEEKS_BEFORE)).scalar_one()
     blocks = Blocks.of(query.window, weeks_before)
     return {

@@ -512,11 +512,16 @@ def _group_blocks(where: str) -> str:
   WHERE {_GROUP_SCOPE} AND day = ANY(CAST(:days AS date[])){where}"""
 
 
-# The group reads are index ranges of a few hundred rows, but their bitmap scans' estimates
-# tempt the planner into parallel plans, whose two workers took 10-20 ms to start for 0.5 ms of
-# work (EXPLAIN ANALYZE at 1M calls: 17.5 ms against 0.6 ms): for the rest of the answer's
-# transaction, none.
-SERIAL = text("SET LOCAL max_parallel_workers_per_gather = 0")
+# How the group reads are planned, for the rest of the answer's transaction. They are index
+# ranges of a few hundred rows, but their bitmap scans' estimates tempt the planner into
+# parallel plans, whose two workers took 10-20 ms to start for 0.5 ms of work (EXPLAIN ANALYZE
+# at 1M calls: 17.5 ms against 0.6 ms): no workers. And their arrays of days and values decide
+# the plan: after five runs of a prepared statement Postgres may switch to a generic plan,
+# which summed 21 users in 147 ms at 10M calls against 1.7 ms: always a plan for the values.
+GROUP_READS = text(
+    "SELECT set_config('max_parallel_workers_per_gather', '0', true),"
+    " set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
 # The week rows' mark: the weeks before it have week rows (read in the answer's snapshot).
 GROUP_WEEKS_BEFORE = select(rollup_watermarks.c.group_weekly_before)
 # Each block's `:top` dearest groups, with the block's kind and start.
