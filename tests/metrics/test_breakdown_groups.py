@@ -297,3 +297,21 @@ async def test_csv_chunks_hold_whole_rows() -> None:
     text_ = b"".join(chunks).decode()
     assert text_ == "value,calls,cost\r\n" + "".join(f"'=u{i},{i},0.5\r\n" for i in range(5))
     assert all(c.endswith(b"\r\n") for c in chunks if c)
+
+
+@pytest.mark.parametrize("group_by", ["user", "metadata.feature"])
+async def test_series_with_the_null_group_on_the_page(
+    client: httpx.AsyncClient, admin_ops: Admin, app: FastAPI, engine: AsyncEngine, group_by: str
+) -> None:
+    zone = "America/New_York"
+    key, records = await world(client, admin_ops, app, engine, zone, seed=8, track=["feature"])
+    end = NOW.astimezone(ZoneInfo(zone)).date()
+    response = await get(client, key, group_by=group_by, days=20, limit=20, series="daily")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = reference.breakdown(
+        records, group_by=group_by, days=20, end_date=end, zone=zone, series=True
+    )
+    page = expected["groups"][:20]
+    assert None in [g["value"] for g in page]  # the null group, with its days
+    assert_percentiles_close(body["groups"], page)

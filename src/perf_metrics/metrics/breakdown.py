@@ -346,9 +346,19 @@ async def _group_days(
         "values": [NO_VALUE if v is None else v for v in values],
     }
     return [
-        r._replace(value=None) if r.value == NO_VALUE else r
+        DayOfGroup(None if r.value == NO_VALUE else r.value, r.day, r.calls, r.cost_usd)
         for r in await conn.execute(q.GROUP_VALUE_DAYS, binds)
     ]
+
+
+@dataclass(frozen=True)
+class DayOfGroup:
+    """A group's calls and cost on one day of the window (its `daily` series)."""
+
+    value: str | None
+    day: date
+    calls: int
+    cost_usd: Decimal
 
 
 def _group(r: Any, window_cost: Decimal) -> dict[str, Any]:
