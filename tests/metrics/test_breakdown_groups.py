@@ -291,7 +291,7 @@ async def test_the_csv_is_streamed_and_revalidated_by_its_etag(
 async def test_csv_chunks_hold_whole_rows() -> None:
     async def rows() -> Any:
         for i in range(5):
-            yield [f"=u{i}", i, 0.5]
+            yield [csv_export.cell(f"=u{i}"), i, 0.5]
 
     chunks = [c async for c in csv_export.stream(("value", "calls", "cost"), rows())]
     text_ = b"".join(chunks).decode()

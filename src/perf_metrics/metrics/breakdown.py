@@ -33,7 +33,7 @@ import base64
 import hashlib
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perf_metrics.errors import InvalidParameter
 from perf_metrics.metrics import queries as q
-from perf_metrics.metrics.numbers import mean_ms, money, per_call_money, rate, ratio, rnd
+from perf_metrics.metrics.numbers import mean_ms, money, per_call_money, rate, rnd_ratio
 from perf_metrics.metrics.query import DayQuery, Grouping
 from perf_metrics.metrics.windows import DayWindow
 from perf_metrics.rollups.tables import NO_VALUE
@@ -56,6 +56,8 @@ METADATA = "metadata."
 TOP_FIRST = 50
 TOP_GROWTH = 4
 TOP_MOST = 6400
+# Rows a CSV export takes from its cursor at a time.
+EXPORT_ROWS = 500
 
 
 def _rank(value: str | None, cost: Decimal, calls: int) -> tuple[Decimal, int, bool, str]:
@@ -184,13 +186,17 @@ class Group:
 
     @classmethod
     def of(cls, row: Any) -> Group:
-        m = row._mapping
-        value = m["value"]
-        return cls(None if value == NO_VALUE else value, *(m[k] for k in q.GROUP_MEASURES))
+        """From a row of `value` and q.GROUP_MEASURES, in that order (a CSV export makes tens
+        of thousands: by position, not by name)."""
+        value, *measures = row
+        return cls(None if value == NO_VALUE else value, *measures)
 
     @property
     def rank(self) -> tuple[Decimal, int, bool, str]:
         return _rank(self.value, self.cost_usd, self.calls)
+
+
+assert tuple(f.name for f in fields(Group)) == ("value", *q.GROUP_MEASURES)
 
 
 def _ranked(groups: Any, g: Grouping) -> list[Group]:
@@ -262,8 +268,8 @@ async def _rollup_groups(conn: AsyncConnection, query: DayQuery) -> list[Group]:
     assert g is not None
     binds = await _group_binds(conn, query)
     if g.values is not None:
-        found = await conn.execute(q.GROUPS_OF_VALUES, {**binds, "values": list(g.values)})
-        return _ranked(found, g)
+        asked = list(g.values)
+        return _ranked(await conn.execute(q.GROUPS_OF_VALUES, {**binds, "values": asked}), g)
     wanted = g.limit + 1  # the page and the group after it (has_more)
     # Groups that cost more than the token's certainly come before it (earlier pages).
     ceiling = None if g.after is None else Decimal(g.after[0])
@@ -278,8 +284,7 @@ async def _rollup_groups(conn: AsyncConnection, query: DayQuery) -> list[Group]:
         tau = sum(least.values(), Decimal(0))
         if not least:  # every group of the window is a candidate
             values = sorted({v for rows in blocks.values() for v, _ in rows})
-            found = await conn.execute(q.GROUPS_OF_VALUES, {**binds, "values": values})
-            return _ranked(found, g)
+            return _ranked(await conn.execute(q.GROUPS_OF_VALUES, {**binds, "values": values}), g)
         # Each candidate's cost lies between what its tops show (low) and that plus the last
         # cost of every full block whose top it is not in (high).
         low: dict[str, Decimal] = defaultdict(Decimal)
@@ -289,16 +294,25 @@ async def _rollup_groups(conn: AsyncConnection, query: DayQuery) -> list[Group]:
                 low[value] += cost
                 shown[value] += least.get(b, Decimal(0))
         high = {v: low[v] + tau - shown[v] for v in low}
-        # Sum exactly only the candidates that can reach the `wanted`-th highest low cost.
+        # Sum exactly only the candidates that can reach the `wanted`-th highest low cost,
+        # more as long as some of those summed turn out to rank before the token.
         open_ = [v for v in low if ceiling is None or low[v] <= ceiling]
         open_.sort(key=lambda v: low[v], reverse=True)
-        cut = low[open_[wanted - 1]] if len(open_) >= wanted else Decimal(0)
-        summed = [v for v in open_ if high[v] >= cut]
-        bound = max([tau, *(high[v] for v in open_ if high[v] < cut)])
-        found = await conn.execute(q.GROUPS_OF_VALUES, {**binds, "values": summed})
-        ranked = _ranked(found, g)
-        if len(ranked) >= wanted and ranked[wanted - 1].cost_usd > bound:
-            return ranked[:wanted]  # every other group costs at most `bound`: it ranks below
+        found: dict[str, Any] = {}
+        reach = wanted
+        while True:
+            cut = low[open_[reach - 1]] if len(open_) >= reach else Decimal(0)
+            more = [v for v in open_ if high[v] >= cut and v not in found]
+            if more:
+                for row in await conn.execute(q.GROUPS_OF_VALUES, {**binds, "values": more}):
+                    found[row.value] = row
+            ranked = _ranked(found.values(), g)
+            bound = max([tau, *(high[v] for v in open_ if v not in found)])
+            if len(ranked) >= wanted and ranked[wanted - 1].cost_usd > bound:
+                return ranked[:wanted]  # every other group costs at most `bound`: below these
+            if len(ranked) >= wanted or reach >= len(open_):
+                break  # the tops are too shallow to prove it
+            reach += wanted - len(ranked)
         top *= TOP_GROWTH
     return _ranked(await conn.execute(q.ALL_GROUPS, binds), g)
 
@@ -324,8 +338,9 @@ async def export(
                 yield _group(group, window_cost)
             return
         rows = await conn.stream(q.ALL_GROUPS, await _group_binds(conn, query))
-        async for row in rows:
-            yield _group(Group.of(row), window_cost)
+        async for part in rows.partitions(EXPORT_ROWS):  # a row at a time costs a greenlet switch
+            for row in part:
+                yield _group(Group.of(row), window_cost)
 
     return query.window.period(), groups()
 
@@ -367,12 +382,12 @@ def _group(r: Any, window_cost: Decimal) -> dict[str, Any]:
         "value": r.value,
         "calls": n,
         "total_cost_usd": money(r.cost_usd),
-        "cost_share": rnd(ratio(r.cost_usd, window_cost), 3),  # null when the window cost 0
+        "cost_share": rnd_ratio(r.cost_usd, window_cost, 3),  # null when the window cost 0
         "input_tokens": r.input_tokens,
         "output_tokens": r.output_tokens,
         "avg_cost_per_call": per_call_money(r.cost_usd, n),
         "avg_latency_ms": mean_ms(r.latency_sum, n),
         "success_rate": rate(r.successes, n),
         "failure_rate": rate(r.failures, n),
-        "quality_score": rnd(ratio(r.quality_sum, r.quality_n), 3),
+        "quality_score": rnd_ratio(r.quality_sum, r.quality_n, 3),
     }

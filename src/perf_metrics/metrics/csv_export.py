@@ -48,14 +48,15 @@ CHUNK_ROWS = 500
 
 
 async def stream(header: Sequence[str], rows: AsyncIterable[Sequence[Any]]) -> AsyncIterator[bytes]:
-    """The table as `table` writes it, in chunks of CHUNK_ROWS rows as `rows` come: memory
-    stays that of one chunk however long the table."""
+    """The table as `table` writes it, in chunks of CHUNK_ROWS rows as `rows` come (already
+    cells: `rows` applies `cell` where it is needed): memory stays that of one chunk however
+    long the table."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(header)
     n = 0
     async for row in rows:
-        writer.writerow([cell(v) for v in row])
+        writer.writerow(row)
         n += 1
         if n % CHUNK_ROWS == 0:
             yield out.getvalue().encode()
@@ -86,8 +87,13 @@ BREAKDOWN_COLUMNS = (
 
 
 def breakdown_row(group: dict[str, Any]) -> list[Any]:
-    """A group's row of breakdown's CSV (a null value as an empty field)."""
-    return [group[c] for c in BREAKDOWN_COLUMNS]
+    """A group's row of breakdown's CSV (a null value as an empty field). Only `value` comes
+    from the data; the others are counts and non-negative numbers, which the csv module writes
+    as `cell` would (str of an int, repr of a float, '' for None), so they skip its checks."""
+    return [cell(group["value"]), *(group[c] for c in BREAKDOWN_NUMBERS)]
+
+
+BREAKDOWN_NUMBERS = BREAKDOWN_COLUMNS[1:]
 
 
 def breakdown_table(groups: Iterable[dict[str, Any]]) -> bytes:

@@ -43,8 +43,24 @@ def money(value: Number) -> float:
     return rnd(value, 2) or 0.0
 
 
+def rnd_ratio(numerator: Number, denominator: Number, places: int) -> float | None:
+    """rnd(ratio(numerator, denominator), places) for non-negative values, in integers: no
+    Fraction or Decimal division (a breakdown's CSV rounds three ratios a group, for tens of
+    thousands of groups)."""
+    if not denominator:
+        return None
+    a, b = _integer_ratio(numerator)
+    c, d = _integer_ratio(denominator)
+    rounded: float = _half_up_ratio(a * d, b * c, places) / pow(10, places)
+    return rounded
+
+
+def _integer_ratio(value: Number) -> tuple[int, int]:
+    return (value, 1) if isinstance(value, int) else value.as_integer_ratio()
+
+
 def per_call_money(total: Number, calls: int) -> float | None:
-    return rnd(ratio(total, calls), 5)
+    return rnd_ratio(total, calls, 5)
 
 
 def _half_up_ratio(numerator: int, denominator: int, places: int) -> int:
