@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from decimal import ROUND_HALF_UP, Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from perf_metrics.metrics.numbers import mean_ms, rate, rnd
+from perf_metrics.metrics.numbers import mean_ms, rate, ratio, rnd, rnd_ratio
 
 
 def _half_up(n: int, d: int, places: int) -> Decimal:
@@ -30,3 +31,25 @@ def test_ties_round_up_and_zero_denominators_are_null() -> None:
     assert mean_ms(5, 2) == 3
     assert rnd(Decimal("2.675"), 2) == 2.68  # the float 2.675 would round to 2.67
     assert rate(3, 0) is None and mean_ms(3, 0) is None
+
+
+def test_rnd_ratio_is_rnd_of_the_exact_ratio() -> None:
+    # Integers instead of Fraction and Decimal division: the same rounding, half-up ties too.
+    rng = random.Random(16)
+    cases: list[tuple[Decimal | int, Decimal | int, int]] = [
+        (Decimal("0.125"), 1, 2),
+        (Decimal("0.0000050"), 1, 5),
+        (1, 8, 3),
+        (0, 5, 3),
+    ]
+    for _ in range(2000):
+        numerator = Decimal(rng.randrange(10**15)) / Decimal(10**12)
+        denominator: Decimal | int = rng.choice(
+            [rng.randrange(1, 10**6), Decimal(rng.randrange(1, 10**9)) / 1000]
+        )
+        cases.append((numerator, denominator, rng.choice((2, 3, 5))))
+    for numerator, denominator, places in cases:
+        assert rnd_ratio(numerator, denominator, places) == rnd(
+            ratio(numerator, denominator), places
+        )
+    assert rnd_ratio(Decimal(1), 0, 3) is None

@@ -19,11 +19,13 @@ def _decimal(value: Number) -> Decimal:
     return Decimal(value)
 
 
+_QUANTA = [Decimal(1).scaleb(-places) for places in range(13)]
+
+
 def rnd(value: Number | None, places: int) -> float | None:
     if value is None:
         return None
-    quantum = Decimal(1).scaleb(-places)
-    return float(_decimal(value).quantize(quantum, rounding=ROUND_HALF_UP, context=_CTX))
+    return float(_decimal(value).quantize(_QUANTA[places], rounding=ROUND_HALF_UP, context=_CTX))
 
 
 def rnd_int(value: Number | None) -> int | None:
