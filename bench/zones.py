@@ -495,6 +495,13 @@ class BackendCpu:
         return sum(v - self.start.get(pid, 0.0) for pid, v in self.seen.items())
 
 
+HAS_TRACKED_KEYS = (
+    "SELECT EXISTS (SELECT 1 FROM information_schema.columns"
+    " WHERE table_name = 'accounts' AND column_name = 'tracked_metadata_keys')"
+)
+TRACKED_KEYS = "SELECT DISTINCT tracked_metadata_keys FROM accounts"
+
+
 def ingest_once(variant: str, src: Path | None, path: Path, run: int) -> dict[str, Any]:
     name = f"perf_metrics_bench_zones_{run}"
     with fresh_database(name, src) as url:
@@ -503,6 +510,12 @@ def ingest_once(variant: str, src: Path | None, path: Path, run: int) -> dict[st
             asyncio.run(_admin(url, "UPDATE accounts SET timezone = 'UTC'"))
         zones = (
             len(fetch(url, "SELECT DISTINCT timezone FROM accounts")) if variant != "before" else 1
+        )
+        # The metadata keys the accounts track (None before migration 0009 added them).
+        tracked = (
+            [list(r[0]) for r in fetch(url, TRACKED_KEYS)]
+            if fetch(url, HAS_TRACKED_KEYS)[0][0]
+            else None
         )
         asyncio.run(_admin(url, "CHECKPOINT"))
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -524,6 +537,7 @@ def ingest_once(variant: str, src: Path | None, path: Path, run: int) -> dict[st
                 (client_s + backends.seconds) / calls * 1e6, 1
             ),
             "cli_cpu_us_per_call": round(client_s / calls * 1e6, 1),
+            "tracked_metadata_keys": tracked,
         }
 
 
