@@ -89,7 +89,7 @@ async def _prepare(settings: Settings, first_run: bool) -> dict[str, Any]:
     from perf_metrics.calls.load import seed
     from perf_metrics.db import calls, create_engine
 
-    engine = create_engine(settings, pool_size=2, max_overflow=0)
+    engine = create_engine(settings, pool_size=3, max_overflow=0)  # as `seed`: cli/seed.py
     try:
         async with engine.connect() as conn:
             empty = not await conn.scalar(select(func.count()).select_from(calls))

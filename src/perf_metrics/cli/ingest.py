@@ -26,9 +26,11 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> None:
         disable=None if size and size > 5_000_000 else True,  # large files on a terminal
     )
     try:
-        # Two connections: one stores batches, the other folds them into the rollups.
+        # Three connections: one stores batches, one folds them into the rollups, and the folder's
+        # vacuum of the queue (every 200,000 calls) takes a third: with two, a batch could
+        # wait for it past the pool's timeout (a 1M seed failed so, with a short pool timeout).
         result = run_with_engine(
-            settings, lambda engine: load_jsonl(engine, stream, progress), connections=2
+            settings, lambda engine: load_jsonl(engine, stream, progress), connections=3
         )
     except BadLine as exc:
         progress.close()

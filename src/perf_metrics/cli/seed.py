@@ -34,7 +34,9 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
         emit({"written": count, "file": args.jsonl, "accounts": [a.account_id for a in plan]})
         return
     progress = tqdm(total=args.calls, unit="call", desc="seed", file=sys.stderr, disable=None)
-    # Two connections: one stores batches, the other folds them into the rollups.
+    # Three connections: one stores batches, one folds them into the rollups, and the folder's
+    # vacuum of the queue (every 200,000 calls) takes a third: with two, a batch could wait
+    # for it past the pool's timeout (a 1M seed failed so, with a short pool timeout).
     result = run_with_engine(
         settings,
         lambda engine: seed(
@@ -46,7 +48,7 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> None:
             end=end,
             progress=progress,
         ),
-        connections=2,
+        connections=3,
     )
     progress.close()
     emit(result)

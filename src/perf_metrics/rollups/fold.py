@@ -87,7 +87,10 @@ SEALING = {seal.rollup.name: _seal_statements(seal) for seal in SEALS}
 SEAL_TIMEOUT_S = 600
 
 # Calls per fold transaction: a backlog is folded in steps well inside the statement timeout.
-FOLD_LIMIT = 50_000
+# With the group rollups a fold of 50,000 calls of a 90-day backfill took 4-8 s on a busy
+# 2-core machine (EXPLAIN ANALYZE, bench/results/breakdown.md), against the 5 s default: seed
+# and ingest failed. 20,000 calls take a fifth of the timeout or less.
+FOLD_LIMIT = 20_000
 
 # The accounts a zone change is recounting (rollups/rezone.py): their queued calls wait for
 # it, to be folded in the new zone once it commits. A mark counts while its lease runs (the
