@@ -47,9 +47,16 @@ HOUR_OF_BUCKET = platform_hour_sql("b5")
 # One fold at a time, platform-wide (the provider rollups have no account dimension).
 FOLD_LOCK = "SELECT pg_advisory_xact_lock(7233510)"
 FOLD_LOCK_WAIT_S = 60
+# A fold is not a request: its statement may take longer than a request's (the service's 5 s
+# default). With the group rollups a fold of 50,000 calls of a 90-day backfill took 4-8 s on
+# a busy 2-core machine (EXPLAIN ANALYZE, bench/results/breakdown.md), and seed and ingest
+# failed on the request timeout. (Folding at most 20,000 calls instead cost 1.60x the CPU per
+# call of ingest against the commit before the group rollups, where 50,000 cost 1.50x:
+# smaller folds merge less.)
+FOLD_TIMEOUT_S = 60
 FOLD_LOCK_WAITING = (
     f"SET LOCAL statement_timeout = '{FOLD_LOCK_WAIT_S}s'; {FOLD_LOCK};"
-    " SET LOCAL statement_timeout TO DEFAULT"
+    f" SET LOCAL statement_timeout = '{FOLD_TIMEOUT_S}s'"
 )
 
 
@@ -86,11 +93,8 @@ def _seal_statements(seal: Seal) -> tuple[str, str, str, str]:
 SEALING = {seal.rollup.name: _seal_statements(seal) for seal in SEALS}
 SEAL_TIMEOUT_S = 600
 
-# Calls per fold transaction: a backlog is folded in steps well inside the statement timeout.
-# With the group rollups a fold of 50,000 calls of a 90-day backfill took 4-8 s on a busy
-# 2-core machine (EXPLAIN ANALYZE, bench/results/breakdown.md), against the 5 s default: seed
-# and ingest failed. 20,000 calls take a fifth of the timeout or less.
-FOLD_LIMIT = 20_000
+# Calls per fold transaction: a backlog is folded in steps well inside FOLD_TIMEOUT_S.
+FOLD_LIMIT = 50_000
 
 # The accounts a zone change is recounting (rollups/rezone.py): their queued calls wait for
 # it, to be folded in the new zone once it commits. A mark counts while its lease runs (the
@@ -319,7 +323,7 @@ async def _fold_once(conn: AsyncConnection) -> int:
     # process's (or a month's sealing, seconds) rather than fail.
     await raw.execute(FOLD_LOCK_WAITING, timeout=FOLD_LOCK_WAIT_S + 1)
     await seal_ended_blocks(raw)
-    folded: int = await raw.fetchval(FOLD)
+    folded: int = await raw.fetchval(FOLD, timeout=FOLD_TIMEOUT_S + 1)
     return folded
 
 
@@ -351,7 +355,7 @@ async def seal_ended_blocks(raw: Any) -> None:
         await raw.execute(delete, before, timeout=SEAL_TIMEOUT_S + 1)
         await raw.execute(build, before, now, timeout=SEAL_TIMEOUT_S + 1)
         await raw.execute(move, before, now)
-        await raw.execute("SET LOCAL statement_timeout TO DEFAULT")  # the fold's own, again
+        await raw.execute(f"SET LOCAL statement_timeout = '{FOLD_TIMEOUT_S}s'")  # the fold's
         log.info("%s rows built for %s..%s", name, before, now)
 
 
