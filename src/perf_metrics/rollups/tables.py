@@ -176,21 +176,25 @@ account_daily_rollup = Rollup(
     ),
 )
 
+# What a breakdown needs of a group (SPEC §10), whatever it groups by: the model rollup's and
+# the group rollups' measures.
+GROUP_MEASURES = (
+    CALLS,
+    SUCCESSES,
+    COST_USD,
+    LATENCY_SUM,
+    QUALITY_SUM,
+    QUALITY_N,
+    INPUT_TOKENS,
+    OUTPUT_TOKENS,
+    _count("failures", "failure_mode IS NOT NULL"),
+)
+
 model_daily_rollup = Rollup(
     "rollup_model_daily",
     "per day x task x served model x served provider",
     _account_day(Key("task_type", TEXT), Key("model", TEXT), Key("provider", TEXT)),
-    (
-        CALLS,
-        SUCCESSES,
-        COST_USD,
-        LATENCY_SUM,
-        QUALITY_SUM,
-        QUALITY_N,
-        INPUT_TOKENS,
-        OUTPUT_TOKENS,
-        _count("failures", "failure_mode IS NOT NULL"),
-    ),
+    GROUP_MEASURES,
 )
 
 # The failure rollups' counts, day and month grain alike.
@@ -243,18 +247,7 @@ trigger_daily_rollup = Rollup(
 # Per end user and per tracked metadata key (SPEC §10): the fold's `g` stage gives each call
 # one row per dimension, `user` and `metadata.<key>` for each of its account's tracked keys,
 # with the call's value ('' for a call without one: null user_id, key absent or empty).
-GROUP_DIMENSION_KEYS = (Key("dimension", TEXT), Key("value", TEXT))
-GROUP_MEASURES = (
-    CALLS,
-    SUCCESSES,
-    _count("failures", "failure_mode IS NOT NULL"),
-    COST_USD,
-    LATENCY_SUM,
-    QUALITY_SUM,
-    QUALITY_N,
-    INPUT_TOKENS,
-    OUTPUT_TOKENS,
-)
+# Their measures are the model rollup's (GROUP_MEASURES): a breakdown's group, by any dimension.
 NO_VALUE = ""  # a group rollup's value for calls without one (the answer's null group)
 
 group_daily_rollup = Rollup(
