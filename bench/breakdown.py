@@ -38,7 +38,8 @@ Each measurement against its target in the issue's "Speed" section:
   feature/team/workflow tags) into a fresh database (bench/zones.py's measure: the machine's
   CPU over the run, and the CLI's and its backends'), at commit --before (before the group
   rollups: no user or tag rollups) and at this checkout (every account tracking feature and
-  team, as `seed` creates them; checked in each fresh database), alternating, both with a
+  team, as `seed` creates them; checked in each fresh database; the CLI's run includes
+  building the weeks its late calls made stale, at the load's end), alternating, both with a
   60 s statement timeout (INGEST_STATEMENT_TIMEOUT_MS: at the default 5 s a fold can time out
   here). Target: at most 1.30 times before's.
 

@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.accounts import AdminError
 from perf_metrics.metrics import breakdown, csv_export
+from perf_metrics.rollups.fold import STALE_QUIET_S, settle
+from perf_metrics.rollups.folder import Folder
 from perf_metrics.rollups.maintenance import verify_rollups
 from perf_metrics.rollups.rezone import change_account
 from tests import reference
@@ -88,6 +90,10 @@ async def world(
             if c.get("metadata", {}).get("workflow"):
                 c["metadata"]["workflow"] = "their-workflow"
     await ingest(client, admin_ops, calls)
+    # The weeks of the log (before today's, as the clock of the fold's mark goes) were made
+    # stale by these late calls: built as a load's end builds them.
+    async with engine.connect() as conn:
+        assert await settle(conn) > 0
     return str(key), [
         as_reference(c) for c in calls if c["account_id"] == mine and c["environment"] == "live"
     ]
@@ -256,6 +262,59 @@ async def test_days_without_week_rows_then_the_week_seal(
         assert mark > datetime(2026, 3, 9).date()
         assert (await verify_rollups(conn))["ok"]
     await assert_reference(client, key, records, zone, "user", 30, 25)
+
+
+async def test_late_calls_make_weeks_stale_and_the_fold_builds_them_afresh(
+    client: httpx.AsyncClient, admin_ops: Admin, app: FastAPI, engine: AsyncEngine
+) -> None:
+    zone = "America/New_York"
+    key, records = await world(client, admin_ops, app, engine, zone, seed=7, track=["feature"])
+    stale = "SELECT account_id, block::text FROM rollup_stale_blocks ORDER BY 1, 2"
+    assert await _rows(engine, stale) == []
+    await assert_reference(client, key, records, zone, "user", 30, 25)
+    # Late calls of two sealed weeks: their weeks are marked, their week rows left incomplete.
+    rng = random.Random(8)
+    mine = "acct_mine"
+    late = tagged(
+        rng, random_log(rng, [mine], 60, NOW - timedelta(days=20), NOW - timedelta(days=9)), 400
+    )
+    await ingest(client, admin_ops, late)
+    records += [as_reference(c) for c in late if c["environment"] == "live"]
+    marked = await _rows(engine, stale)
+    assert marked and {a for a, _ in marked} == {mine}
+    weekly = "SELECT sum(calls) FROM rollup_group_weekly WHERE account_id = 'acct_mine'"
+    incomplete = await _rows(engine, weekly)
+    # Read as their days meanwhile: exact, and verify compares them as read.
+    await assert_reference(client, key, records, zone, "user", 30, 25)
+    await assert_reference(client, key, records, zone, "metadata.feature", 40, 2)
+    async with engine.begin() as conn:
+        checked = await verify_rollups(conn)
+        assert checked["ok"] and checked["stale_blocks"] == len(marked)
+    # Not due yet: a fold leaves them. Quiet for longer than STALE_QUIET_S: the background
+    # folder's next fold builds them from their days.
+    folder = Folder(engine)
+    assert not await folder.anything_to_fold()
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE rollup_stale_blocks"
+                f" SET last_at = last_at - interval '{STALE_QUIET_S + 1} s'"
+            )
+        )
+    assert await folder.anything_to_fold()
+    await folder.flush()
+    assert await _rows(engine, stale) == []
+    assert await _rows(engine, weekly) != incomplete
+    await assert_reference(client, key, records, zone, "user", 30, 25)
+    await assert_reference(client, key, records, zone, "metadata.feature", 40, 2)
+    async with engine.begin() as conn:
+        checked = await verify_rollups(conn)
+        assert checked["ok"] and checked["stale_blocks"] == 0
+
+
+async def _rows(engine: AsyncEngine, sql: str) -> list[tuple[Any, ...]]:
+    async with engine.connect() as conn:
+        return [tuple(r) for r in await conn.execute(text(sql))]
 
 
 async def test_the_csv_is_streamed_and_revalidated_by_its_etag(

@@ -102,7 +102,8 @@ async def load_pipelined(
     Pipelined on both cores: while Postgres stores batch N, a thread builds and validates batch
     N+1 (the event loop only waits on sockets then, so the two share the GIL well), and a
     second connection folds the batches before into the rollups (`Folder`). Returns once every
-    stored batch is folded, after a failure too.
+    stored batch is folded, after a failure too, and (but after a failure) the stale blocks its
+    late calls left are built.
     """
     result = LoadResult()
     folder = Folder(engine)  # its own connection: it folds while `conn` stores
@@ -140,6 +141,9 @@ async def load_pipelined(
                     raise errors[0]
                 if errors:
                     log.error("fold failed; the service's folder will take the rest: %s", errors[0])
+            # A load's late calls (a backfill's, most of them) leave their weeks stale: built
+            # now, once, rather than by a service's folder a minute later (fold.py).
+            await folder.settle()
     return result
 
 

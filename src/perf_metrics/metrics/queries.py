@@ -51,6 +51,7 @@ from perf_metrics.rollups.tables import (
     model_daily,
     provider_5m,
     provider_hourly,
+    rollup_stale_blocks,
     rollup_watermarks,
     trigger_daily,
 )
@@ -503,10 +504,11 @@ _GROUP_SCOPE = "account_id = :account_id AND environment = :environment AND dime
 
 def _group_blocks(where: str) -> str:
     """The window's rows of the group rollups: its sealed weeks' (a range: they follow each
-    other) and its other days'."""
+    other, less the stale ones in it) and its other days'."""
     return f"""
   SELECT value, {_GROUP_COLUMNS} FROM {group_weekly.name}
-  WHERE {_GROUP_SCOPE} AND week >= :first_week AND week <= :last_week{where}
+  WHERE {_GROUP_SCOPE} AND week >= :first_week AND week <= :last_week
+    AND week <> ALL(CAST(:stale_weeks AS date[])){where}
   UNION ALL
   SELECT value, {_GROUP_COLUMNS} FROM {group_daily.name}
   WHERE {_GROUP_SCOPE} AND day = ANY(CAST(:days AS date[])){where}"""
@@ -526,8 +528,14 @@ GROUP_READS = text(
     " set_config('plan_cache_mode', 'force_custom_plan', true),"
     " set_config('work_mem', '64MB', true), set_config('jit', 'off', true)"
 )
-# The week rows' mark: the weeks before it have week rows (read in the answer's snapshot).
-GROUP_WEEKS_BEFORE = select(rollup_watermarks.c.group_weekly_before)
+# The week rows' mark: the weeks before it have week rows (read in the answer's snapshot), but
+# for the account's stale weeks (rollups/fold.py), read as their days.
+GROUP_WEEKS = text(f"""
+SELECT group_weekly_before AS before, ARRAY(
+  SELECT block FROM {rollup_stale_blocks.name}
+  WHERE account_id = :account_id AND environment = :environment
+    AND rollup = '{group_weekly.name}') AS stale
+FROM {rollup_watermarks.name}""")
 # Each block's `:top` dearest groups, with the block's kind and start.
 GROUP_TOPS = text(f"""
 SELECT 'w' AS kind, b.block, t.value, t.cost_usd

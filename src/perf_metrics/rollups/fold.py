@@ -28,7 +28,14 @@ from perf_metrics.db import (
     commit_retrying,
     driver_connection,
 )
-from perf_metrics.rollups.tables import ROLLUPS, SEALS, Rollup, Seal, rollup_watermarks
+from perf_metrics.rollups.tables import (
+    ROLLUPS,
+    SEALS,
+    Rollup,
+    Seal,
+    rollup_stale_blocks,
+    rollup_watermarks,
+)
 from perf_metrics.zones import (
     ACCOUNT_ZONE_SQL,
     local_day_sql,
@@ -114,6 +121,57 @@ TAKE_QUEUED = f"""
     LIMIT {FOLD_LIMIT}))
   RETURNING {PENDING_LIST}"""
 
+
+# Late calls of a `marks_late` rollup (tables.py's Seal) mark their blocks stale; reads take a
+# stale block's days. The seal builds a stale block's rows afresh from its days once no fold has
+# marked it for STALE_QUIET_S (a backfill marks the same weeks fold after fold: built once, at
+# its end), or STALE_MOST_S after the first mark whatever comes (a steady trickle of late
+# calls). A load (the CLI's ingest and seed) builds them all when it has folded its last
+# batch (`settle`).
+STALE_QUIET_S = 60
+STALE_MOST_S = 900
+MARKED_LATE = {seal.rollup.name: seal for seal in SEALS if seal.marks_late}
+STALE = rollup_stale_blocks.name
+# The stale blocks due to be built ($1: quiet seconds), of accounts no settings change is
+# recounting (it builds their block rows itself: rezone.py).
+STALE_DUE = f"""(last_at < now() - make_interval(secs => $1)
+       OR first_at < now() - interval '{STALE_MOST_S} s')
+  AND account_id <> ALL(ARRAY({REBUILDING}))"""
+ANY_STALE_DUE = f"SELECT EXISTS (SELECT 1 FROM {STALE} WHERE {STALE_DUE})"
+
+
+# Blocks as arrays of account, environment and first day ($1-$3).
+BLOCKS_GIVEN = "unnest($1::text[], $2::text[], $3::date[]) AS due(a, e, b)"
+
+
+def stale_rows_from_days(seal: Seal, into: str = "") -> str:
+    """The rows of the given blocks (BLOCKS_GIVEN) of a `marks_late` rollup, built from their
+    daily rows, into the rollup (`into` prefixes its name: verify's copy)."""
+    rollup, days = seal.rollup, seal.days
+    positions = ", ".join(str(i) for i in range(1, len(rollup.keys) + 1))
+    return f"""INSERT INTO {into}{rollup.name}
+  ({", ".join((*rollup.key_names, *rollup.measure_names))})
+SELECT {", ".join("due.b" if k == seal.block else k for k in rollup.key_names)},
+       {", ".join(m.total for m in rollup.measures)}
+FROM {BLOCKS_GIVEN} JOIN {days.name} d
+  ON d.account_id = due.a AND d.environment = due.e
+ AND d.day >= due.b AND d.day < (due.b + {seal.length})::date
+GROUP BY {positions} ORDER BY {positions}"""
+
+
+def _stale_statements(seal: Seal) -> tuple[str, str, str]:
+    """Take the due stale blocks; delete their rows; build them from their days."""
+    rollup = seal.rollup
+    return (
+        f"DELETE FROM {STALE} WHERE rollup = '{rollup.name}' AND {STALE_DUE}"
+        " RETURNING account_id, environment, block",
+        f"""DELETE FROM {rollup.name} r USING {BLOCKS_GIVEN}
+  WHERE r.account_id = due.a AND r.environment = due.e AND r.{seal.block} = due.b""",
+        stale_rows_from_days(seal),
+    )
+
+
+STALE_BUILDING = {name: _stale_statements(seal) for name, seal in MARKED_LATE.items()}
 
 # The metadata keys the account of a call tracks (the fold joins it as `a`).
 ACCOUNT_KEYS_SQL = "a.tracked_metadata_keys"
@@ -246,6 +304,22 @@ def _upsert(rollup: Rollup, into: str) -> str:
 )"""
 
 
+def _mark_stale(seal: Seal) -> str:
+    """A `marks_late` rollup's part of the fold: the blocks of its late rows, marked stale
+    (their rows are left as they are: incomplete now, and never read until built afresh)."""
+    rollup = seal.rollup
+    assert rollup.where is not None  # the rows of days before the mark
+    return f"""-- {rollup.about}: late calls mark their blocks stale
+{_cte(rollup)} AS (
+  INSERT INTO {STALE} AS s (account_id, environment, rollup, block, first_at, last_at)
+  SELECT DISTINCT account_id, environment, '{rollup.name}', {seal.of_day}, now(), now()
+  FROM {rollup.rows} WHERE {rollup.where}
+  ORDER BY 1, 2, 4
+  ON CONFLICT (account_id, environment, rollup, block) DO UPDATE SET last_at = excluded.last_at
+  RETURNING 1
+)"""
+
+
 def _stages(rollups: tuple[Rollup, ...]) -> list[str]:
     """The stages (CTEs) the `rollups` read, once each, in order."""
     return [STAGES[s] for s in dict.fromkeys(r.stage for r in rollups if r.stage is not None)]
@@ -286,12 +360,15 @@ def fold_statement(
     zone: str | None = None,
     keys: str | None = None,
     versions: bool = True,
+    late_rows: bool = False,
 ) -> str:
     """One statement: fold the calls the `taken` query returns (the queue's columns) into
     `rollups` (default: every rollup) and, with `versions`, bump their accounts' versions;
     `into` prefixes the rollup tables' names (verification folds into copies). Days are those
     of each call's account's zone, or of `zone`, and the metadata keys those the account
-    tracks, or `keys` (calls_cte).
+    tracks, or `keys` (calls_cte). Late calls of a `marks_late` rollup mark their blocks stale,
+    or with `late_rows` are upserted into its block rows as into the others (a fold into copies,
+    whose blocks are never marked: verify and rebuild, maintenance.py).
 
     Each rollup's rows go in key order. Not for locks (only a fold or a rebuild writes the
     rollups, one at a time under FOLD_LOCK) but for reads: new rows of an account-day then lie
@@ -300,7 +377,13 @@ def fold_statement(
     rows and took 41 ms at p95, over its 30 ms target.
     """
     ctes = [f"taken AS ({taken}\n)", calls_cte(zone, keys), *_stages(rollups)]
-    ctes.extend(_upsert(rollup, into) for rollup in rollups)
+    for rollup in rollups:
+        if rollup.name in MARKED_LATE and not late_rows:
+            if into:
+                raise ValueError("a fold into copies upserts late rows (late_rows=True)")
+            ctes.append(_mark_stale(MARKED_LATE[rollup.name]))
+        else:
+            ctes.append(_upsert(rollup, into))
     if versions:
         ctes.append(_bump_versions(into))
     body = ",\n".join(ctes)
@@ -323,8 +406,43 @@ async def _fold_once(conn: AsyncConnection) -> int:
     # process's (or a month's sealing, seconds) rather than fail.
     await raw.execute(FOLD_LOCK_WAITING, timeout=FOLD_LOCK_WAIT_S + 1)
     await seal_ended_blocks(raw)
+    await build_stale_blocks(raw, STALE_QUIET_S)
     folded: int = await raw.fetchval(FOLD, timeout=FOLD_TIMEOUT_S + 1)
     return folded
+
+
+async def build_stale_blocks(raw: Any, quiet_s: float) -> int:
+    """Build afresh the rows of the stale blocks due (STALE_QUIET_S, STALE_MOST_S; every one
+    with `quiet_s` 0) from their days, and drop their marks; returns how many blocks. Runs
+    under FOLD_LOCK, in the fold's transaction: a reader sees a block stale or built."""
+    built = 0
+    for name, (take, delete, build) in STALE_BUILDING.items():
+        due = await raw.fetch(take, float(quiet_s))
+        if not due:
+            continue
+        blocks = tuple(map(list, zip(*due, strict=True)))  # accounts, environments, blocks
+        # A backfill's stale weeks are built at once: longer than a fold.
+        await raw.execute(f"SET LOCAL statement_timeout = '{SEAL_TIMEOUT_S}s'")
+        await raw.execute(delete, *blocks, timeout=SEAL_TIMEOUT_S + 1)
+        await raw.execute(build, *blocks, timeout=SEAL_TIMEOUT_S + 1)
+        await raw.execute(f"SET LOCAL statement_timeout = '{FOLD_TIMEOUT_S}s'")  # the fold's
+        built += len(due)
+        log.info("%s: %d stale blocks built afresh", name, len(due))
+    return built
+
+
+async def _settle_once(conn: AsyncConnection) -> int:
+    await conn.execute(BEGIN_WRITE)
+    raw = await driver_connection(conn)
+    await raw.execute(FOLD_LOCK_WAITING, timeout=FOLD_LOCK_WAIT_S + 1)
+    return await build_stale_blocks(raw, 0)
+
+
+async def settle(conn: AsyncConnection) -> int:
+    """Build every stale block now (not waiting for STALE_QUIET_S): a load's last step, once
+    its late calls are all folded. Returns how many blocks were built."""
+    built: int = await commit_retrying(conn, _settle_once)
+    return built
 
 
 async def seal_ended_blocks(raw: Any) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.db import driver_connection
 from perf_metrics.errors import is_database_unavailable
-from perf_metrics.rollups.fold import fold
+from perf_metrics.rollups.fold import ANY_STALE_DUE, STALE_QUIET_S, fold, settle
 
 log = logging.getLogger("perf_metrics.ingest")
 
@@ -100,19 +100,30 @@ class Folder:
         except Exception as exc:
             log.warning("vacuum of the ingest queue failed, left for later: %s", exc)
 
-    async def anything_queued(self) -> bool:
+    async def settle(self) -> None:
+        """Build every stale block now (fold.py's `settle`): the end of a load."""
+        async with self._lock, self._engine.connect() as conn:
+            await settle(conn)
+
+    async def anything_to_fold(self) -> bool:
+        """Calls queued, or stale blocks due to be built (a fold builds those first)."""
         async with self._engine.connect() as conn:
-            return bool(await conn.scalar(PENDING_EXISTS))
+            if await conn.scalar(PENDING_EXISTS):
+                return True
+            raw = await driver_connection(conn)
+            due = bool(await raw.fetchval(ANY_STALE_DUE, float(STALE_QUIET_S)))
+            await conn.rollback()
+            return due
 
 
 async def fold_continuously(folder: Folder, interval_s: float) -> None:
     """The service's background folder: at start and then every `interval_s`, fold what is
-    queued (calls a crashed or failed writer left behind). Runs until cancelled; database
-    trouble is logged at most once a minute and retried."""
+    queued (calls a crashed or failed writer left behind) and build the stale blocks due.
+    Runs until cancelled; database trouble is logged at most once a minute and retried."""
     last_warning = 0.0
     while True:
         try:
-            if await folder.anything_queued():
+            if await folder.anything_to_fold():
                 await folder.flush()
         except asyncio.CancelledError:
             raise

@@ -21,14 +21,34 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from perf_metrics.accounts import AdminError
 from perf_metrics.calls.store import PENDING_LIST
 from perf_metrics.db import BEGIN_WRITE, account_versions, calls_pending, driver_connection
-from perf_metrics.rollups.fold import FOLD_LOCK, REBUILDING, fold_statement
+from perf_metrics.rollups.fold import (
+    FOLD_LOCK,
+    MARKED_LATE,
+    REBUILDING,
+    STALE,
+    fold_statement,
+    stale_rows_from_days,
+)
 from perf_metrics.rollups.tables import ROLLUP_TABLES, ROLLUPS, SEALS, rollup_watermarks
 
 REBUILD_LOCK_TIMEOUT_S = 10
-# The rollups of longer blocks: their rows from the mark on are strays, never read.
+# The rollups of longer blocks: their rows from the mark on are strays, never read; and so are
+# those of stale blocks, which are read as their days.
 SEALED_BEFORE = {
-    seal.rollup.name: f"{seal.block} < (SELECT {seal.mark} FROM {rollup_watermarks.name})"
+    seal.rollup.name: f"t.{seal.block} < (SELECT {seal.mark} FROM {rollup_watermarks.name})"
+    + (
+        f""" AND NOT EXISTS (SELECT 1 FROM {STALE} s WHERE s.account_id = t.account_id
+  AND s.environment = t.environment AND s.rollup = '{seal.rollup.name}'
+  AND s.block = t.{seal.block})"""
+        if seal.marks_late
+        else ""
+    )
     for seal in SEALS
+}
+# A stale block as the reads see it: its rows built from its days.
+STALE_BLOCKS = f"SELECT account_id, environment, block FROM {STALE} WHERE rollup = $1"
+STALE_AS_READ = {
+    name: stale_rows_from_days(seal, "v_stored_") for name, seal in MARKED_LATE.items()
 }
 RESTORE_MARK = f"""
 INSERT INTO {rollup_watermarks.name} ({", ".join(seal.mark for seal in SEALS)})
@@ -59,17 +79,33 @@ async def verify_rollups(
             await raw.execute(
                 f"CREATE TEMP TABLE {copy}{table} (LIKE {table} INCLUDING ALL) ON COMMIT DROP"
             )
+    stale_blocks = 0
     for table in checked:
-        stored = f"SELECT * FROM {table}{where}"
+        stored = f"SELECT * FROM {table} t{where}"
         if table in SEALED_BEFORE:
             stored += (" AND " if where else " WHERE ") + SEALED_BEFORE[table]
         await raw.execute(f"INSERT INTO v_stored_{table} {stored}", *args)
+        if table in STALE_AS_READ:
+            stale = [
+                r
+                for r in await raw.fetch(STALE_BLOCKS, table)
+                if account_id is None or r["account_id"] == account_id
+            ]
+            if stale:
+                blocks = tuple(map(list, zip(*stale, strict=True)))
+                await raw.execute(STALE_AS_READ[table], *blocks)
+            stale_blocks += len(stale)
     # Queued calls are stored but not folded yet: stored rollups + queue = the log's rollups.
+    # (Both folds upsert late calls into the block rows of the copies: no marks.)
     queued = await raw.fetchrow(
-        fold_statement(f"SELECT {PENDING_LIST} FROM calls_pending{where}", "v_stored_"), *args
+        fold_statement(
+            f"SELECT {PENDING_LIST} FROM calls_pending{where}", "v_stored_", late_rows=True
+        ),
+        *args,
     )
     logged = await raw.fetchrow(
-        fold_statement(f"SELECT {PENDING_LIST} FROM calls{where}", "v_expected_"), *args
+        fold_statement(f"SELECT {PENDING_LIST} FROM calls{where}", "v_expected_", late_rows=True),
+        *args,
     )
     tables = []
     for table in checked:
@@ -94,6 +130,7 @@ async def verify_rollups(
         "account_id": account_id,
         "calls": logged["folded"],
         "queued": queued["folded"],
+        "stale_blocks": stale_blocks,  # compared as read: built from their days
         "tables": tables,
     }
 
@@ -129,10 +166,11 @@ async def rebuild_rollups(conn: AsyncConnection) -> dict[str, Any]:
         )
     # The marks, back if they were lost (blocks before them get their rows below).
     await raw.execute(RESTORE_MARK)
-    for table in (*ROLLUP_TABLES, calls_pending.name):
+    for table in (*ROLLUP_TABLES, calls_pending.name, STALE):
         await raw.execute(f"DELETE FROM {table}")
     await raw.execute(
         f"UPDATE {account_versions.name} SET version = version + 1, updated_at = now()"
     )
-    row = await raw.fetchrow(fold_statement(f"SELECT {PENDING_LIST} FROM calls"))
+    # Every block whole: the late calls' rows upserted, no marks.
+    row = await raw.fetchrow(fold_statement(f"SELECT {PENDING_LIST} FROM calls", late_rows=True))
     return {"calls": row["folded"], "rollup_rows": row["rollup_rows"]}

@@ -68,6 +68,7 @@ from perf_metrics.errors import sqlstate
 from perf_metrics.rollups.fold import (
     FOLD_LOCK,
     SEAL_TIMEOUT_S,
+    STALE,
     aggregate_statement,
     block_rows_from_days,
     merge_json_statement,
@@ -166,6 +167,7 @@ def recount_step(rollups: tuple[Rollup, ...]) -> str:
 
 
 RECOUNT_STEP = {rollups: recount_step(rollups) for rollups in (ACCOUNT_ROLLUPS, GROUP_ROLLUPS)}
+UNMARK = f"DELETE FROM {STALE} WHERE account_id = $1 AND rollup = ANY($2::text[])"
 BUMP_VERSIONS = f"""
 INSERT INTO {account_versions.name} AS r (account_id, environment, version, updated_at)
 SELECT $1, e, 1, now() FROM unnest(ARRAY['live', 'test']) AS e
@@ -339,6 +341,8 @@ async def _recount(
                 await raw.execute(
                     BLOCK_ROWS[rollup.name], account_id, timeout=STATEMENT_TIMEOUT_S + 1
                 )
+        # Every block is whole again: no stale ones (folds left the account alone meanwhile).
+        await raw.execute(UNMARK, account_id, [r.name for r in rollups])
         await raw.execute(BUMP_VERSIONS, account_id)
         await raw.execute(RELEASE, account_id, mark)
         await conn.commit()

@@ -412,8 +412,12 @@ rollup_watermarks = Table(
 class Seal:
     """A rollup of longer blocks (months, weeks) whose rows exist only for the blocks that have
     ended everywhere, before `mark` (a column of rollup_watermarks): built from the daily rows
-    of `days` when a block ends (the fold's seal), and upserted by the fold directly for calls
-    of days before the mark (late calls)."""
+    of `days` when a block ends (the fold's seal).
+
+    Calls of days before the mark (late calls) are upserted into the block rows by the fold
+    directly, or, with `marks_late`, make their block stale instead (`rollup_stale_blocks`):
+    its rows are then incomplete and never read (the reads take its days) until the seal
+    builds them afresh from the days, once late calls have stopped coming (fold.py)."""
 
     rollup: Rollup
     days: Rollup
@@ -421,6 +425,8 @@ class Seal:
     block: str  # the block's key column
     now: str  # SQL: the first day of the block it is now on the westernmost clock
     of_day: str  # SQL: the first day of the block of `day`
+    length: str  # SQL: a block's length, an interval
+    marks_late: bool = False
 
 
 SEALS = (
@@ -431,6 +437,7 @@ SEALS = (
         "month",
         THIS_MONTH_SQL,
         MONTH_OF_DAY,
+        "interval '1 month'",
     ),
     Seal(
         group_weekly_rollup,
@@ -439,5 +446,22 @@ SEALS = (
         "week",
         THIS_WEEK_SQL,
         WEEK_OF_DAY,
+        "interval '7 days'",
+        # In a backfill of 90 days most calls are late, and their week rows cost a fold as much
+        # as their daily rows (EXPLAIN ANALYZE, bench/results/breakdown.md): marks instead.
+        marks_late=True,
     ),
+)
+
+# The blocks of a `marks_late` rollup that late calls have made stale, per account and
+# environment (migration 0010): the first and the last fold that marked each.
+rollup_stale_blocks = Table(
+    "rollup_stale_blocks",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("environment", Text, primary_key=True),
+    Column("rollup", Text, primary_key=True, comment="the rollup of longer blocks"),
+    Column("block", Date, primary_key=True, comment="the first day of the stale block"),
+    Column("first_at", DateTime(timezone=True), nullable=False),
+    Column("last_at", DateTime(timezone=True), nullable=False),
 )
