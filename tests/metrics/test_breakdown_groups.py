@@ -290,6 +290,12 @@ async def test_late_calls_make_weeks_stale_and_the_fold_builds_them_afresh(
     async with engine.begin() as conn:
         checked = await verify_rollups(conn)
         assert checked["ok"] and checked["stale_blocks"] == len(marked)
+    async with engine.begin() as conn:
+        checked = await verify_rollups(conn, mine)
+        assert checked["ok"] and checked["stale_blocks"] == len(marked)
+    async with engine.begin() as conn:
+        checked = await verify_rollups(conn, "acct_other")
+        assert checked["ok"] and checked["stale_blocks"] == 0
     # Not due yet: a fold leaves them. Quiet for longer than STALE_QUIET_S: the background
     # folder's next fold builds them from their days.
     folder = Folder(engine)

@@ -46,7 +46,8 @@ SEALED_BEFORE = {
     for seal in SEALS
 }
 # A stale block as the reads see it: its rows built from its days.
-STALE_BLOCKS = f"SELECT account_id, environment, block FROM {STALE} WHERE rollup = $1"
+STALE_BLOCKS = f"""SELECT account_id, environment, block FROM {STALE}
+  WHERE rollup = $1 AND ($2::text IS NULL OR account_id = $2)"""
 STALE_AS_READ = {
     name: stale_rows_from_days(seal, "v_stored_") for name, seal in MARKED_LATE.items()
 }
@@ -86,11 +87,7 @@ async def verify_rollups(
             stored += (" AND " if where else " WHERE ") + SEALED_BEFORE[table]
         await raw.execute(f"INSERT INTO v_stored_{table} {stored}", *args)
         if table in STALE_AS_READ:
-            stale = [
-                r
-                for r in await raw.fetch(STALE_BLOCKS, table)
-                if account_id is None or r["account_id"] == account_id
-            ]
+            stale = await raw.fetch(STALE_BLOCKS, table, account_id)
             if stale:
                 blocks = tuple(map(list, zip(*stale, strict=True)))
                 await raw.execute(STALE_AS_READ[table], *blocks)
