@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tests.factories import at
+from tests.reference import DATA_AS_OF
 
 Build = Callable[..., dict[str, Any]]
 
@@ -43,10 +44,13 @@ def empty_window(account_id: str) -> dict[str, dict[str, Any]]:
                 "avg_cost_per_call": None,
                 "avg_latency_ms": None,
                 "success_rate": None,
+                "total_attempts": 0,
+                "cost_per_successful_call": None,
             },
             "routing": {"accuracy": None, "fallback_rate": None, "retry_rate": None},
             "models": {},
             "task_distribution": {},
+            "data_as_of": DATA_AS_OF,
         },
         "customer": {
             "account_id": account_id,
@@ -67,6 +71,12 @@ def empty_window(account_id: str) -> dict[str, dict[str, Any]]:
                     "savings_usd": 0.0,
                     "savings_percentage": None,
                 },
+                "vs_baseline": {
+                    "model": "gpt-4o",
+                    "cost_if_baseline": 0.0,
+                    "savings_usd": 0.0,
+                    "savings_percentage": None,
+                },
             },
             "quality_preferences": {
                 "cost_vs_quality_ratio": 0.5,
@@ -80,8 +90,14 @@ def empty_window(account_id: str) -> dict[str, dict[str, Any]]:
                 "retry_rate": None,
                 "cost_ceiling_hit_rate": None,
             },
+            "data_as_of": DATA_AS_OF,
         },
-        "performance": {"period": period, "by_task_type": {}, "recommendations": []},
+        "performance": {
+            "period": period,
+            "by_task_type": {},
+            "recommendations": [],
+            "data_as_of": DATA_AS_OF,
+        },
         "failures": {
             "period": period,
             "summary": {
@@ -94,6 +110,7 @@ def empty_window(account_id: str) -> dict[str, dict[str, Any]]:
             "by_failure_mode": {},
             "by_model": {},
             "mitigation_recommendations": [],
+            "data_as_of": DATA_AS_OF,
         },
         "providers": {
             "period": {
@@ -104,6 +121,7 @@ def empty_window(account_id: str) -> dict[str, dict[str, Any]]:
             "providers": {},
             "trends": {},
             "recommendations": [],
+            "data_as_of": DATA_AS_OF,
         },
         "daily": {
             "period": {"start_date": "2024-03-09", "end_date": "2024-03-10", "timezone": "UTC"},
@@ -114,6 +132,7 @@ def empty_window(account_id: str) -> dict[str, dict[str, Any]]:
                 "quality_trend": "stable",
                 "avg_daily_growth": None,
             },
+            "data_as_of": DATA_AS_OF,
         },
     }
 
@@ -142,7 +161,8 @@ def four_routed_calls(call: Build, retried: Build) -> list[dict[str, Any]]:
 
 # /v1/metrics/overview over the 7 days ending 2024-03-10 of `four_routed_calls`.
 # cost 0.001 + 0.002 + 0.00302 + 0.004 = 0.01002 -> 0.01; per call 0.002505 -> 0.00251
-# (half-up); latency (100 + 200 + 300 + 402) / 4 = 250.5 -> 251; all 4 succeeded.
+# (half-up); latency (100 + 200 + 300 + 402) / 4 = 250.5 -> 251; all 4 succeeded, so the
+# cost per successful call is the cost per call; attempts 4 + the one retry = 5.
 # routing: 3 of 4 routed right = 0.75; no fallback; 1 of 4 retried = 0.25.
 # models: mini 2 (0.001 + 0.002) / 2 = 0.0015, (100 + 200) / 2 = 150; haiku and sonnet
 # 1 each (tie by name). tasks: code 2, extraction 1, writing 1 (tie by name).
@@ -159,6 +179,8 @@ FOUR_ROUTED_ANSWER: dict[str, Any] = {
         "avg_cost_per_call": 0.00251,
         "avg_latency_ms": 251,
         "success_rate": 1.0,
+        "total_attempts": 5,
+        "cost_per_successful_call": 0.00251,
     },
     "routing": {"accuracy": 0.75, "fallback_rate": 0.0, "retry_rate": 0.25},
     "models": {
@@ -182,6 +204,7 @@ FOUR_ROUTED_ANSWER: dict[str, Any] = {
         },
     },
     "task_distribution": {"code": 0.5, "extraction": 0.25, "writing": 0.25},
+    "data_as_of": DATA_AS_OF,
 }
 
 
@@ -570,5 +593,12 @@ LEAP_DAY_ANSWER: dict[str, Any] = {
         "change_percentage": 63.3,
         "projected_month_end": 2.1,
         "vs_gpt4o_only": {"cost_if_gpt4o": 17.5, "savings_usd": 4.6, "savings_percentage": 26.3},
+        # the default baseline is gpt-4o: the same figures
+        "vs_baseline": {
+            "model": "gpt-4o",
+            "cost_if_baseline": 17.5,
+            "savings_usd": 4.6,
+            "savings_percentage": 26.3,
+        },
     },
 }

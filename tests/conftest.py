@@ -162,6 +162,12 @@ async def rollups_report(engine: AsyncEngine, account_id: str | None = None) -> 
     return report
 
 
+def without_data_as_of(body: dict[str, Any]) -> dict[str, Any]:
+    """An answer less its `data_as_of` (SPEC §14: when it was computed, at the latest), for
+    comparing two answers of the same data read at different moments."""
+    return {k: v for k, v in body.items() if k != "data_as_of"}
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

@@ -14,12 +14,18 @@ The day endpoints (overview, customer, performance, failures, daily) take ``zone
 account's IANA zone (SPEC section 9): a call's day is the calendar date of ``created_at`` on
 that zone's wall clock, ``days``/``end_date`` select local days, customer's months and peak
 hours are local, and the period gains ``timezone`` (default ``"UTC"``: the ``Z`` form).
+
+Every answer ends with ``data_as_of`` (SPEC section 14), when the rollups last took in the
+calls: not a function of the records, so the reference gives ``DATA_AS_OF``, which equals any
+RFC 3339 UTC instant to the second; its value is tested on its own (test_more_answers.py).
 """
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
@@ -36,6 +42,44 @@ T = TypeVar("T")
 PROVIDER_SIDE_MODES = ("provider_error", "timeout", "rate_limited")
 FIVE_MINUTES = timedelta(minutes=5)
 GPT4O_PRICE = (Decimal("2.50"), Decimal("10.00"))  # USD per million input / output tokens
+# The price table as migrated (USD per million input / output tokens), each in force from
+# 2000-01-01: model -> [(effective_from, input, output), ...] oldest first.
+LIST_PRICES = {
+    "gpt-4o": ("2.50", "10.00"),
+    "gpt-4o-mini": ("0.15", "0.60"),
+    "gpt-4.1": ("2.00", "8.00"),
+    "gpt-4.1-mini": ("0.40", "1.60"),
+    "o4-mini": ("1.10", "4.40"),
+    "claude-sonnet-4-5": ("3.00", "15.00"),
+    "claude-haiku-4-5": ("1.00", "5.00"),
+    "claude-opus-4-1": ("15.00", "75.00"),
+    "gemini-2.5-pro": ("1.25", "10.00"),
+    "gemini-2.5-flash": ("0.30", "2.50"),
+    "mistral-large": ("2.00", "6.00"),
+}
+PriceHistory = dict[str, list[tuple[date, Decimal, Decimal]]]
+PRICE_TABLE: PriceHistory = {
+    m: [(date(2000, 1, 1), Decimal(i), Decimal(o))] for m, (i, o) in LIST_PRICES.items()
+}
+
+
+class Instant:
+    """Any RFC 3339 UTC instant to the second: what the reference says of ``data_as_of``."""
+
+    FORM = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, (str, Instant)) and (
+            isinstance(other, Instant) or self.FORM.fullmatch(other) is not None
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "<any RFC 3339 UTC instant>"
+
+
+DATA_AS_OF = Instant()
 
 
 # ---------------------------------------------------------------- small exact helpers
@@ -67,9 +111,9 @@ def score(value: float | None) -> Fraction | None:
     return None if value is None else Fraction(Decimal(str(value)))
 
 
-def ratio(part: int, whole: int) -> Fraction | None:
+def ratio(part: Number, whole: int) -> Fraction | None:
     """part / whole, None when whole is 0 (a rate over zero calls)."""
-    return None if whole == 0 else Fraction(part, whole)
+    return None if whole == 0 else Fraction(part) / whole
 
 
 def mean(values: Iterable[Number]) -> Fraction | None:
@@ -245,6 +289,14 @@ def overview(
             "avg_cost_per_call": rnd(avg_cost(window), 5),
             "avg_latency_ms": rnd(avg_latency(window), 0),
             "success_rate": rnd(success_rate(window), 3),
+            "total_attempts": sum(1 + c["retry_count"] + int(c["fallback_used"]) for c in window),
+            "cost_per_successful_call": rnd(
+                ratio(
+                    total(money(c) for c in window),
+                    count(window, lambda c: c["status"] == "success"),
+                ),
+                5,
+            ),
         },
         "routing": {
             "accuracy": rnd(ratio(count(window, routed_right), n), 3),
@@ -261,18 +313,88 @@ def overview(
             for model, group_calls in group(window, lambda c: c["model"]).items()
         },
         "task_distribution": shares(window, lambda c: c["task_type"]),
+        "data_as_of": DATA_AS_OF,
     }
 
 
 # ---------------------------------------------------------------- customer
 
 
+def price_on(history: list[tuple[date, Decimal, Decimal]], day: date) -> tuple[Fraction, Fraction]:
+    """The price in force on ``day``: the latest taking effect on or before it (the first one
+    for days before it)."""
+    starts = [start for start, _, _ in history]
+    _, price_in, price_out = history[max(0, bisect.bisect_right(starts, day) - 1)]
+    return Fraction(price_in), Fraction(price_out)
+
+
+def cost_if(
+    window: list[Call], history: list[tuple[date, Decimal, Decimal]], zone: str
+) -> Fraction:
+    """The calls' tokens priced at the list price in force on each call's (local) day."""
+    out = Fraction(0)
+    for c in window:
+        price_in, price_out = price_on(history, day_of(c, zone))
+        out += (c["input_tokens"] * price_in + c["output_tokens"] * price_out) / 1_000_000
+    return out
+
+
+def versus(cost_if_model: Fraction, window: list[Call]) -> tuple[Any, Any, Any]:
+    savings = cost_if_model - total(money(c) for c in window)
+    savings_pct = None if cost_if_model == 0 else 100 * savings / cost_if_model
+    return rnd(cost_if_model, 2), rnd(savings, 2), rnd(savings_pct, 1)
+
+
+def budget(
+    calls: list[Call], today: date, monthly: Decimal, zone: str = UTC_NAME
+) -> dict[str, Any]:
+    """SPEC section 14, day by day: the running total, and the projection walked forward."""
+    month_start = today.replace(day=1)
+    month_length = calendar.monthrange(today.year, today.month)[1]
+
+    def cost_on(day: date) -> Fraction:
+        return total(money(c) for c in in_days(calls, day, day, zone))
+
+    days_so_far = [month_start + timedelta(days=i) for i in range(today.day)]
+    spent = sum((cost_on(d) for d in days_so_far), Fraction(0))
+    before_today = spent - cost_on(today)
+    rate = sum((cost_on(today - timedelta(days=k)) for k in range(1, 8)), Fraction(0)) / 7
+    projected = before_today + rate * (month_length - today.day + 1)
+    budget_ = Fraction(monthly)
+    exceed = None
+    if spent >= budget_:
+        status = "over"
+        running = Fraction(0)
+        for d in days_so_far:
+            running += cost_on(d)
+            if running >= budget_:
+                exceed = d
+                break
+    else:
+        status = "at_risk" if projected >= budget_ else "ok"
+        d, k = today, 1
+        while d.month == today.month:
+            if before_today + rate * k >= budget_:
+                exceed = d
+                break
+            d, k = d + timedelta(days=1), k + 1
+    return {
+        "monthly_budget_usd": rnd(budget_, 2),
+        "spent": rnd(spent, 2),
+        "remaining": rnd(max(Fraction(0), budget_ - spent), 2),
+        "status": status,
+        "projected_exceed_date": None if exceed is None else exceed.isoformat(),
+    }
+
+
 def cost_analysis(
     calls: list[Call],
     window: list[Call],
     end_date: date,
-    gpt4o_price: tuple[Decimal, Decimal],
+    prices: PriceHistory,
     zone: str = UTC_NAME,
+    baseline_model: str = "gpt-4o",
+    monthly_budget: Decimal | None = None,
 ) -> dict[str, Any]:
     today = end_date  # months, "today" and the 7 days before it are the zone's calendar
     month_start = today.replace(day=1)
@@ -294,23 +416,28 @@ def cost_analysis(
     days_left = month_length - today.day + 1  # counting today
     projected = before_today + daily_rate * days_left
 
-    price_in, price_out = (Fraction(p) for p in gpt4o_price)
-    cost_if_gpt4o = total(
-        (c["input_tokens"] * price_in + c["output_tokens"] * price_out) / 1_000_000 for c in window
-    )
-    savings = cost_if_gpt4o - total(money(c) for c in window)
-    savings_pct = None if cost_if_gpt4o == 0 else 100 * savings / cost_if_gpt4o
-    return {
+    gpt4o_if, gpt4o_savings, gpt4o_pct = versus(cost_if(window, prices["gpt-4o"], zone), window)
+    base_if, base_savings, base_pct = versus(cost_if(window, prices[baseline_model], zone), window)
+    out = {
         "current_month": rnd(current_month, 2),
         "previous_month": rnd(previous_month, 2),
         "change_percentage": rnd(change, 1),
         "projected_month_end": rnd(projected, 2),
         "vs_gpt4o_only": {
-            "cost_if_gpt4o": rnd(cost_if_gpt4o, 2),
-            "savings_usd": rnd(savings, 2),
-            "savings_percentage": rnd(savings_pct, 1),
+            "cost_if_gpt4o": gpt4o_if,
+            "savings_usd": gpt4o_savings,
+            "savings_percentage": gpt4o_pct,
+        },
+        "vs_baseline": {
+            "model": baseline_model,
+            "cost_if_baseline": base_if,
+            "savings_usd": base_savings,
+            "savings_percentage": base_pct,
         },
     }
+    if monthly_budget is not None:
+        out["budget"] = budget(calls, today, monthly_budget, zone)
+    return out
 
 
 def customer(
@@ -320,8 +447,10 @@ def customer(
     settings: dict[str, Any],
     days: int,
     end_date: date,
-    gpt4o_price: tuple[Decimal, Decimal] = GPT4O_PRICE,
+    prices: PriceHistory = PRICE_TABLE,
     zone: str = UTC_NAME,
+    baseline_model: str = "gpt-4o",
+    monthly_budget: Decimal | None = None,
 ) -> dict[str, Any]:
     window = in_window(calls, days, end_date, zone)
     n = len(window)
@@ -352,7 +481,9 @@ def customer(
             "total_cost_usd": rnd(total(money(c) for c in window), 2),
             "avg_calls_per_day": rnd(Fraction(n, days), 1),
         },
-        "cost_analysis": cost_analysis(calls, window, end_date, gpt4o_price, zone),
+        "cost_analysis": cost_analysis(
+            calls, window, end_date, prices, zone, baseline_model, monthly_budget
+        ),
         "quality_preferences": {
             "cost_vs_quality_ratio": settings["cost_vs_quality_ratio"],
             "latency_sensitivity": settings["latency_sensitivity"],
@@ -371,6 +502,7 @@ def customer(
                 ratio(count(window, lambda c: c["cost_ceiling_hit"]), n), 3
             ),
         },
+        "data_as_of": DATA_AS_OF,
     }
 
 
@@ -442,6 +574,10 @@ def performance(
                     "success_rate": rnd(success_rate(mc), 3),
                     "avg_cost_usd": rnd(avg_cost(mc), 5),
                     "avg_latency_ms": rnd(avg_latency(mc), 0),
+                    "p50_latency_ms": nearest_rank([c["latency_ms"] for c in mc], Fraction(1, 2)),
+                    "p95_latency_ms": nearest_rank(
+                        [c["latency_ms"] for c in mc], Fraction(95, 100)
+                    ),
                     "quality_score": rnd(mean_quality(mc), 3),
                 }
                 for m, mc in models.items()
@@ -476,6 +612,7 @@ def performance(
         "period": period(days, end_date, zone),
         "by_task_type": by_task,
         "recommendations": [r[2] for r in recommendations],
+        "data_as_of": DATA_AS_OF,
     }
 
 
@@ -577,6 +714,7 @@ def failures(
         "by_failure_mode": by_mode,
         "by_model": by_model,
         "mitigation_recommendations": recommendations,
+        "data_as_of": DATA_AS_OF,
     }
 
 
@@ -718,6 +856,7 @@ def providers(calls: list[Call], *, hours: int, end_time: datetime) -> dict[str,
         "providers": body,
         "trends": trends,
         "recommendations": latency_recs + error_recs,
+        "data_as_of": DATA_AS_OF,
     }
 
 
@@ -837,6 +976,7 @@ def daily(
             "quality_trend": direction(quality_slope, Fraction(1, 1000), "improving", "declining"),
             "avg_daily_growth": rnd(calls_growth, 3),
         },
+        "data_as_of": DATA_AS_OF,
     }
 
 

@@ -58,6 +58,7 @@ async def test_account_route_answers_for_a_live_key(
         "rate_limit_per_minute": 300,
         "timezone": "UTC",
         "tracked_metadata_keys": [],
+        "monthly_budget_usd": None,
     }
 
 

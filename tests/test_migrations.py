@@ -224,3 +224,86 @@ def test_0009_counts_users_per_local_day_and_week_and_fills_the_queue() -> None:
         ]
         assert weeks == [("2026-02-23", "u1", 1), ("2026-03-02", "", 1), ("2026-03-02", "u1", 1)]
         assert queued == [("c4", "u2", '{"team": "x"}')]
+
+
+def test_0011_counts_attempts_and_histograms_per_local_day_and_keeps_price_history() -> None:
+    """The migration counts the account rollup's attempts and the per-model rows' latency
+    histograms from the call log in each account's zone, leaves the queued calls to the next
+    fold (their queued_at from when they were ingested), and keys prices by their first day."""
+    from tests.pg import scratch_database
+
+    with scratch_database() as url:
+        upgrade(url, "0010_stale_blocks")
+        dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+        calls = [
+            # id, created_at, latency, retries, fallback: Kolkata's 03-01 ends at 18:30Z
+            ("c1", "2026-03-01T18:29:59Z", 120, 2, False),
+            ("c2", "2026-03-01T18:30:00Z", 80, 0, True),  # 03-02 there
+            ("c3", "2026-03-01T20:00:00Z", 80, 1, False),  # 03-02
+            ("c4", "2026-03-01T21:00:00Z", 5000, 0, False),  # 03-02, queued
+        ]
+
+        async def old_schema_with_calls() -> None:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute(
+                    "INSERT INTO accounts (id, name, tier, timezone) VALUES"
+                    " ('acct_a', 'A', 'pro', 'Asia/Kolkata')"
+                )
+                for cid, at, latency, retries, fallback in calls:
+                    await conn.execute(
+                        "INSERT INTO calls (account_id, call_id, environment, created_at,"
+                        " task_type, model, provider, initial_model, input_tokens,"
+                        " output_tokens, cost_usd, latency_ms, status, retry_count,"
+                        " fallback_used, ingested_at)"
+                        " VALUES ('acct_a', $1, 'live', $2::text::timestamptz, 'code', 'm', 'p',"
+                        " CASE WHEN $5 THEN 'first' END, 1, 1, 0.1, $3, 'success', $4, $5,"
+                        " '2026-03-02T00:00:00Z')",
+                        cid,
+                        at,
+                        latency,
+                        retries,
+                        fallback,
+                    )
+                await conn.execute(QUEUE_C4)
+                # The rows the fold had made of c1..c3 (their measures do not matter here).
+                for day in ("2026-03-01", "2026-03-02"):
+                    await conn.execute(
+                        "INSERT INTO rollup_account_daily (account_id, environment, day,"
+                        " hour_calls) VALUES ('acct_a', 'live', $1::text::date,"
+                        " array_fill(0::bigint, ARRAY[24]))",
+                        day,
+                    )
+                    await conn.execute(
+                        "INSERT INTO rollup_model_daily (account_id, environment, day,"
+                        " task_type, model, provider) VALUES ('acct_a', 'live',"
+                        " $1::text::date, 'code', 'm', 'p')",
+                        day,
+                    )
+            finally:
+                await conn.close()
+
+        async def rows() -> tuple[list[tuple[Any, ...]], ...]:
+            conn = await asyncpg.connect(dsn)
+            try:
+                account = await conn.fetch(
+                    "SELECT day::text, attempts FROM rollup_account_daily ORDER BY day"
+                )
+                model = await conn.fetch(
+                    "SELECT day::text, hist::text FROM rollup_model_daily ORDER BY day"
+                )
+                queued = await conn.fetch("SELECT call_id, queued_at::text FROM calls_pending")
+                prices = await conn.fetch("SELECT DISTINCT effective_from::text FROM model_prices")
+                return tuple([tuple(r) for r in x] for x in (account, model, queued, prices))
+            finally:
+                await conn.close()
+
+        asyncio.run(old_schema_with_calls())
+        upgrade(url)
+        account, model, queued, prices = asyncio.run(rows())
+        # 03-01: c1, 1 + 2 retries; 03-02: c2 (1 + its fallback) and c3 (1 + 1 retry); c4 queued
+        assert account == [("2026-03-01", 3), ("2026-03-02", 4)]
+        # 120 ms is bin 100 + floor(ln 1.2 / ln(1.01 / 0.99)) = 109; 80 ms is bin 80.
+        assert model == [("2026-03-01", "[109:109]={1}"), ("2026-03-02", "[80:80]={2}")]
+        assert queued == [("c4", "2026-03-02 00:00:00+00")]
+        assert prices == [("2000-01-01",)]

@@ -133,7 +133,8 @@ def test_demo_prints_a_key_and_every_curl_line_answers(database_url: str) -> Non
                 curls.append(line.strip())
             if line.startswith("API docs"):
                 break
-        assert len(curls) == 9  # the six endpoints, two breakdowns and a CSV of the users
+        # the six endpoints, two breakdowns, a CSV of the users, customer with a baseline
+        assert len(curls) == 10
         wait_until_healthy(f"http://127.0.0.1:{port}", proc)
         for curl in curls:
             url = re.search(r'"(http[^"]+)"', curl).group(1)  # type: ignore[union-attr]
@@ -147,6 +148,10 @@ def test_demo_prints_a_key_and_every_curl_line_answers(database_url: str) -> Non
             assert any(v not in ({}, [], None, 0) for v in body.values() if v != body.get("period"))
             if "group_by=metadata." in url:  # the demo account tracks it: named groups
                 assert any(g["value"] is not None for g in body["groups"])
+            if "baseline_model=" in url:  # and has a monthly budget
+                analysis = body["cost_analysis"]
+                assert analysis["budget"]["status"] in ("ok", "at_risk", "over")
+                assert analysis["vs_baseline"]["model"] == "claude-sonnet-4-5"
         overview = httpx.get(
             re.search(r'"(http[^"]+)"', curls[0]).group(1),  # type: ignore[union-attr]
             headers={"Authorization": f"Bearer {key}"},

@@ -269,6 +269,7 @@ def test_each_route_documents_its_parameters_with_types_and_ranges(
         return
     expected = {"days", "end_date"} | ({"task_type"} if endpoint == "performance" else set())
     expected |= {"format"} if endpoint == "daily" else set()  # its CSV export (SPEC §10)
+    expected |= {"baseline_model"} if endpoint == "customer" else set()  # SPEC §14
     assert set(query) == expected
     assert query["days"]["schema"] == {
         "type": "integer",

@@ -33,6 +33,12 @@ class AccountResponse(BaseModel):
         "whole history.",
         examples=[["feature", "team"]],
     )
+    monthly_budget_usd: float | None = Field(
+        description="The monthly budget customer's `cost_analysis.budget` measures this local "
+        "month's spending against; null when none is set. Set by the operator with "
+        "`perf-metrics accounts update ID --monthly-budget USD` (`none` clears it).",
+        examples=[5000.0],
+    )
 
 
 @router.get(
@@ -67,4 +73,7 @@ async def get_account(key: CustomerKeyDep) -> AccountResponse:
         rate_limit_per_minute=key.rate_limit_per_minute or 0,
         timezone=key.timezone,
         tracked_metadata_keys=list(key.tracked_metadata_keys),
+        monthly_budget_usd=(
+            None if key.monthly_budget_usd is None else float(key.monthly_budget_usd)
+        ),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert, select, text, update
@@ -114,6 +115,25 @@ async def create_account(
     return await get_account(conn, account_id)
 
 
+class Unset:
+    """A parameter not given (where None means something: clear it)."""
+
+
+UNSET = Unset()
+MAX_BUDGET = Decimal("999999999999.99")  # numeric(14, 2)
+
+
+def checked_budget(budget: Decimal | None) -> Decimal | None:
+    """A monthly budget in USD: more than 0, whole cents at most; None clears it."""
+    if budget is None:
+        return None
+    if not budget.is_finite() or budget <= 0 or budget > MAX_BUDGET:
+        raise AdminError(f"the monthly budget must be more than 0 and at most {MAX_BUDGET} USD")
+    if budget != budget.quantize(Decimal("0.01")):
+        raise AdminError("the monthly budget is in USD with at most 2 decimals (cents)")
+    return budget
+
+
 async def get_account(conn: AsyncConnection, account_id: str) -> dict[str, Any]:
     row = (
         (await conn.execute(select(accounts).where(accounts.c.id == account_id)))
@@ -128,6 +148,9 @@ async def get_account(conn: AsyncConnection, account_id: str) -> dict[str, Any]:
         "tier": row["tier"],
         "timezone": row["timezone"],
         "tracked_metadata_keys": list(row["tracked_metadata_keys"]),
+        "monthly_budget_usd": (
+            None if row["monthly_budget_usd"] is None else str(row["monthly_budget_usd"])
+        ),
         "settings": {
             "cost_vs_quality_ratio": row["cost_vs_quality_ratio"],
             "latency_sensitivity": row["latency_sensitivity"],
@@ -148,7 +171,9 @@ async def update_account(
     latency_sensitivity: float | None = None,
     preferred_models: list[str] | None = None,
     task_overrides: dict[str, str] | None = None,
+    monthly_budget_usd: Decimal | Unset | None = UNSET,
 ) -> dict[str, Any]:
+    """Change what is given; `monthly_budget_usd` None clears the budget."""
     await get_account(conn, account_id)  # raises when missing
     values: dict[str, Any] = {}
     if tier is not None:
@@ -172,6 +197,8 @@ async def update_account(
             if not model or len(model) > 100:
                 raise AdminError("override models must be 1-100 characters")
         values["task_overrides"] = task_overrides
+    if not isinstance(monthly_budget_usd, Unset):
+        values["monthly_budget_usd"] = checked_budget(monthly_budget_usd)
     if values:
         values["updated_at"] = datetime.now(UTC)
         await conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -43,6 +44,7 @@ class Principal:
     timezone: str = "UTC"
     # The metadata keys its breakdowns can group by (SPEC §10), read in the same snapshot.
     tracked_metadata_keys: tuple[str, ...] = ()
+    monthly_budget_usd: Decimal | None = None  # SPEC §14; None: no budget
 
     @property
     def rate_limit_per_minute(self) -> int | None:
@@ -63,6 +65,7 @@ KEY_LOOKUP = (
         accounts.c.updated_at,
         accounts.c.timezone,
         accounts.c.tracked_metadata_keys,
+        accounts.c.monthly_budget_usd,
         account_versions.c.version,
     )
     .select_from(
@@ -129,6 +132,7 @@ async def authenticate(conn: AsyncConnection, token: str, defer_touch: Any = Non
         settings_changed_at=row.updated_at,
         timezone=row.timezone or "UTC",
         tracked_metadata_keys=tuple(row.tracked_metadata_keys or ()),
+        monthly_budget_usd=row.monthly_budget_usd,
     )
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -76,7 +77,10 @@ accounts = Table(
         nullable=False,
         server_default=text("'{}'::text[]"),
     ),
+    # Customer's cost_analysis.budget (SPEC §14); null: none.
+    Column("monthly_budget_usd", Numeric(14, 2)),
     CheckConstraint("cardinality(tracked_metadata_keys) <= 5", name="tracked_metadata_keys"),
+    CheckConstraint("monthly_budget_usd > 0", name="monthly_budget_usd"),
     CheckConstraint("id ~ '^acct_[A-Za-z0-9_]{1,59}$'", name="id_format"),
     CheckConstraint("tier IN ('free', 'pro', 'enterprise')", name="tier"),
     CheckConstraint("cost_vs_quality_ratio BETWEEN 0 AND 1", name="cost_vs_quality_ratio"),
@@ -106,10 +110,13 @@ api_keys = Table(
     CheckConstraint("octet_length(key_hash) = 32", name="sha256"),
 )
 
+# List prices, USD per million tokens, each in force from `effective_from` until the model's
+# next one (migration 0011: history, not overwrite); the first rows take effect on 2000-01-01.
 model_prices = Table(
     "model_prices",
     metadata,
     Column("model", Text, primary_key=True),
+    Column("effective_from", Date, primary_key=True),
     Column("provider", Text, nullable=False),
     Column("input_usd_per_mtok", Numeric(12, 6), nullable=False),
     Column("output_usd_per_mtok", Numeric(12, 6), nullable=False),
@@ -175,7 +182,8 @@ Index(None, calls.c.account_id, calls.c.environment, calls.c.created_at)
 # New calls queued for the rollups (migration 0005): the columns of a call that a fold reads,
 # and its id (migration 0007: a zone change rebuilds from the calls not queued), its end user
 # and metadata (migration 0009: the group rollups).
-# No key and no index: every fold reads the queue whole and empties it.
+# No key: every fold reads the queue in batches and deletes what it took; one index, by account
+# and the instant queued, for data_as_of (migration 0011).
 NOT_QUEUED = ("api_key_id", "max_cost_per_call", "ingested_at")
 calls_pending = Table(
     "calls_pending",
@@ -186,7 +194,11 @@ calls_pending = Table(
         for c in calls.c
         if c.name not in NOT_QUEUED
     ),
+    # When it was queued (migration 0011): the answers' data_as_of is the earliest of an
+    # account's queued calls.
+    Column("queued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+Index(None, calls_pending.c.account_id, calls_pending.c.environment, calls_pending.c.queued_at)
 
 # The accounts whose rollups a zone change is rebuilding (rollups/rezone.py): folds leave
 # their queued calls alone until `expires_at`, so a change that died only delays them.

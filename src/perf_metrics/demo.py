@@ -81,8 +81,11 @@ def embedded_postgres(home: Path) -> Iterator[str]:
 async def _prepare(settings: Settings, first_run: bool) -> dict[str, Any]:
     """Seed on the first run (an empty call log), then make a fresh demo key; returns the key
     (as `create_key` does) with the account's `timezone`. The demo account's days are local
-    days in Europe/Berlin (SPEC §9), the zone the seed plans for it."""
-    from sqlalchemy import func, select
+    days in Europe/Berlin (SPEC §9), the zone the seed plans for it; its monthly budget, set
+    once, is 1.05 times the cost of its last 30 days."""
+    from decimal import Decimal
+
+    from sqlalchemy import func, select, text
 
     from perf_metrics import accounts as admin
     from perf_metrics import synthetic
@@ -117,10 +120,24 @@ async def _prepare(settings: Settings, first_run: bool) -> dict[str, Any]:
                     timezone=synthetic.account_zone(0),
                     tracked_metadata_keys=list(synthetic.TRACKED_KEYS),
                 )
+            if account.get("monthly_budget_usd") is None:
+                # A budget near its last 30 days' cost: customer's budget has news at once.
+                spent = await conn.scalar(text(DEMO_MONTH_COST), {"account_id": DEMO_ACCOUNT})
+                budget = max(
+                    Decimal(1), (Decimal(spent or 0) * Decimal("1.05")).quantize(Decimal(1))
+                )
+                await admin.update_account(conn, DEMO_ACCOUNT, monthly_budget_usd=budget)
             key = await admin.create_key(conn, account_id=DEMO_ACCOUNT, name="demo")
             return {**key, "timezone": account["timezone"]}
     finally:
         await engine.dispose()
+
+
+DEMO_MONTH_COST = (
+    "SELECT sum(cost_usd) FROM rollup_account_daily WHERE account_id = :account_id"
+    " AND environment = 'live' AND day > (SELECT max(day) FROM rollup_account_daily"
+    " WHERE account_id = :account_id) - 30"
+)
 
 
 def banner(key: str, host: str, port: int, zone: str) -> str:
@@ -143,6 +160,11 @@ def banner(key: str, host: str, port: int, zone: str) -> str:
         ),
         f'curl -s "{base}/v1/metrics/breakdown?group_by=user&format=csv" '
         f'-H "Authorization: Bearer {key}" -o users.csv',
+        "",
+        "its monthly budget (cost_analysis.budget) and what the same calls would have cost on "
+        "another model:",
+        f'curl -s "{base}/v1/metrics/customer?baseline_model=claude-sonnet-4-5" '
+        f'-H "Authorization: Bearer {key}"',
         "",
         f"API docs (work offline): {base}/docs and {base}/redoc",
         "",

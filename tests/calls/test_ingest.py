@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import math
 import random
 import tracemalloc
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -1438,6 +1439,11 @@ GROUP_COUNTS = (
 )
 
 
+def latency_bin(ms: int) -> int:
+    """docs/rollups.md's bins: one per ms below 100, then 2% wide (1.01 / 0.99) from 100 ms."""
+    return ms if ms < 100 else 100 + math.floor(math.log(ms / 100) / math.log(1.01 / 0.99))
+
+
 def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any, ...], Any]]:
     """A plain-Python aggregation of unique records, one dict per rollup table."""
 
@@ -1462,21 +1468,28 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
             "complexity_n",
             "message_sum",
             "message_n",
+            "attempts",
         )
     )
     hours: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * 24)
     model: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
-        zeros(
-            "calls",
-            "successes",
-            "cost_usd",
-            "latency_sum",
-            "quality_sum",
-            "quality_n",
-            "input_tokens",
-            "output_tokens",
-            "failures",
-        )
+        lambda: {
+            **dict.fromkeys(
+                (
+                    "calls",
+                    "successes",
+                    "cost_usd",
+                    "latency_sum",
+                    "quality_sum",
+                    "quality_n",
+                    "input_tokens",
+                    "output_tokens",
+                    "failures",
+                ),
+                0,
+            ),
+            "hist": Counter(),
+        }
     )
     failure: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
         zeros("calls", "retry_recovered", "fallback_recovered", "unrecoverable")
@@ -1516,6 +1529,7 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
         if r.get("message_count") is not None:
             a["message_sum"] += r["message_count"]
             a["message_n"] += 1
+        a["attempts"] += 1 + r.get("retry_count", 0) + bool(r.get("fallback_used"))
         hours[(r["account_id"], env, day)][t.hour] += 1
 
         m = model[(r["account_id"], env, day, r["task_type"], r["model"], r["provider"])]
@@ -1529,6 +1543,7 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
         if quality is not None:
             m["quality_sum"] += dec(quality)
             m["quality_n"] += 1
+        m["hist"][latency_bin(r["latency_ms"])] += 1
 
         first_model = r.get("initial_model") or r["model"]
         first_provider = r.get("initial_provider") or r["provider"]
@@ -1609,9 +1624,15 @@ async def assert_rollups_match(engine: AsyncEngine, unique: list[dict[str, Any]]
         await settle(conn)
     for table, keys in ROLLUP_KEYS.items():
         actual = {}
-        for row in await fetch(engine, f"SELECT * FROM {table}"):
+        lower = ", array_lower(hist, 1) AS lower" if table == "rollup_model_daily" else ""
+        for row in await fetch(engine, f"SELECT *{lower} FROM {table}"):
             key = tuple(row.pop(k) for k in keys)
-            if "hist" in row:
+            if table == "rollup_model_daily":
+                # Its bins, from its lowest to its highest, as a histogram of its own.
+                lower, hist = row.pop("lower"), row.pop("hist")
+                row["hist"] = Counter({lower + i: n for i, n in enumerate(hist) if n})
+                assert hist[0] and hist[-1], (table, key)  # no empty ends stored
+            elif "hist" in row:
                 # Every served call is in exactly one histogram bin.
                 assert sum(row.pop("hist")) == row["served_calls"], (table, key)
             actual[key] = row

@@ -245,3 +245,50 @@ def test_a_bad_database_url_is_reported_without_its_password() -> None:
     assert proc.returncode == 2
     assert "DATABASE_URL" in proc.stderr
     assert "S3cretPassw0rd" not in proc.stderr
+
+
+async def test_prices_and_a_monthly_budget(
+    cli: Cli, client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """`prices set` adds a price from a day on (the days before keep theirs), `prices list`
+    shows the history; `accounts update --monthly-budget` sets and clears a budget."""
+    before = json.loads(cli("prices", "list", "--model", "gpt-4o-mini").stdout)
+    assert [
+        (p["effective_from"], p["input_usd_per_mtok"], p["in_force_today"]) for p in before
+    ] == [("2000-01-01", "0.150000", True)]
+    try:
+        after = json.loads(
+            cli("prices", "set", "gpt-4o-mini", "--input", "0.20", "--output", "0.80",
+                "--effective", "2026-01-15").stdout
+        )  # fmt: skip
+        assert [(p["effective_from"], p["output_usd_per_mtok"], p["provider"]) for p in after] == [
+            ("2000-01-01", "0.600000", "openai"),
+            ("2026-01-15", "0.800000", "openai"),  # the provider kept from the one before
+        ]
+        assert [p["in_force_today"] for p in after] == [False, True]
+        for bad in (["--input", "-1", "--output", "1"], ["--input", "1", "--output", "x"]):
+            refused = cli("prices", "set", "gpt-4o-mini", *bad, ok=False)
+            assert refused.returncode != 0 and "per million tokens" in refused.stderr
+        new = cli("prices", "set", "brand-new", "--input", "1", "--output", "2", ok=False)
+        assert new.returncode != 0 and "--provider" in new.stderr
+        unknown = cli("prices", "list", "--model", "nope", ok=False)
+        assert unknown.returncode != 0 and "no price" in unknown.stderr
+    finally:  # the suite keeps the price table between tests: as migrated again
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("DELETE FROM model_prices WHERE effective_from <> '2000-01-01'")
+            )
+
+    acct = json.loads(cli("accounts", "create", "--name", "Budget", "--tier", "pro").stdout)
+    account_id = acct["account_id"]
+    assert acct["monthly_budget_usd"] is None
+    shown = json.loads(cli("accounts", "update", account_id, "--monthly-budget", "1250.5").stdout)
+    assert shown["monthly_budget_usd"] == "1250.50"
+    key = json.loads(cli("keys", "create", "--account", account_id).stdout)["key"]
+    response = await client.get("/v1/account", headers=bearer(key))
+    assert response.json()["monthly_budget_usd"] == 1250.5
+    for amount in ("0", "-3", "12.345", "lots"):
+        refused = cli("accounts", "update", account_id, "--monthly-budget", amount, ok=False)
+        assert refused.returncode != 0 and "budget" in refused.stderr
+    cleared = json.loads(cli("accounts", "update", account_id, "--monthly-budget", "none").stdout)
+    assert cleared["monthly_budget_usd"] is None

@@ -1,4 +1,4 @@
-"""The provider histogram cache never serves a stale histogram."""
+"""The histogram cache (providers, performance) never serves a stale histogram."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ async def test_histogram_cache_uses_only_this_snapshot(monkeypatch: pytest.Monke
     monkeypatch.setattr(q, "select_histogram_index", index)
     monkeypatch.setattr(q, "select_histograms", histograms)
     cache = HistogramCache()
-    cache.entries[("live", "h", "openai", b1)] = (7, (50, np.asarray([7])))
+    cache.entries[("provider", "live", "h", "openai", b1)] = (7, (50, np.asarray([7])))
     query = MetricsQuery(Scope("acct_review", "live"), HourWindow(b1, b2, 1))
     old, new = cast(AsyncConnection, "old"), cast(AsyncConnection, "new")
     newer = asyncio.create_task(cache.window(new, query))
@@ -117,3 +117,56 @@ async def test_histogram_cache_uses_only_this_snapshot(monkeypatch: pytest.Monke
     gate.set()
     used = await newer
     assert sum(int(counts[1].sum()) for _, _, counts in used) == 7 + 3
+
+
+async def test_a_cached_performance_window_takes_in_what_changed(
+    client: httpx.AsyncClient, app: FastAPI, admin_ops: Admin
+) -> None:
+    """Performance's merged window follows its days: a day with new calls, a new model on
+    it, a day that had none, the task filter; always what a fresh cache says (exactly) and
+    within 2% of the exact nearest rank."""
+    set_clock(app, NOW)
+    await admin_ops.account(account_id="acct_hist")
+    key = (await admin_ops.key("acct_hist"))["key"]
+    ingest = (await admin_ops.key(None))["key"]
+    sent: list[dict[str, Any]] = []
+
+    async def post(calls: list[dict[str, Any]]) -> None:
+        response = await client.post("/v1/calls", json={"calls": calls}, headers=bearer(ingest))
+        assert response.status_code == 200
+        sent.extend(calls)
+
+    async def check(**params: Any) -> None:
+        query = {"days": 7, "end_date": "2026-03-02", **params}
+        days = query["days"]
+        body = await client.get("/v1/metrics/performance", params=query, headers=bearer(key))
+        body = body.json()
+        app.state.histogram_cache = HistogramCache()  # what a fresh process answers
+        fresh = await client.get("/v1/metrics/performance", params=query, headers=bearer(key))
+        body.pop("data_as_of"), (again := fresh.json()).pop("data_as_of")
+        assert body == again
+        expected = reference.performance(
+            [as_reference(c) for c in sent], days=days, end_date=NOW.date(),
+            task_type=params.get("task_type"),
+        )  # fmt: skip
+        for task, entry in expected["by_task_type"].items():
+            for model, view in entry["models"].items():
+                got = body["by_task_type"][task]["models"][model]
+                for p in ("p50_latency_ms", "p95_latency_ms"):
+                    assert abs(got[p] - view[p]) <= 0.02 * view[p] + 0.5, (task, model, p)
+
+    day = NOW - timedelta(days=2)
+    await post([_call(i, 100 + 37 * i, day + timedelta(minutes=i)) for i in range(40)])
+    await check()
+    await post([_call(100 + i, 9000 + i, day + timedelta(minutes=i)) for i in range(15)])
+    await check()  # the same day, more calls (slower ones: p95 moves)
+    other = [
+        json_call(f"h-new{i}", account_id="acct_hist", created_at=iso(day - timedelta(days=1)),
+                  model="claude-haiku-4-5", provider="anthropic", task_type="writing",
+                  latency_ms=300 + i)
+        for i in range(25)
+    ]  # fmt: skip
+    await post(other)
+    await check()  # a new day and a new model
+    await check(task_type="writing")
+    await check(days=1)

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests import answers
 from tests.clock import set_clock
-from tests.conftest import RESPONSE_SCHEMAS, Admin, assert_envelope, bearer
+from tests.conftest import RESPONSE_SCHEMAS, Admin, assert_envelope, bearer, without_data_as_of
 from tests.factories import at, iso, json_call
 from tests.factories import review_call as _record
 
@@ -232,6 +232,12 @@ async def test_cost_analysis_end_date_jan_31_against_december(
         "change_percentage": 230.0,
         "projected_month_end": 7.1,
         "vs_gpt4o_only": {"cost_if_gpt4o": 3.5, "savings_usd": 0.5, "savings_percentage": 14.3},
+        "vs_baseline": {
+            "model": "gpt-4o",
+            "cost_if_baseline": 3.5,
+            "savings_usd": 0.5,
+            "savings_percentage": 14.3,
+        },
     }
 
 
@@ -397,6 +403,9 @@ async def test_optimal_model_rules_reasons_and_recommendations(
             "success_rate": success,
             "avg_cost_usd": cost,
             "avg_latency_ms": 500,
+            # every latency 500 ms; its histogram bin's value is 500 too
+            "p50_latency_ms": 500,
+            "p95_latency_ms": 500,
             "quality_score": quality,
         }
 
@@ -1015,8 +1024,8 @@ def _mixed_calls(**fields: Any) -> list[dict[str, Any]]:
 
 async def _snapshot(client: httpx.AsyncClient, key: str) -> dict[str, dict[str, Any]]:
     return {
-        endpoint: await get(
-            client, key, endpoint, **({"days": 3} if endpoint != "providers" else {})
+        endpoint: without_data_as_of(
+            await get(client, key, endpoint, **({"days": 3} if endpoint != "providers" else {}))
         )
         for endpoint in ENDPOINTS
     }

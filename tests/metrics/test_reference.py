@@ -219,6 +219,8 @@ def test_optimal_model_rules_and_recommendation() -> None:
         "success_rate": 1.0,
         "avg_cost_usd": 0.0001,
         "avg_latency_ms": 500,
+        "p50_latency_ms": 500,
+        "p95_latency_ms": 500,
         "quality_score": 0.99,
     }
     assert extraction["optimal_model"] == "model-b"

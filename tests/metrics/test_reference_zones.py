@@ -366,7 +366,7 @@ def test_customer_months_in_kiritimati() -> None:
     answer = ref.customer(
         calls, account_id="a", settings=SETTINGS, days=30, end_date=date(2026, 3, 2), zone=zone
     )
-    assert answer["cost_analysis"] | {"vs_gpt4o_only": None} == {
+    assert answer["cost_analysis"] | {"vs_gpt4o_only": None, "vs_baseline": None} == {
         "current_month": 6.0,  # 2 + 4
         "previous_month": 9.0,  # 8 + 1
         # Previous month's days 1..min(2, 28): only 02-01's 8.00; 100 x (6 - 8) / 8.
@@ -375,6 +375,7 @@ def test_customer_months_in_kiritimati() -> None:
         # today: 31 - 2 + 1 = 30. 2 + 3/7 x 30 = 2 + 12.857142... = 14.857... -> 14.86.
         "projected_month_end": 14.86,
         "vs_gpt4o_only": None,
+        "vs_baseline": None,
     }
     # Window: 30 local days 02-01..03-02, so every call but January's: 4 calls, 15.00.
     assert answer["usage"] | {"total_tokens": None} == {
@@ -410,7 +411,7 @@ def test_customer_months_in_gmt_minus_12_on_the_first() -> None:
     answer = ref.customer(
         calls, account_id="a", settings=SETTINGS, days=29, end_date=date(2026, 3, 1), zone=zone
     )
-    assert answer["cost_analysis"] | {"vs_gpt4o_only": None} == {
+    assert answer["cost_analysis"] | {"vs_gpt4o_only": None, "vs_baseline": None} == {
         "current_month": 6.0,  # 2 + 4
         "previous_month": 9.5,  # 8 + 0.5 + 1
         # Previous month's day 1 only: 8.50; 100 x (6 - 8.5) / 8.5 = -29.41... -> -29.4.
@@ -419,6 +420,7 @@ def test_customer_months_in_gmt_minus_12_on_the_first() -> None:
         # 31 / 7 = 4.428... -> 4.43.
         "projected_month_end": 4.43,
         "vs_gpt4o_only": None,
+        "vs_baseline": None,
     }
     # 29 local days 02-01..03-01: all but January's call, 5 calls, 15.50; 5 / 29 = 0.17 -> 0.2.
     assert answer["usage"]["total_calls"] == 5

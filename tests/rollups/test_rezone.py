@@ -24,7 +24,7 @@ from perf_metrics.rollups.rezone import change_zone
 from perf_metrics.settings import Settings
 from tests import reference
 from tests.clock import set_clock
-from tests.conftest import Admin, bearer, rollups_report, store_records
+from tests.conftest import Admin, bearer, rollups_report, store_records, without_data_as_of
 from tests.factories import as_reference, random_log
 from tests.metrics.test_metrics_reference import get
 
@@ -292,7 +292,7 @@ async def test_a_change_is_refused_when_the_log_has_lost_calls(
     records = random_log(random.Random(5), [account], 500, START, NOW)
     async with engine.connect() as conn:
         await store_records(conn, records)
-    before = await get(client, key, "daily", days=40)
+    before = without_data_as_of(await get(client, key, "daily", days=40))
     async with engine.begin() as conn:
         await conn.execute(
             text("DELETE FROM calls WHERE created_at < :t"), {"t": START + timedelta(days=5)}
@@ -300,7 +300,7 @@ async def test_a_change_is_refused_when_the_log_has_lost_calls(
     with pytest.raises(admin.AdminError, match="calls have been dropped from the log"):
         await change_zone(engine, account, "UTC")
     assert await timezone_of(engine, account) == "Asia/Kathmandu"
-    assert await get(client, key, "daily", days=40) == before
+    assert without_data_as_of(await get(client, key, "daily", days=40)) == before
     async with engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM account_rebuilds")) == 0
 

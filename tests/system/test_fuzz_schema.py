@@ -148,7 +148,9 @@ DATE_RULES = ("in the future", "1970-01-01")
 
 # And breakdown's (SPEC §10): a page token is one the API issued for the same question; a
 # metadata key must be one the account tracks; series=daily caps limit; CSV has no pages.
-BREAKDOWN_RULES = {
+# customer's (SPEC §14): a baseline model must be one the price table prices.
+DATA_RULES = {
+    "baseline_model": ("has no price",),
     "page": ("not a page token", "another question", "does not go with format=csv"),
     "group_by": ("not a tracked metadata key",),
     "limit": ("with series=daily",),
@@ -164,7 +166,7 @@ def _breaks_a_date_rule(response: Any) -> bool:
         return False
     if error["param"] in DATE_PARAMS:
         return any(rule in error["message"] for rule in DATE_RULES)
-    return any(rule in error["message"] for rule in BREAKDOWN_RULES.get(error["param"], ()))
+    return any(rule in error["message"] for rule in DATA_RULES.get(error["param"], ()))
 
 
 def valid_data_is_accepted(ctx: Any, response: Any, case: Any) -> bool | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -61,6 +62,9 @@ def cmd_accounts_update(args: argparse.Namespace, settings: Settings) -> None:
     if args.preferred_models is not None:
         preferred = [m.strip() for m in args.preferred_models.split(",") if m.strip()]
     overrides = _task_overrides(args.task_override)
+    budget: Decimal | admin.Unset | None = admin.UNSET
+    if args.monthly_budget is not None:
+        budget = _budget(args.monthly_budget)
 
     async def update(engine: AsyncEngine) -> Any:
         keys = None if args.track_metadata is None else args.track_metadata.split(",")
@@ -77,6 +81,7 @@ def cmd_accounts_update(args: argparse.Namespace, settings: Settings) -> None:
                 latency_sensitivity=args.latency_sensitivity,
                 preferred_models=preferred,
                 task_overrides=overrides,
+                monthly_budget_usd=budget,
             )
         if zone is None and keys is None:
             return account
@@ -88,6 +93,17 @@ def cmd_accounts_update(args: argparse.Namespace, settings: Settings) -> None:
 
     # A zone or keys change holds its mark's connection, the recount's, and its readers'.
     emit(run_with_engine(maintenance(settings), update, connections=2 + READERS))
+
+
+def _budget(text: str) -> Decimal | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise CliError(
+            f"--monthly-budget must be USD (e.g. 5000 or 1250.50) or none: {text!r}"
+        ) from None
 
 
 def _progress(line: str) -> None:
@@ -123,5 +139,11 @@ def add_commands(sub: Subcommands) -> None:
         help="the metadata keys breakdowns can group by (group_by=metadata.KEY), at most 5, "
         "comma-separated; empty string clears. Retroactive: the account's whole history is "
         "counted by them, while ingest goes on",
+    )
+    p.add_argument(
+        "--monthly-budget",
+        metavar="USD",
+        help="the monthly budget customer's cost_analysis.budget compares this local month's "
+        "spending with (e.g. 5000 or 1250.50); none clears it",
     )
     p.set_defaults(func=cmd_accounts_update)

@@ -18,6 +18,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "avg_cost_per_call": 0.00514,
             "avg_latency_ms": 1245,
             "success_rate": 0.987,
+            "total_attempts": 46411,
+            "cost_per_successful_call": 0.0052,
         },
         "routing": {"accuracy": 0.923, "fallback_rate": 0.034, "retry_rate": 0.012},
         "models": {
@@ -48,6 +50,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "code": 0.08,
             "writing": 0.05,
         },
+        "data_as_of": "2024-01-31T12:04:31Z",
     },
     "customer": {
         "account_id": "acct_abc123",
@@ -72,6 +75,19 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 "savings_usd": 288.89,
                 "savings_percentage": 70.1,
             },
+            "vs_baseline": {
+                "model": "claude-sonnet-4-5",
+                "cost_if_baseline": 587.91,
+                "savings_usd": 464.46,
+                "savings_percentage": 79.0,
+            },
+            "budget": {
+                "monthly_budget_usd": 140.0,
+                "spent": 123.45,
+                "remaining": 16.55,
+                "status": "at_risk",
+                "projected_exceed_date": "2024-01-31",
+            },
         },
         "quality_preferences": {
             "cost_vs_quality_ratio": 0.65,
@@ -89,6 +105,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "retry_rate": 0.023,
             "cost_ceiling_hit_rate": 0.087,
         },
+        "data_as_of": "2024-01-31T12:04:31Z",
     },
     "performance": {
         "period": {
@@ -105,6 +122,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                         "success_rate": 0.987,
                         "avg_cost_usd": 0.00123,
                         "avg_latency_ms": 567,
+                        "p50_latency_ms": 498,
+                        "p95_latency_ms": 1320,
                         "quality_score": 0.92,
                     },
                     "claude-haiku-4-5": {
@@ -112,6 +131,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                         "success_rate": 0.991,
                         "avg_cost_usd": 0.00098,
                         "avg_latency_ms": 423,
+                        "p50_latency_ms": 377,
+                        "p95_latency_ms": 980,
                         "quality_score": 0.94,
                     },
                 },
@@ -126,6 +147,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                         "success_rate": 0.956,
                         "avg_cost_usd": 0.00876,
                         "avg_latency_ms": 1876,
+                        "p50_latency_ms": 1650,
+                        "p95_latency_ms": 4120,
                         "quality_score": 0.95,
                     },
                     "gpt-4o": {
@@ -133,6 +156,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                         "success_rate": 0.943,
                         "avg_cost_usd": 0.01234,
                         "avg_latency_ms": 2134,
+                        "p50_latency_ms": 1890,
+                        "p95_latency_ms": 4870,
                         "quality_score": 0.93,
                     },
                 },
@@ -150,6 +175,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 "quality_improvement": 0.02,
             }
         ],
+        "data_as_of": "2024-01-31T12:04:31Z",
     },
     "failures": {
         "period": {
@@ -222,6 +248,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 "expected_improvement": "60% reduction in hallucinations",
             },
         ],
+        "data_as_of": "2024-01-31T12:04:31Z",
     },
     "providers": {
         "period": {
@@ -270,6 +297,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 "action": "Consider using Anthropic for latency-sensitive tasks during this window",
             }
         ],
+        "data_as_of": "2024-01-31T12:04:31Z",
     },
     "daily": {
         "period": {"start_date": "2024-01-01", "end_date": "2024-01-30", "timezone": "UTC"},
@@ -313,6 +341,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "quality_trend": "improving",
             "avg_daily_growth": 0.034,
         },
+        "data_as_of": "2024-01-31T12:04:31Z",
     },
     "breakdown": {
         "period": {
@@ -357,5 +386,6 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         ],
         "has_more": True,
         "next_page": "eyJxIjoiMWYyZTNkNGM1YjZhNzk4OCIsImMiOiI0MS4xMiIsIm4iOjI3NDA2LCJ2IjoiZ3B0In0",
+        "data_as_of": "2024-01-31T12:04:31Z",
     },
 }

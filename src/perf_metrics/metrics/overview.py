@@ -27,6 +27,8 @@ async def answer(conn: AsyncConnection, query: DayQuery) -> dict[str, Any]:
             "avg_cost_per_call": per_call_money(totals.cost_usd, n),
             "avg_latency_ms": mean_ms(totals.latency_sum, n),
             "success_rate": rate(totals.successes, n),
+            "total_attempts": totals.attempts,
+            "cost_per_successful_call": per_call_money(totals.cost_usd, totals.successes),
         },
         "routing": {
             "accuracy": rate(totals.routed_right, n),

@@ -63,6 +63,13 @@ FORMAT = _query(
     "a cell beginning with =, +, -, @, tab or CR is prefixed with ').",
     {"type": "string", "enum": ["json", "csv"], "default": "json"},
 )
+BASELINE_MODEL = _query(
+    "baseline_model",
+    "The model whose list prices cost_analysis.vs_baseline compares with (each day at the "
+    "price in force that day); default gpt-4o. Any model of the price table "
+    "(`perf-metrics prices list`); another is a 400.",
+    {"type": "string", "default": "gpt-4o", "minLength": 1, "maxLength": 100},
+)
 HOURS = _query(
     "hours",
     "Hours in the window (1-168); default 24.",
@@ -91,6 +98,7 @@ class DayWindowParams:
     task_filter: bool = False
     uses_today: bool = False
     exports: bool = False  # `format=csv` (SPEC §10)
+    baseline: bool = False  # `baseline_model` (customer, SPEC §14)
 
     @property
     def openapi(self) -> list[dict[str, Any]]:
@@ -99,6 +107,7 @@ class DayWindowParams:
             END_DATE,
             *([TASK_TYPE] if self.task_filter else []),
             *([FORMAT] if self.exports else []),
+            *([BASELINE_MODEL] if self.baseline else []),
         ]
 
     def dependency(self) -> Any:
@@ -113,8 +122,18 @@ class DayWindowParams:
             window = day_window(params, self.default_days, today, zone)
             filters = Filters(task_type=task)
             form = (params.choice("format", ("json", "csv")) if self.exports else None) or "json"
+            baseline = params.values.get("baseline_model") if self.baseline else None
+            if baseline is not None and len(baseline) > 100:
+                raise InvalidParameter(
+                    "'baseline_model' must be at most 100 characters.", param="baseline_model"
+                )
             return MetricsQuery(
-                scope, window, filters, today if self.uses_today else None, format=form
+                scope,
+                window,
+                filters,
+                today if self.uses_today else None,
+                format=form,
+                baseline_model=baseline,
             )
 
         return Depends(parse)

@@ -7,10 +7,13 @@ from collections import defaultdict
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from perf_metrics import histogram
 from perf_metrics.metrics import queries as q
 from perf_metrics.metrics.aggregates import ModelStats
+from perf_metrics.metrics.histogram_cache import HistogramCache
 from perf_metrics.metrics.numbers import largest_first, mean_ms, money, per_call_money, rate, rnd
 from perf_metrics.metrics.query import DayQuery
 
@@ -46,18 +49,21 @@ def choose_optimal(models: dict[str, ModelStats]) -> tuple[str | None, str]:
     )
 
 
-def _model_view(s: ModelStats) -> dict[str, Any]:
+def _model_view(s: ModelStats, latencies: np.ndarray | None) -> dict[str, Any]:
     return {
         "calls": s.calls,
         "success_rate": rate(s.successes, s.calls),
         "avg_cost_usd": per_call_money(s.cost, s.calls),
         "avg_latency_ms": mean_ms(s.latency_sum, s.calls),
+        "p50_latency_ms": None if latencies is None else histogram.percentile(latencies, 50),
+        "p95_latency_ms": None if latencies is None else histogram.percentile(latencies, 95),
         "quality_score": rnd(s.quality, 3),
     }
 
 
-async def answer(conn: AsyncConnection, query: DayQuery) -> dict[str, Any]:
+async def answer(conn: AsyncConnection, query: DayQuery, cache: HistogramCache) -> dict[str, Any]:
     rows = await q.select_model_totals(conn, query)
+    latencies = await cache.model_window(conn, query)
     by_task: dict[str, dict[str, ModelStats]] = defaultdict(lambda: defaultdict(ModelStats))
     for row in rows:
         by_task[row.task_type][row.model].add(row)
@@ -70,7 +76,7 @@ async def answer(conn: AsyncConnection, query: DayQuery) -> dict[str, Any]:
         optimal, reason = choose_optimal(models)
         body[task] = {
             "total_calls": task_calls[task],
-            "models": {m: _model_view(models[m]) for m in order},
+            "models": {m: _model_view(models[m], latencies.get((task, m))) for m in order},
             "optimal_model": optimal,
             "optimal_reason": reason,
         }

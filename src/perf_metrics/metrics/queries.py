@@ -9,7 +9,7 @@ costs more than running these index-range reads, and every request would pay it 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -33,10 +33,11 @@ from sqlalchemy import (
     type_coerce,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import NullType
 
-from perf_metrics.db import accounts, model_prices
+from perf_metrics.db import accounts, calls_pending, model_prices
 from perf_metrics.metrics.query import DayQuery, HourQuery
 from perf_metrics.metrics.windows import FIVE_MINUTES
 from perf_metrics.rollups.tables import (
@@ -134,6 +135,8 @@ DAILY_ROWS = (
         account_daily.c.latency_sum,
         account_daily.c.quality_sum,
         account_daily.c.quality_n,
+        account_daily.c.input_tokens,
+        account_daily.c.output_tokens,
     )
     .where(_scoped(account_daily))
     .order_by(account_daily.c.day)
@@ -156,6 +159,23 @@ MODEL_TOTALS = (
 MODEL_TOTALS_OF_TASK = MODEL_TOTALS.where(
     model_daily.c.task_type == bindparam("task_type", type_=Text)
 )
+
+# The per-model rows' calls per day of a window (a day's sum only grows, so it tells a changed
+# day apart: metrics/histogram_cache.py), and the latency histograms of some of its days.
+_md = model_daily
+MODEL_DAY_CALLS = (
+    select(_md.c.day, _count_sum(_md.c.calls).label("calls"))
+    .where(_scoped(_md))
+    .group_by(_md.c.day)
+)
+MODEL_DAY_HISTOGRAMS = select(
+    _md.c.day,
+    _md.c.task_type,
+    _md.c.model,
+    func.array_lower(_md.c.hist, 1).label("lower"),
+    # As asyncpg decodes it: SQLAlchemy's per-item ARRAY processing is slow.
+    type_coerce(_md.c.hist, NullType()).label("hist"),
+).where(_scoped(_md), _md.c.day == func.any(bindparam("days", type_=ARRAY(Date))))
 
 # A row has either `model` or `task_type` set (GROUPING SETS), never both.
 DAILY_DISTRIBUTIONS = (
@@ -214,22 +234,62 @@ TRIGGER_TOTALS = (
     .group_by(trigger_daily.c.failure_mode, trigger_daily.c.failure_trigger)
 )
 
-SETTINGS_AND_PRICE = (
+SETTINGS = select(
+    accounts.c.cost_vs_quality_ratio,
+    accounts.c.latency_sensitivity,
+    accounts.c.preferred_models,
+    accounts.c.task_overrides,
+    accounts.c.monthly_budget_usd,
+).where(accounts.c.id == ACCOUNT)
+PRICED_MODELS = select(model_prices.c.model).distinct().order_by(model_prices.c.model)
+
+
+# The answers' data_as_of (SPEC §14): every call whose ingest was answered before it is in the
+# rollups. A call is queued in its batch's transaction, before that is answered, and leaves the
+# queue in the fold's that adds it to the rollups; so the earliest instant still queued (in this
+# snapshot), or this transaction's start (before its snapshot) when none is, says it. The
+# queue's index (account, environment, queued_at) answers for an account at once; providers,
+# platform-wide, reads every queued call of the environment.
+_qp = calls_pending
+DATA_AS_OF = select(func.coalesce(func.min(_qp.c.queued_at), func.now())).where(
+    _qp.c.account_id == ACCOUNT, _qp.c.environment == ENVIRONMENT
+)
+PLATFORM_DATA_AS_OF = select(func.coalesce(func.min(_qp.c.queued_at), func.now())).where(
+    _qp.c.environment == ENVIRONMENT
+)
+
+
+async def select_data_as_of(
+    conn: AsyncConnection, query: DayQuery | HourQuery, *, platform: bool = False
+) -> datetime:
+    """The instant before which every call of the query's account (with `platform`: of every
+    account in its environment) is in the rollups."""
+    scope = query.scope
+    if not platform:
+        found = await conn.scalar(
+            DATA_AS_OF, {"account_id": scope.account_id, "environment": scope.environment}
+        )
+    else:
+        found = await conn.scalar(PLATFORM_DATA_AS_OF, {"environment": scope.environment})
+    assert isinstance(found, datetime)
+    return found
+
+
+# Each model's prices with the day they take effect, oldest first (migration 0011).
+PRICE_HISTORY = (
     select(
-        accounts.c.cost_vs_quality_ratio,
-        accounts.c.latency_sensitivity,
-        accounts.c.preferred_models,
-        accounts.c.task_overrides,
+        model_prices.c.effective_from,
         model_prices.c.input_usd_per_mtok,
         model_prices.c.output_usd_per_mtok,
     )
-    .select_from(
-        accounts.outerjoin(
-            model_prices, model_prices.c.model == bindparam("price_model", type_=Text)
-        )
-    )
-    .where(accounts.c.id == ACCOUNT)
+    .where(model_prices.c.model == bindparam("model", type_=Text))
+    .order_by(model_prices.c.effective_from)
 )
+
+
+async def select_price_history(conn: AsyncConnection, model: str) -> Sequence[Row[Any]]:
+    """(effective_from, input, output) of `model`'s prices, oldest first; none if unpriced."""
+    return await _all(conn, PRICE_HISTORY, {"model": model})
 
 
 async def select_account_totals(conn: AsyncConnection, query: DayQuery) -> Row[Any]:
@@ -260,6 +320,18 @@ async def select_model_totals(conn: AsyncConnection, query: DayQuery) -> Sequenc
     return await _all(conn, MODEL_TOTALS_OF_TASK, {**params, "task_type": task_type})
 
 
+async def select_model_day_calls(conn: AsyncConnection, query: DayQuery) -> Sequence[Row[Any]]:
+    """(day, calls) of the window's days with per-model rows (every task type)."""
+    return await _all(conn, MODEL_DAY_CALLS, _window(query))
+
+
+async def select_model_day_histograms(
+    conn: AsyncConnection, query: DayQuery, days: Sequence[date]
+) -> Sequence[Row[Any]]:
+    """(day, task type, model, first bin, counts) of the per-model rows of `days`."""
+    return await _all(conn, MODEL_DAY_HISTOGRAMS, {**_window(query), "days": list(days)})
+
+
 async def select_daily_distributions(conn: AsyncConnection, query: DayQuery) -> Sequence[Row[Any]]:
     """Calls per (day, served model) and per (day, task type)."""
     return await _all(conn, DAILY_DISTRIBUTIONS, _window(query))
@@ -276,12 +348,14 @@ async def select_trigger_totals(conn: AsyncConnection, query: DayQuery) -> Seque
     return await _all(conn, TRIGGER_TOTALS, _window(query))
 
 
-async def select_settings_and_price(conn: AsyncConnection, account_id: str, model: str) -> Row[Any]:
-    """The account's settings and `model`'s list price (null when the price is missing)."""
-    result = await conn.execute(
-        SETTINGS_AND_PRICE, {"account_id": account_id, "price_model": model}
-    )
-    return cast_row(result.one())
+async def select_settings(conn: AsyncConnection, account_id: str) -> Row[Any]:
+    """The account's settings that customer shows and uses."""
+    return cast_row((await conn.execute(SETTINGS, {"account_id": account_id})).one())
+
+
+async def select_priced_models(conn: AsyncConnection) -> list[str]:
+    """Every model of the price table, by name."""
+    return list((await conn.execute(PRICED_MODELS)).scalars())
 
 
 # --- providers: platform-wide, per environment ----------------------------------------------
@@ -419,7 +493,7 @@ async def select_recent_errors(conn: AsyncConnection, query: HourQuery) -> Seque
 
 
 async def select_histograms(
-    conn: AsyncConnection, query: HourQuery, keys: list[tuple[str, str, datetime]]
+    conn: AsyncConnection, query: HourQuery, keys: Sequence[tuple[Any, ...]]
 ) -> Sequence[Row[Any]]:
     """(grain, provider, bucket, served calls, first bin, counts) for the given rows."""
     environment = query.scope.environment

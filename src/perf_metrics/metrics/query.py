@@ -59,6 +59,7 @@ class MetricsQuery(Generic[W]):
     # part of the question, but of the cached body.
     format: str = "json"
     grouping: Grouping | None = None  # breakdown's
+    baseline_model: str | None = None  # customer's vs_baseline (SPEC §14); None: gpt-4o
 
     def over(self, window: W) -> MetricsQuery[W]:
         """The same question over another window (a previous period, a longer range)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Hashable
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -26,11 +27,13 @@ from perf_metrics.metrics import (
     providers,
     schemas,
 )
+from perf_metrics.metrics import queries as q
 from perf_metrics.metrics.cache import CachedAnswer, ResponseCache
 from perf_metrics.metrics.examples import EXAMPLES
 from perf_metrics.metrics.params import BreakdownParams, DayWindowParams, HourWindowParams
 from perf_metrics.metrics.query import DayQuery, HourQuery
 from perf_metrics.metrics.versions import PlatformVersionDep, PricesVersionDep
+from perf_metrics.zones import iso_z
 
 router = APIRouter(prefix="/v1/metrics", tags=["metrics"])
 
@@ -130,15 +133,18 @@ async def _answer(
     key: Hashable,
     version: Hashable,
     compute: Callable[[], Awaitable[dict[str, Any]]],
+    as_of: Callable[[], Awaitable[datetime]],
     export: Callable[[dict[str, Any]], tuple[bytes, str]] | None = None,
 ) -> Response:
-    """The cached answer for `key` if it was computed at `version`, else a fresh one; written
+    """The cached answer for `key` if it was computed at `version`, else a fresh one, with
+    the `data_as_of` of the data it was computed from (`as_of`, in the same snapshot); written
     as JSON, or by `export` (body, Content-Disposition) as CSV."""
     answer = cache.get(key, version)
     if answer is None:
         await refuse_if_tier_spent(request)  # no work past the tier's limit, conditional or not
         try:
             result = await compute()
+            result["data_as_of"] = iso_z(await as_of())
         except TimeoutError:
             raise ServiceUnavailable("The query took too long; retry shortly.") from None
         if export is None:
@@ -220,7 +226,7 @@ def _doc(
 
 
 OVERVIEW = DayWindowParams(default_days=7)
-CUSTOMER = DayWindowParams(default_days=30)
+CUSTOMER = DayWindowParams(default_days=30, baseline=True)
 PERFORMANCE = DayWindowParams(default_days=7, task_filter=True)
 FAILURES = DayWindowParams(default_days=7)
 PROVIDERS = HourWindowParams()
@@ -261,6 +267,7 @@ async def get_overview(
         ("overview", query),
         key.data_version,
         lambda: overview.answer(conn, query),
+        lambda: q.select_data_as_of(conn, query),
     )
 
 
@@ -285,6 +292,7 @@ async def get_customer(
         ("customer", query),
         (key.data_version, key.settings_changed_at, prices),
         lambda: customer.answer(conn, query),
+        lambda: q.select_data_as_of(conn, query),
     )
 
 
@@ -299,6 +307,7 @@ async def get_performance(
     query: PerformanceQuery,
     conn: ReadSnapshotDep,
     cache: ResponseCacheDep,
+    histograms: HistogramCacheDep,
 ) -> Response:
     """Per task type and served model over the window (default 7 days), the optimal model per
     task and recommendations to switch."""
@@ -307,7 +316,8 @@ async def get_performance(
         cache,
         ("performance", query),
         key.data_version,
-        lambda: performance.answer(conn, query),
+        lambda: performance.answer(conn, query, histograms),
+        lambda: q.select_data_as_of(conn, query),
     )
 
 
@@ -331,6 +341,7 @@ async def get_failures(
         ("failures", query),
         key.data_version,
         lambda: failures.answer(conn, query),
+        lambda: q.select_data_as_of(conn, query),
     )
 
 
@@ -356,6 +367,7 @@ async def get_providers(
         ("providers", query.scope.environment, query.window),
         platform,
         lambda: providers.answer(conn, query, histograms),
+        lambda: q.select_data_as_of(conn, query, platform=True),
     )
 
 
@@ -380,6 +392,7 @@ async def get_daily(
         ("daily", query),
         key.data_version,
         lambda: daily.answer(conn, query),
+        lambda: q.select_data_as_of(conn, query),
         _daily_csv if query.format == "csv" else None,
     )
 
@@ -423,4 +436,5 @@ async def get_breakdown(
         ("breakdown", query),
         key.data_version,
         lambda: breakdown.answer(conn, query),
+        lambda: q.select_data_as_of(conn, query),
     )

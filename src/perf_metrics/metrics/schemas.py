@@ -18,6 +18,12 @@ class _Model(BaseModel):
 DateStr = Annotated[str, Field(json_schema_extra={"format": "date"})]
 DateTimeStr = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 NO_CALLS = "; null when the window has no calls"
+DATA_AS_OF = Field(
+    description="RFC 3339 UTC instant, to the second: every call whose ingest was answered "
+    "before it is counted in this answer (the rollups' watermark: the earliest call still "
+    "queued for them, or when the answer was computed if none was). A cached answer keeps "
+    "the instant of the data it was computed from."
+)
 
 
 TIMEZONE = Field(
@@ -53,6 +59,13 @@ class OverviewSummary(_Model):
     success_rate: float | None = Field(
         description="Calls with status success / calls" + NO_CALLS + "."
     )
+    total_attempts: int = Field(
+        description="Provider attempts: the sum over calls of 1 + retry_count + 1 if fallback_used."
+    )
+    cost_per_successful_call: float | None = Field(
+        description="total cost / calls with status success, 5 decimals; null when no call "
+        "succeeded."
+    )
 
 
 class Routing(_Model):
@@ -85,6 +98,7 @@ class OverviewResponse(_Model):
     task_distribution: dict[str, float] = Field(
         description="Per task type, its share of calls, largest first."
     )
+    data_as_of: DateTimeStr = DATA_AS_OF
 
 
 class Usage(_Model):
@@ -107,6 +121,35 @@ class VsGpt4o(_Model):
     )
 
 
+class VsBaseline(_Model):
+    model: str = Field(description="The baseline_model parameter (default gpt-4o).")
+    cost_if_baseline: float = Field(
+        description="Sum of the window's tokens priced at the model's list price in force on "
+        "each day (price table, `perf-metrics prices`), 2 decimals."
+    )
+    savings_usd: float = Field(description="cost_if_baseline - total cost.")
+    savings_percentage: float | None = Field(
+        description="100 x savings / cost_if_baseline, 1 decimal; null when cost_if_baseline is 0."
+    )
+
+
+class Budget(_Model):
+    monthly_budget_usd: float = Field(description="The account's monthly budget.")
+    spent: float = Field(description="current_month: cost from the 1st through end_date.")
+    remaining: float = Field(description="max(0, monthly_budget_usd - spent).")
+    status: str = Field(
+        description="over when spent >= the budget, else at_risk when projected_month_end >= "
+        "the budget, else ok.",
+        json_schema_extra={"enum": ["ok", "at_risk", "over"]},
+    )
+    projected_exceed_date: DateStr | None = Field(
+        description="When over: the first date of this month whose cost from the 1st through "
+        "it reached the budget. Else the first date d from end_date on where this month's cost "
+        "before end_date + the daily rate of projected_month_end x days from end_date through "
+        "d reaches it; null when that does not happen this month."
+    )
+
+
 class CostAnalysis(_Model):
     current_month: float = Field(
         description="Cost from the 1st of end_date's month through it: a calendar month in the "
@@ -124,6 +167,12 @@ class CostAnalysis(_Model):
         "days left in the month counting today."
     )
     vs_gpt4o_only: VsGpt4o
+    vs_baseline: VsBaseline
+    budget: Budget | None = Field(
+        default=None,
+        description="Only when the account has a monthly budget (`monthly_budget_usd`, "
+        "`GET /v1/account`); absent (never null) otherwise.",
+    )
 
 
 class QualityPreferences(_Model):
@@ -171,6 +220,7 @@ class CustomerResponse(_Model):
     quality_preferences: QualityPreferences
     task_profile: TaskProfile
     behavior_insights: BehaviorInsights
+    data_as_of: DateTimeStr = DATA_AS_OF
 
 
 class PerformanceModel(_Model):
@@ -178,6 +228,12 @@ class PerformanceModel(_Model):
     success_rate: float = Field(description="Successes / calls.")
     avg_cost_usd: float = Field(description="Mean cost_usd, 5 decimals.")
     avg_latency_ms: int = Field(description="Mean latency, whole ms.")
+    p50_latency_ms: int = Field(
+        description="Nearest-rank median latency (a histogram of each day's calls: within 2%)."
+    )
+    p95_latency_ms: int = Field(
+        description="Nearest-rank 95th percentile latency (histogram, within 2%)."
+    )
     quality_score: float | None = Field(
         description="Mean of the non-null quality scores, 3 decimals; null when none of these "
         "calls had a quality score."
@@ -216,6 +272,7 @@ class PerformanceResponse(_Model):
     period: DayPeriod
     by_task_type: dict[str, TaskPerformance] = Field(description="Per task type, largest first.")
     recommendations: list[Recommendation] = Field(description="Largest savings first.")
+    data_as_of: DateTimeStr = DATA_AS_OF
 
 
 class FailureSummary(_Model):
@@ -260,6 +317,7 @@ class FailuresResponse(_Model):
     mitigation_recommendations: list[Mitigation] = Field(
         description="Switches the data supports, one per concentrated failure mode."
     )
+    data_as_of: DateTimeStr = DATA_AS_OF
 
 
 class HourPeriod(_Model):
@@ -344,6 +402,7 @@ class ProvidersResponse(_Model):
     recommendations: list[ProviderRecommendation] = Field(
         description="Latency findings by UTC hour, then error-rate findings."
     )
+    data_as_of: DateTimeStr = DATA_AS_OF
 
 
 class DailyPeriod(_Model):
@@ -383,6 +442,7 @@ class DailyResponse(_Model):
     period: DailyPeriod
     daily_data: list[Day] = Field(description="One entry per day, oldest first, empty days too.")
     trends: DailyTrends
+    data_as_of: DateTimeStr = DATA_AS_OF
 
 
 class BreakdownTotals(_Model):
@@ -439,3 +499,4 @@ class BreakdownResponse(_Model):
         description="The `page` of the next page (with the same other parameters); null on "
         "the last page."
     )
+    data_as_of: DateTimeStr = DATA_AS_OF

@@ -29,6 +29,7 @@ from perf_metrics.db import (
     driver_connection,
 )
 from perf_metrics.rollups.tables import (
+    HIST_ADD,
     ROLLUPS,
     SEALS,
     Rollup,
@@ -272,13 +273,19 @@ def _cte(rollup: Rollup) -> str:
     return f"r_{rollup.name.removeprefix('rollup_')}"
 
 
-def _aggregate(rollup: Rollup) -> str:
-    """A rollup's new rows: its measures over the fold's rows, per key, in key order."""
+def _aggregate(rollup: Rollup, *, json: bool = False) -> str:
+    """A rollup's new rows: its measures over the fold's rows, per key, in key order. For
+    `json`, histograms as text: JSON arrays would lose their subscripts (their bins)."""
     positions = ", ".join(str(i) for i in range(1, len(rollup.keys) + 1))
     where = "" if rollup.where is None else f" WHERE {rollup.where}"
     group = f" GROUP BY {positions}" if rollup.group else ""
     keys = ", ".join(f"{k.expression} AS {k.name}" for k in rollup.keys)
-    measures = ",\n         ".join(f"{m.aggregate} AS {m.name}" for m in rollup.measures)
+    measures = ",\n         ".join(
+        f"({m.aggregate})::text AS {m.name}"
+        if json and m.merge is HIST_ADD
+        else f"{m.aggregate} AS {m.name}"
+        for m in rollup.measures
+    )
     return f"""SELECT {keys},
          {measures}
   FROM {rollup.rows}{where}{group}
@@ -332,7 +339,8 @@ def aggregate_statement(taken: str, rollups: tuple[Rollup, ...], zone: str, keys
     once, in one snapshot, and merges them (`merge_json_statement`) in its own transaction."""
     ctes = ",\n".join([f"taken AS ({taken}\n)", calls_cte(zone, keys), *_stages(rollups)])
     arrays = ",\n       ".join(
-        f"(SELECT coalesce(json_agg(x), '[]')::text FROM ({_aggregate(r)}) x) AS {r.name}"
+        f"(SELECT coalesce(json_agg(x), '[]')::text FROM ({_aggregate(r, json=True)}) x)"
+        f" AS {r.name}"
         for r in rollups
     )
     return f"""

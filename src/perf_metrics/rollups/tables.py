@@ -164,6 +164,8 @@ account_daily_rollup = Rollup(
         Measure("complexity_n", BIG, "count(complexity_score)"),
         Measure("message_sum", BIG, "coalesce(sum(message_count), 0)"),
         Measure("message_n", BIG, "count(message_count)"),
+        # Provider attempts: the first, each retry, and the fallback's (SPEC §14).
+        Measure("attempts", BIG, "sum(1 + retry_count::bigint + fallback_used::int)"),
         Measure(
             "hour_calls",
             ARRAY(BigInteger),
@@ -190,11 +192,21 @@ GROUP_MEASURES = (
     _count("failures", "failure_mode IS NOT NULL"),
 )
 
+# Latencies as a histogram (histogram.py's bins): an int[] whose subscripts are bins, from the
+# lowest bin to the highest that hold a call; performance's percentiles (SPEC §14).
+LATENCY_HIST = Measure(
+    "hist",
+    ARRAY(Integer),
+    "hist_from_bins(array_agg(latency_bin(latency_ms)), array_agg(1::bigint))",
+    merge=HIST_ADD,
+    server_default=None,
+)
+
 model_daily_rollup = Rollup(
     "rollup_model_daily",
     "per day x task x served model x served provider",
     _account_day(Key("task_type", TEXT), Key("model", TEXT), Key("provider", TEXT)),
-    GROUP_MEASURES,
+    (*GROUP_MEASURES, LATENCY_HIST),
 )
 
 # The failure rollups' counts, day and month grain alike.
