@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 
 from perf_metrics import __version__, account_routes, apidocs, health, observability
 from perf_metrics.calls import router as calls_router
+from perf_metrics.cors import CorsMiddleware
 from perf_metrics.db import create_engine
 from perf_metrics.errors import RequestIdMiddleware, install_error_handlers
 from perf_metrics.head_requests import HeadAsGetMiddleware
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Innermost first: the access log (outermost) sees the final status and the request id.
     app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(CorsMiddleware, allow_origins=settings.cors_allow_origins)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(AccessLogMiddleware)
     app.include_router(health.router)

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     ingest_rate_limit_per_minute: int = Field(1200, ge=1)
     unauthenticated_rate_limit_per_minute: int = Field(30, ge=1)
 
+    cors_allow_origins: str = Field(
+        "*",
+        description="Origins whose pages may call the metrics GETs and GET /v1/account from a "
+        "browser (SPEC §12): * (any), a comma-separated list (https://dash.example.com), or "
+        "empty (none). Ingest is never opened to browsers.",
+    )
     response_cache_entries: int = Field(
         5000, ge=0, description="Metrics answers kept per process (0 turns the cache off)."
     )
