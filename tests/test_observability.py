@@ -128,14 +128,19 @@ def test_demo_prints_a_key_and_every_curl_line_answers(database_url: str) -> Non
     try:
         assert proc.stdout is not None
         curls = []
+        dashboard = None
         for line in proc.stdout:
             if line.startswith("curl "):
                 curls.append(line.strip())
+            if line.startswith("dashboard"):
+                dashboard = line.rsplit(" ", 1)[1].strip()
             if line.startswith("API docs"):
                 break
         # the six endpoints, two breakdowns, a CSV of the users, customer with a baseline
         assert len(curls) == 10
         wait_until_healthy(f"http://127.0.0.1:{port}", proc)
+        assert dashboard == f"http://127.0.0.1:{port}/dashboard"
+        assert httpx.get(dashboard, timeout=10).status_code == 200
         for curl in curls:
             url = re.search(r'"(http[^"]+)"', curl).group(1)  # type: ignore[union-attr]
             key = re.search(r"Bearer (\S+?)\"", curl).group(1)  # type: ignore[union-attr]

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from perf_metrics import __version__, account_routes, apidocs, health, observability
+from perf_metrics import __version__, account_routes, apidocs, dashboard, health, observability
 from perf_metrics.calls import router as calls_router
 from perf_metrics.cors import CorsMiddleware
 from perf_metrics.db import create_engine
@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(account_routes.router)
     app.include_router(calls_router.router)
     app.include_router(metrics_router.router)
+    app.include_router(dashboard.router)
     apidocs.install(app)
     _document_bearer_auth(app)
     return app

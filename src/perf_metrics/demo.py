@@ -166,6 +166,7 @@ def banner(key: str, host: str, port: int, zone: str) -> str:
         f'curl -s "{base}/v1/metrics/customer?baseline_model=claude-sonnet-4-5" '
         f'-H "Authorization: Bearer {key}"',
         "",
+        f"dashboard (paste the key): {base}/dashboard",
         f"API docs (work offline): {base}/docs and {base}/redoc",
         "",
     ]
