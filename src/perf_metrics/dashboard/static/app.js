@@ -306,6 +306,7 @@ async function load() {
   const days = `days=${state.days}`;
   const hours = Math.min(168, state.days * 24);
   document.querySelectorAll(".panel").forEach((s) => s.setAttribute("aria-busy", "true"));
+  notice(`Loading the last ${state.days} days…`);
   try {
     if (!state.account) {
       state.account = await api("/v1/account");
