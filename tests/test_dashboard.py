@@ -62,6 +62,8 @@ def test_page_and_assets_headers_caching_and_weight(database_url: str) -> None:
         assert " style=" not in page.text and "<style" not in page.text  # no inline style
         again = httpx.get(f"{base}/dashboard", headers={"If-None-Match": page.headers["etag"]})
         assert again.status_code == 304
+        assert httpx.get(f"{base}/dashboard", headers={"If-None-Match": "*"}).status_code == 304
+        assert httpx.get(f"{base}/dashboard", headers={"If-None-Match": '"x"'}).status_code == 200
         assets = re.findall(r'(?:src|href)="(/dashboard/assets/[^"]+)"', page.text)
         assert len(assets) == 4
         weight = len(gzip.compress(page.content))

@@ -85,3 +85,12 @@ async def read_snapshot(conn: ConnectionDep) -> AsyncConnection:
 
 
 ReadSnapshotDep = Annotated[AsyncConnection, Depends(read_snapshot)]
+
+
+def if_none_match(request: Request) -> set[str]:
+    """The entity tags of If-None-Match (weak ones as strong: RFC 9110's weak comparison), or
+    `*`; empty without the header. A header read the routes share, not a dependency."""
+    raw = request.headers.get("if-none-match")
+    if not raw:
+        return set()
+    return {tag.strip().removeprefix("W/") for tag in raw.split(",")}

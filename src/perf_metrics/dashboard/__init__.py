@@ -19,6 +19,7 @@ from importlib import resources
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from perf_metrics.deps import if_none_match
 from perf_metrics.errors import NotFound
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -91,10 +92,8 @@ router = APIRouter(include_in_schema=False)
 
 def _send(request: Request, asset: Asset, cache_control: str) -> Response:
     headers = {**SECURITY_HEADERS, "ETag": asset.etag, "Cache-Control": cache_control}
-    tags = {
-        t.strip().removeprefix("W/") for t in request.headers.get("if-none-match", "").split(",")
-    }
-    if asset.etag in tags:
+    tags = if_none_match(request)
+    if asset.etag in tags or "*" in tags:  # RFC 9110 §13.1.2: * matches any
         return Response(status_code=304, headers=headers)
     return Response(asset.body, media_type=asset.media_type, headers=headers)
 

@@ -120,18 +120,6 @@ def _versus(cost_if: Decimal, cost: Decimal) -> tuple[float, float, float | None
     return money(cost_if), money(savings), rnd(ratio(savings * 100, cost_if), 1)
 
 
-async def _baseline_prices(conn: AsyncConnection, model: str) -> Prices:
-    prices = await q.select_price_history(conn, model)
-    if not prices:
-        known = await q.select_priced_models(conn)
-        raise InvalidParameter(
-            f"'baseline_model' must be a model of the price table ({', '.join(known)}); "
-            f"{model!r} has no price.",
-            param="baseline_model",
-        )
-    return prices
-
-
 async def answer(conn: AsyncConnection, query: DayQuery) -> dict[str, Any]:
     window, scope = query.window, query.scope
     today = window.end
@@ -143,10 +131,15 @@ async def answer(conn: AsyncConnection, query: DayQuery) -> dict[str, Any]:
     model_rows = await q.select_model_totals(conn, query)
     settings = await q.select_settings(conn, scope.account_id)
     baseline = query.baseline_model or GPT4O
-    baseline_prices = await _baseline_prices(conn, baseline)
-    gpt4o_prices = (
-        baseline_prices if baseline == GPT4O else await q.select_price_history(conn, GPT4O)
-    ) or [GPT4O_LIST_PRICE]
+    prices = await q.select_price_histories(conn, (GPT4O, baseline))
+    if baseline not in prices:
+        known = await q.select_priced_models(conn)
+        raise InvalidParameter(
+            f"'baseline_model' must be a model of the price table ({', '.join(known)}); "
+            f"{baseline!r} has no price.",
+            param="baseline_model",
+        )
+    baseline_prices, gpt4o_prices = prices[baseline], prices.get(GPT4O, [GPT4O_LIST_PRICE])
     in_window = [r for r in day_rows if window.start <= r.day <= window.end]
     n = totals.calls
     daily_cost = {r.day: r.cost_usd for r in day_rows}

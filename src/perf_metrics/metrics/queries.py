@@ -275,21 +275,27 @@ async def select_data_as_of(
     return found
 
 
-# Each model's prices with the day they take effect, oldest first (migration 0011).
+# Some models' prices with the day they take effect, oldest first (migration 0011).
 PRICE_HISTORY = (
     select(
+        model_prices.c.model,
         model_prices.c.effective_from,
         model_prices.c.input_usd_per_mtok,
         model_prices.c.output_usd_per_mtok,
     )
-    .where(model_prices.c.model == bindparam("model", type_=Text))
-    .order_by(model_prices.c.effective_from)
+    .where(model_prices.c.model == func.any(bindparam("models", type_=ARRAY(Text))))
+    .order_by(model_prices.c.model, model_prices.c.effective_from)
 )
 
 
-async def select_price_history(conn: AsyncConnection, model: str) -> Sequence[Row[Any]]:
-    """(effective_from, input, output) of `model`'s prices, oldest first; none if unpriced."""
-    return await _all(conn, PRICE_HISTORY, {"model": model})
+async def select_price_histories(
+    conn: AsyncConnection, models: Sequence[str]
+) -> dict[str, list[Row[Any]]]:
+    """Per model of `models` that has prices: (effective_from, input, output), oldest first."""
+    out: dict[str, list[Row[Any]]] = {}
+    for row in await _all(conn, PRICE_HISTORY, {"models": list(models)}):
+        out.setdefault(row.model, []).append(row)
+    return out
 
 
 async def select_account_totals(conn: AsyncConnection, query: DayQuery) -> Row[Any]:

@@ -14,7 +14,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from perf_metrics.auth import MetricsKeyDep, charge_metrics_request, refuse_if_tier_spent
-from perf_metrics.deps import HistogramCacheDep, ReadSnapshotDep, ResponseCacheDep
+from perf_metrics.deps import HistogramCacheDep, ReadSnapshotDep, ResponseCacheDep, if_none_match
 from perf_metrics.errors import ErrorResponse, ServiceUnavailable
 from perf_metrics.metrics import (
     breakdown,
@@ -110,7 +110,7 @@ CACHE_CONTROL = "private, max-age=60"
 
 async def _respond(request: Request, answer: CachedAnswer) -> Response:
     headers = {"ETag": answer.etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
-    tags = _if_none_match(request)
+    tags = if_none_match(request)
     held = answer.etag in tags  # the client holds this very answer: its 304 is free
     await charge_metrics_request(request, not_modified=held)
     if held or "*" in tags:  # RFC 9110 §13.1.2: * matches any current representation
@@ -118,13 +118,6 @@ async def _respond(request: Request, answer: CachedAnswer) -> Response:
     if answer.disposition is not None:
         headers["Content-Disposition"] = answer.disposition
     return Response(answer.body, media_type=answer.media_type, headers=headers)
-
-
-def _if_none_match(request: Request) -> set[str]:
-    raw = request.headers.get("if-none-match")
-    if not raw:
-        return set()
-    return {tag.strip().removeprefix("W/") for tag in raw.split(",")}
 
 
 async def _answer(
@@ -179,7 +172,7 @@ async def _streamed_export(
     etag = '"' + hashlib.blake2b(repr((question, version)).encode(), digest_size=16).hexdigest()
     etag += '"'
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
-    tags = _if_none_match(request)
+    tags = if_none_match(request)
     if etag in tags or "*" in tags:
         await charge_metrics_request(request, not_modified=etag in tags)
         return Response(status_code=304, headers=headers)

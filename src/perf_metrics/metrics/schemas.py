@@ -228,11 +228,14 @@ class PerformanceModel(_Model):
     success_rate: float = Field(description="Successes / calls.")
     avg_cost_usd: float = Field(description="Mean cost_usd, 5 decimals.")
     avg_latency_ms: int = Field(description="Mean latency, whole ms.")
-    p50_latency_ms: int = Field(
-        description="Nearest-rank median latency (a histogram of each day's calls: within 2%)."
+    p50_latency_ms: int | None = Field(
+        description="Nearest-rank median latency (a histogram of each day's calls: within 2%); "
+        "null only when none of its calls has one (calls counted before the histograms and "
+        "gone from the log since)."
     )
-    p95_latency_ms: int = Field(
-        description="Nearest-rank 95th percentile latency (histogram, within 2%)."
+    p95_latency_ms: int | None = Field(
+        description="Nearest-rank 95th percentile latency (histogram, within 2%); null as "
+        "p50_latency_ms."
     )
     quality_score: float | None = Field(
         description="Mean of the non-null quality scores, 3 decimals; null when none of these "
