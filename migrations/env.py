@@ -9,9 +9,11 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from perf_metrics.alerts import tables as alert_tables  # noqa: F401  (declares them too)
 from perf_metrics.db import metadata
 from perf_metrics.rollups import tables  # noqa: F401  (declares the rollup tables in `metadata`)
 from perf_metrics.settings import get_settings
+from perf_metrics.webhooks import tables as webhook_tables  # noqa: F401
 
 config = context.config
 target_metadata = metadata

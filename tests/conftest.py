@@ -53,7 +53,13 @@ def database_url() -> Iterator[str]:
 def settings(database_url: str) -> Settings:
     # Read-your-writes, so that a test can read what it has just ingested; the default (answer
     # at commit, fold in the background) has its own tests in tests/rollups/test_fold.py.
-    return Settings(database_url=database_url, rate_limit_enabled=False, ingest_waits_for_fold=True)
+    # No in-process worker: the alert tests run theirs with a test clock (tests/alerts).
+    return Settings(
+        database_url=database_url,
+        rate_limit_enabled=False,
+        ingest_waits_for_fold=True,
+        run_worker=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -125,10 +131,16 @@ class Admin:
                 await admin.update_account(conn, acct["account_id"], **settings)
         return str(acct["account_id"])
 
-    async def key(self, account_id: str | None = None, environment: str = "live") -> dict[str, Any]:
+    async def key(
+        self, account_id: str | None = None, environment: str = "live", secret: bool = False
+    ) -> dict[str, Any]:
         async with self.engine.begin() as conn:
             return await admin.create_key(
-                conn, account_id=account_id, environment=environment, ingest=account_id is None
+                conn,
+                account_id=account_id,
+                environment=environment,
+                ingest=account_id is None,
+                secret=secret,
             )
 
     async def revoke(self, key_id: str) -> None:

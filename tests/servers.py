@@ -38,13 +38,14 @@ def wait_until_healthy(base: str, proc: subprocess.Popen[Any], seconds: float = 
 @contextmanager
 def live_server(database_url: str, **env: str) -> Iterator[str]:
     """`perf_metrics.main:app` under uvicorn; yields its base URL and stops it afterwards.
-    `env` adds environment variables (RATE_LIMIT_ENABLED defaults to false)."""
+    `env` adds environment variables (RATE_LIMIT_ENABLED and RUN_WORKER default to false)."""
     port = free_port()
     environment = {
         **os.environ,
         "DATABASE_URL": database_url,
         "RATE_LIMIT_ENABLED": "false",
         "INGEST_WAITS_FOR_FOLD": "true",
+        "RUN_WORKER": "false",
         **env,
     }
     proc = subprocess.Popen(

@@ -14,9 +14,11 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from perf_metrics.alerts import tables as alert_tables  # noqa: F401  (declares them too)
 from perf_metrics.db import metadata
 from perf_metrics.migrate import downgrade, head_revision, upgrade
 from perf_metrics.rollups import tables  # noqa: F401  (declares the rollup tables in `metadata`)
+from perf_metrics.webhooks import tables as webhook_tables  # noqa: F401
 
 
 def _tables(url: str) -> set[str]:

@@ -69,6 +69,22 @@ OPERATION_IDS = {
     ("post", "/v1/calls"): "ingest_calls",
     **{("get", f"/v1/metrics/{name}"): f"get_{name}" for name in RESPONSE_SCHEMAS},
     ("get", "/v1/metrics/breakdown"): "get_breakdown",
+    ("post", "/v1/webhook-endpoints"): "create_webhook_endpoint",
+    ("get", "/v1/webhook-endpoints"): "list_webhook_endpoints",
+    ("get", "/v1/webhook-endpoints/{endpoint_id}"): "get_webhook_endpoint",
+    ("patch", "/v1/webhook-endpoints/{endpoint_id}"): "update_webhook_endpoint",
+    ("delete", "/v1/webhook-endpoints/{endpoint_id}"): "delete_webhook_endpoint",
+    ("post", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): "rotate_webhook_secret",
+    ("post", "/v1/webhook-endpoints/{endpoint_id}/test"): "test_webhook_endpoint",
+    ("get", "/v1/webhook-endpoints/{endpoint_id}/deliveries"): "list_webhook_deliveries",
+    ("post", "/v1/webhook-deliveries/{delivery_id}/redeliver"): "redeliver_webhook",
+    ("post", "/v1/alerts"): "create_alert",
+    ("get", "/v1/alerts"): "list_alerts",
+    ("get", "/v1/alerts/{alert_id}"): "get_alert",
+    ("patch", "/v1/alerts/{alert_id}"): "update_alert",
+    ("delete", "/v1/alerts/{alert_id}"): "delete_alert",
+    ("post", "/v1/alerts/{alert_id}/preview"): "preview_alert",
+    ("get", "/v1/alerts/{alert_id}/events"): "list_alert_events",
 }
 
 

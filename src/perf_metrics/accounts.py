@@ -211,18 +211,23 @@ async def create_key(
     account_id: str | None,
     environment: str = "live",
     ingest: bool = False,
+    secret: bool = False,
     name: str | None = None,
 ) -> dict[str, Any]:
-    """Create a key; the only time the secret is ever returned."""
+    """Create a key; the only time the secret is ever returned. An account's key is a customer
+    key (`pk_`), or with `secret` a secret key (`sk_live_`, `sk_test_`: SPEC §11)."""
     if ingest:
         prefix, kind, env, account_id = "sk_ingest_", "ingest", None, None
     else:
         if account_id is None:
-            raise AdminError("a customer key needs --account")
+            raise AdminError("an account's key needs --account")
         await get_account(conn, account_id)
         if environment not in ("live", "test"):
             raise AdminError("environment must be live or test")
-        prefix, kind, env = f"pk_{environment}_", "customer", environment
+        if secret:
+            prefix, kind, env = f"sk_{environment}_", "secret", environment
+        else:
+            prefix, kind, env = f"pk_{environment}_", "customer", environment
     key = generate_key(prefix)
     key_id = new_key_id()
     await conn.execute(

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from perf_metrics import __version__, account_routes, apidocs, dashboard, health, observability
+from perf_metrics.alerts import routes as alert_routes
 from perf_metrics.calls import router as calls_router
 from perf_metrics.cors import CorsMiddleware
 from perf_metrics.db import create_engine
@@ -24,6 +25,9 @@ from perf_metrics.observability import AccessLogMiddleware
 from perf_metrics.ratelimit import Limiter
 from perf_metrics.rollups.folder import Folder, fold_continuously
 from perf_metrics.settings import Settings, get_settings
+from perf_metrics.webhooks import routes as webhook_routes
+from perf_metrics.webhooks.egress import Sender
+from perf_metrics.worker import Worker
 
 API_DESCRIPTION = """
 The Metrics API of the Perf LLM router: cost, latency, reliability and routing quality of
@@ -57,6 +61,16 @@ TAGS = [
         "name": "ingest",
         "description": "How the router writes the call log (ingest keys, sk_ingest_...).",
     },
+    {
+        "name": "alerts",
+        "description": "Alert rules on budgets, failure rate and provider status, evaluated by "
+        "the service (secret keys, sk_live_ or sk_test_).",
+    },
+    {
+        "name": "webhooks",
+        "description": "Where alert events are sent: endpoints, signed per Standard Webhooks, "
+        "retried for a day, with a delivery log (secret keys).",
+    },
     {"name": "health", "description": "Liveness and readiness probes; no key needed."},
     {
         "name": "operations",
@@ -84,13 +98,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.histogram_cache = HistogramCache()
         app.state.response_cache = ResponseCache(settings.response_cache_entries)
         app.state.folder = Folder(app.state.engine)
-        folder = asyncio.create_task(fold_continuously(app.state.folder, settings.fold_interval_s))
+        app.state.sender = Sender(allow_loopback=settings.webhooks_allow_loopback)
+        tasks = [asyncio.create_task(fold_continuously(app.state.folder, settings.fold_interval_s))]
+        if settings.run_worker:
+            worker = Worker(
+                app.state.engine, app.state.sender, interval_s=settings.worker_interval_s
+            )
+            tasks.append(asyncio.create_task(worker.run()))
         try:
             yield
         finally:
-            folder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await folder
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await app.state.sender.close()
             await app.state.limiter.close()
             await app.state.engine.dispose()
 
@@ -120,6 +142,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(account_routes.router)
     app.include_router(calls_router.router)
     app.include_router(metrics_router.router)
+    app.include_router(webhook_routes.router)
+    app.include_router(alert_routes.router)
     app.include_router(dashboard.router)
     apidocs.install(app)
     _document_bearer_auth(app)
@@ -146,7 +170,9 @@ def _document_bearer_auth(app: FastAPI) -> None:
                 "bearerAuth": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "pk_live_ or pk_test_ keys; sk_ingest_ for POST /v1/calls.",
+                    "description": "pk_live_ or pk_test_ keys; sk_live_ or sk_test_ (secret "
+                    "keys) also for /v1/alerts and /v1/webhook-endpoints; sk_ingest_ for POST "
+                    "/v1/calls.",
                 }
             }
             for path, operations in schema["paths"].items():

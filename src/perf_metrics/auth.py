@@ -193,9 +193,23 @@ async def _principal_briefly(
     return principal
 
 
+# The keys of an account: customer keys (pk_) read; secret keys (sk_live_, sk_test_) read too,
+# and manage its alerts and webhook endpoints (SPEC §11).
+ACCOUNT_KINDS = ("customer", "secret")
+
+
 def _require_customer(principal: Principal) -> Principal:
-    if principal.kind != "customer":
+    if principal.kind not in ACCOUNT_KINDS:
         raise PermissionDenied("This route needs a customer key (pk_live_ or pk_test_).")
+    return principal
+
+
+def _require_secret(principal: Principal) -> Principal:
+    if principal.kind != "secret":
+        raise PermissionDenied(
+            "This route needs a secret key (sk_live_ or sk_test_): a customer key (pk_) can "
+            "read metrics but never manage alerts or send data elsewhere."
+        )
     return principal
 
 
@@ -271,6 +285,21 @@ async def charge_metrics_request(request: Request, *, not_modified: bool) -> Non
         await deferred.limiter.enforce_metrics(request, deferred.account_id, deferred.limit)
 
 
+async def _secret_key(
+    request: Request,
+    principal: Annotated[Principal, Depends(_principal)],
+    limiter: LimiterDep,
+) -> Principal:
+    """A secret key, counted against its account's per-tier budget like a metrics read."""
+    _require_secret(principal)
+    assert principal.account_id is not None
+    await limiter.enforce_metrics(
+        request, principal.account_id, principal.rate_limit_per_minute or 0
+    )
+    return principal
+
+
 CustomerKeyDep = Annotated[Principal, Depends(_customer_key)]
+SecretKeyDep = Annotated[Principal, Depends(_secret_key)]
 IngestKeyDep = Annotated[Principal, Depends(_ingest_key)]
 MetricsKeyDep = Annotated[Principal, Depends(_metrics_key)]

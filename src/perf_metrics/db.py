@@ -93,8 +93,8 @@ api_keys = Table(
     Column("id", Text, primary_key=True),
     # null for ingest keys (platform-wide)
     Column("account_id", Text, ForeignKey("accounts.id"), index=True),
-    Column("kind", Text, nullable=False),  # customer | ingest
-    Column("environment", Text),  # live | test for customer keys, null for ingest keys
+    Column("kind", Text, nullable=False),  # customer | secret | ingest
+    Column("environment", Text),  # live | test for an account's keys, null for ingest keys
     Column("name", Text),
     Column("key_hash", LargeBinary, nullable=False, unique=True),
     Column("display_prefix", Text, nullable=False),
@@ -103,7 +103,8 @@ api_keys = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Column("last_used_at", DateTime(timezone=True)),
     CheckConstraint(
-        "(kind = 'customer' AND account_id IS NOT NULL AND environment IN ('live', 'test'))"
+        "(kind IN ('customer', 'secret') AND account_id IS NOT NULL"
+        " AND environment IN ('live', 'test'))"
         " OR (kind = 'ingest' AND account_id IS NULL AND environment IS NULL)",
         name="kind_scope",
     ),

@@ -71,6 +71,13 @@ class NotFound(PerfError):
     code = "not_found"
 
 
+class Conflict(PerfError):
+    """The request is well formed, but the thing it acts on is in a state that refuses it."""
+
+    status = 409
+    code = "conflict"
+
+
 class PayloadTooLarge(PerfError):
     status = 413
     code = "payload_too_large"
@@ -122,7 +129,7 @@ class ErrorResponse(BaseModel):
         code: str = Field(
             description="Machine-readable reason: invalid_parameter, invalid_json, "
             "invalid_call_record, missing_api_key, invalid_api_key, insufficient_scope, "
-            "not_found, method_not_allowed, payload_too_large, unsupported_media_type, "
+            "not_found, conflict, method_not_allowed, payload_too_large, unsupported_media_type, "
             "rate_limit_exceeded, internal_error, service_unavailable."
         )
         message: str = Field(description="A sentence for humans; never echoes a secret.")

@@ -14,18 +14,22 @@ import secrets
 import zlib
 from typing import Literal
 
-KeyKind = Literal["customer", "ingest"]
+KeyKind = Literal["customer", "secret", "ingest"]
 Environment = Literal["live", "test"]
 
 PREFIXES: dict[str, tuple[KeyKind, Environment | None]] = {
     "pk_live_": ("customer", "live"),
     "pk_test_": ("customer", "test"),
+    # An account's secret keys (SPEC §11): all a customer key may do, and its alerts and
+    # webhook endpoints besides. Never for a page or a dashboard.
+    "sk_live_": ("secret", "live"),
+    "sk_test_": ("secret", "test"),
     "sk_ingest_": ("ingest", None),
 }
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SECRET_LEN = 43  # ceil(256 / log2(62))
 _CHECK_LEN = 6  # 62**6 > 2**32
-KEY_PATTERN = re.compile(r"^(pk_live_|pk_test_|sk_ingest_)([0-9A-Za-z]{49})$")
+KEY_PATTERN = re.compile(r"^(pk_live_|pk_test_|sk_live_|sk_test_|sk_ingest_)([0-9A-Za-z]{49})$")
 
 
 def _base62(number: int, width: int) -> str:
@@ -60,5 +64,10 @@ def is_well_formed(key: str) -> bool:
     return secrets.compare_digest(_checksum(prefix, body[:_SECRET_LEN]), body[_SECRET_LEN:])
 
 
+def new_id(prefix: str) -> str:
+    """An opaque identifier: `prefix` and 96 random bits in base62 (`key_...`, `we_...`)."""
+    return prefix + _base62(secrets.randbits(96), 17)
+
+
 def new_key_id() -> str:
-    return "key_" + _base62(secrets.randbits(96), 17)
+    return new_id("key_")

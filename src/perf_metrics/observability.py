@@ -65,6 +65,45 @@ POOL_IN_USE = Gauge(
 )
 POOL_SIZE = Gauge("perf_metrics_db_pool_size", "Database pool size.", registry=REGISTRY)
 
+# Alerts and webhooks (SPEC §11): counted by the worker of this process (serve's in-process
+# one, or `perf-metrics worker --metrics-port`); the queue's figures are read from the
+# database at each scrape, so any process shows the whole queue.
+WEBHOOK_DELIVERIES = Counter(
+    "perf_metrics_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome (succeeded, http_4xx, http_5xx, timeout, "
+    "connection, refused).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WEBHOOK_LATENCY = Histogram(
+    "perf_metrics_webhook_delivery_seconds",
+    "Time from sending a webhook to the receiver's answer (or the attempt's end).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15),
+    registry=REGISTRY,
+)
+WEBHOOK_QUEUE_DEPTH = Gauge(
+    "perf_metrics_webhook_queue_depth",
+    "Webhook deliveries pending (due now or waiting for a retry).",
+    registry=REGISTRY,
+)
+WEBHOOK_OLDEST_DUE = Gauge(
+    "perf_metrics_webhook_oldest_due_seconds",
+    "How long the oldest due webhook delivery has waited (0: none due).",
+    registry=REGISTRY,
+)
+ALERT_EVALUATIONS = Counter(
+    "perf_metrics_alert_evaluations_total",
+    "Alert rules evaluated, by type and outcome (ok, error).",
+    ["type", "outcome"],
+    registry=REGISTRY,
+)
+ALERT_EVALUATION_LAG = Histogram(
+    "perf_metrics_alert_evaluation_lag_seconds",
+    "How long after it was due each alert rule was evaluated.",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
+    registry=REGISTRY,
+)
+
 
 class JsonFormatter(logging.Formatter):
     _SKIP = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -148,7 +187,14 @@ router = APIRouter(tags=["operations"])
 )
 async def get_prometheus_metrics(engine: EngineDep) -> Response:
     """Request counts and latency histograms by route and status, database pool usage,
-    ingested calls and rate-limit rejections, in the Prometheus text format."""
+    ingested calls and rate-limit rejections, webhook deliveries and alert evaluations, in the
+    Prometheus text format."""
+    from perf_metrics.webhooks.delivery import queue_depth  # it imports this module
+
+    async with engine.connect() as conn:
+        depth, oldest = await queue_depth(conn, datetime.now(UTC))
+    WEBHOOK_QUEUE_DEPTH.set(depth)
+    WEBHOOK_OLDEST_DUE.set(oldest or 0)
     pool = engine.pool
     if isinstance(pool, QueuePool):  # create_engine's pool (a test may run another)
         POOL_IN_USE.set(pool.checkedout())

@@ -65,6 +65,20 @@ class Settings(BaseSettings):
         5000, ge=0, description="Metrics answers kept per process (0 turns the cache off)."
     )
 
+    run_worker: bool = Field(
+        True,
+        description="serve runs the worker (alert evaluation, webhook delivery: SPEC §11) "
+        "in-process; false when `perf-metrics worker` runs on its own.",
+    )
+    worker_interval_s: float = Field(
+        0.25, gt=0, le=10, description="How often an idle worker looks for due work."
+    )
+    webhooks_allow_loopback: bool = Field(
+        False,
+        description="Development and tests only: webhook endpoints may be http(s) to "
+        "127.0.0.1 or ::1. Never in production (it lets a customer's URL reach this host).",
+    )
+
     max_ingest_records: int = 10_000
     max_ingest_bytes: int = 10 * 1024 * 1024
 

@@ -1,7 +1,7 @@
 """The `perf-metrics` command (SPEC §8): JSON on stdout, errors on stderr, non-zero on error.
 
 One module per command group (`migrate`, `accounts`, `keys`, `prices`, `ingest`, `seed`,
-`rollups`, `serve` with `demo`), each adding its subcommands to the parser; `common` holds
+`rollups`, `serve` with `demo`, `worker`), each adding its subcommands to the parser; `common` holds
 what they share: printing, the one helper that opens and disposes the engine, and the one
 mapping from error families to exit statuses.
 """
@@ -13,12 +13,22 @@ import sys
 
 from pydantic import ValidationError
 
-from perf_metrics.cli import accounts, ingest, keys, migrate, prices, rollups, seed, serve
+from perf_metrics.cli import (
+    accounts,
+    ingest,
+    keys,
+    migrate,
+    prices,
+    rollups,
+    seed,
+    serve,
+    worker,
+)
 from perf_metrics.cli.common import CliError, RollupsDrifted, failure
 from perf_metrics.settings import get_settings
 
 __all__ = ["CliError", "RollupsDrifted", "build_parser", "main"]
-GROUPS = (migrate, accounts, keys, prices, ingest, seed, rollups, serve)
+GROUPS = (migrate, accounts, keys, prices, ingest, seed, rollups, serve, worker)
 
 
 def build_parser() -> argparse.ArgumentParser:

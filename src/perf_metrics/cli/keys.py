@@ -14,6 +14,8 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> None:
         raise CliError("an ingest key is platform-wide: give --ingest or --account, not both")
     if not args.ingest and not args.account:
         raise CliError("give --account ID for a customer key, or --ingest")
+    if args.secret and args.ingest:
+        raise CliError("--secret is an account's key: give --account ID, not --ingest")
     emit(
         run_in_transaction(
             settings,
@@ -22,6 +24,7 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> None:
                 account_id=args.account,
                 environment=args.environment,
                 ingest=args.ingest,
+                secret=args.secret,
                 name=args.name,
             ),
         )
@@ -46,6 +49,12 @@ def add_commands(sub: Subcommands) -> None:
     p.add_argument("--account")
     p.add_argument("--environment", choices=["live", "test"], default="live")
     p.add_argument("--ingest", action="store_true", help="a platform-wide ingest key")
+    p.add_argument(
+        "--secret",
+        action="store_true",
+        help="a secret key (sk_live_/sk_test_): a customer key's reads, and the account's "
+        "alerts and webhook endpoints",
+    )
     p.add_argument("--name")
     p.set_defaults(func=cmd_keys_create)
     p = keys.add_parser("list", help="list an account's keys (never the secrets)")

@@ -35,7 +35,8 @@ def _change(current: Fraction | None, previous: Fraction | None) -> Fraction | N
     return (current - previous) / previous
 
 
-def _status(fc_calls: int, failures: int) -> str:
+def provider_status(fc_calls: int, failures: int) -> str:
+    """A provider's status from its last 15 minutes' first-choice calls and failures."""
     if fc_calls == 0:
         return "unknown"
     if failures * 4 >= fc_calls:
@@ -139,7 +140,9 @@ async def answer(conn: AsyncConnection, query: HourQuery, cache: HistogramCache)
         window_p95[p] = histogram.percentile(merged, 95)
         iv = intervals.get(p)
         rc = recent.get(p)
-        status = _status(int(rc.fc_calls), int(rc.fc_provider_failures)) if rc else "unknown"
+        status = (
+            provider_status(int(rc.fc_calls), int(rc.fc_provider_failures)) if rc else "unknown"
+        )
         providers[p] = {
             "status": status,
             "uptime": rate(iv.healthy, iv.intervals) if iv else None,

@@ -38,11 +38,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import NullType
 
 from perf_metrics.db import accounts, calls_pending, model_prices
-from perf_metrics.metrics.query import DayQuery, HourQuery
+from perf_metrics.metrics.query import DayQuery, HourQuery, Scope
 from perf_metrics.metrics.windows import FIVE_MINUTES
 from perf_metrics.rollups.tables import (
     ADD,
     FAILURE_COUNTS,
+    account_5m,
     account_daily,
     account_daily_rollup,
     failure_daily,
@@ -661,3 +662,31 @@ async def select_group_days(
     cost."""
     named = [v for v in values if v is not None]
     return await _all(conn, MODEL_GROUP_DAYS[group_by], {**_window(query), "values": named})
+
+
+# --- per account and 5 minutes: the failure-rate alerts (SPEC §11) -------------------------
+
+A_START = bindparam("start", type_=DateTime(timezone=True))
+A_END = bindparam("end", type_=DateTime(timezone=True))
+RECENT_FAILURES = select(
+    func.coalesce(_count_sum(account_5m.c.calls), 0).label("calls"),
+    func.coalesce(_count_sum(account_5m.c.failures), 0).label("failures"),
+).where(
+    account_5m.c.account_id == ACCOUNT,
+    account_5m.c.environment == ENVIRONMENT,
+    account_5m.c.bucket >= A_START,
+    account_5m.c.bucket < A_END,
+)
+
+
+async def select_recent_failures(
+    conn: AsyncConnection, scope: Scope, start: datetime, end: datetime
+) -> Row[Any]:
+    """Calls, and calls with a failure mode, of the 5-minute buckets in `[start, end)`."""
+    binds = {
+        "account_id": scope.account_id,
+        "environment": scope.environment,
+        "start": start,
+        "end": end,
+    }
+    return cast_row((await conn.execute(RECENT_FAILURES, binds)).one())

@@ -45,6 +45,8 @@ SEALED_BEFORE = {
     )
     for seal in SEALS
 }
+# The rollups of recent time only: the rows they keep (older ones are deleted as they age).
+KEPT = {r.name: f"t.{r.keeps}" for r in ROLLUPS if r.keeps is not None}
 # A stale block as the reads see it: its rows built from its days.
 STALE_BLOCKS = f"""SELECT account_id, environment, block FROM {STALE}
   WHERE rollup = $1 AND ($2::text IS NULL OR account_id = $2)"""
@@ -83,8 +85,9 @@ async def verify_rollups(
     stale_blocks = 0
     for table in checked:
         stored = f"SELECT * FROM {table} t{where}"
-        if table in SEALED_BEFORE:
-            stored += (" AND " if where else " WHERE ") + SEALED_BEFORE[table]
+        for condition in (SEALED_BEFORE.get(table), KEPT.get(table)):
+            if condition is not None:
+                stored += (" AND " if " WHERE " in stored else " WHERE ") + condition
         await raw.execute(f"INSERT INTO v_stored_{table} {stored}", *args)
         if table in STALE_AS_READ:
             stale = await raw.fetch(STALE_BLOCKS, table, account_id)

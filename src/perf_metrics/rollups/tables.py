@@ -100,6 +100,9 @@ class Rollup:
     stage: str | None = None  # the fold's CTEs that `rows` come from (fold.py's STAGES)
     where: str | None = None  # which of those rows count
     group: bool = True  # False: `rows` holds one row per key already
+    # Which stored rows it keeps (SQL over its columns), for a rollup of recent time only:
+    # `where` folds no others, and the worker deletes those that have aged out (`prune`).
+    keeps: str | None = None
 
     @property
     def key_names(self) -> tuple[str, ...]:
@@ -302,6 +305,26 @@ group_weekly_rollup = Rollup(
 )
 
 
+# Per account and 5 minutes, for the failure-rate alerts (SPEC §11): just the counts their
+# rate needs, and only for the last two days (their longest window is a day). A fold counts
+# no older call here, and the worker deletes the buckets that have aged out.
+FIVE_MINUTE_BUCKET = "date_bin('5 minutes', created_at, TIMESTAMPTZ '2000-01-01 00:00Z')"
+RECENT_HORIZON = "interval '2 days'"
+
+account_5m_rollup = Rollup(
+    "rollup_account_5m",
+    "per account, environment and 5 minutes of the last two days: calls and failures",
+    (
+        Key("account_id", TEXT),
+        Key("environment", TEXT),
+        Key("bucket", DateTime(timezone=True), FIVE_MINUTE_BUCKET),
+    ),
+    (CALLS, _count("failures", "failure_mode IS NOT NULL")),
+    where=f"{FIVE_MINUTE_BUCKET} >= now() - {RECENT_HORIZON}",
+    keeps=f"bucket >= now() - {RECENT_HORIZON}",
+)
+
+
 def _provider_rollup(name: str, about: str, bucket: str, stage: str) -> Rollup:
     """Platform-wide provider health, per time bucket. The fold computes these in stages
     (fold.py's STAGES): first-choice counts per bucket and first-choice provider
@@ -358,6 +381,7 @@ ROLLUPS = (
     trigger_daily_rollup,
     group_daily_rollup,
     group_weekly_rollup,
+    account_5m_rollup,
     provider_5m_rollup,
     provider_hourly_rollup,
 )
@@ -396,6 +420,7 @@ for _block in (group_daily, group_weekly):
         _c.cost_usd.desc(),
         postgresql_include=["value"],
     )
+account_5m = _table(account_5m_rollup)
 provider_5m = _table(provider_5m_rollup)
 provider_hourly = _table(provider_hourly_rollup)
 

@@ -1,0 +1,357 @@
+"""The outbox and its delivery (SPEC §11): at least once, never lost, never twice at once.
+
+`enqueue` writes an event and one delivery per endpoint that takes it, in the caller's
+transaction: an alert's change of state commits with its event, or neither does. `deliver_due`
+(the worker) claims due deliveries with `FOR UPDATE SKIP LOCKED` and moves each one's
+`next_attempt_at` a lease ahead in the same commit, so no other worker takes it while it is in
+flight; it then sends them, and records each outcome. A worker that dies between claim and send
+leaves its claims to be retried once their lease runs out: a receiver may see an event more
+than once (it dedupes on `webhook-id`, the event's id, the same on every attempt), but never
+not at all.
+
+Retries: after about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (each +-10%), or after the
+receiver's Retry-After when it sends one (at most 1 h). A 410 disables the endpoint at once; an
+endpoint whose every attempt has failed for 5 days is disabled; a disabled (or deleted)
+endpoint's pending deliveries are cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, func, insert, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from perf_metrics import observability
+from perf_metrics.keys import new_id
+from perf_metrics.webhooks import signing
+from perf_metrics.webhooks.egress import Outcome, Sender
+from perf_metrics.webhooks.tables import (
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_endpoints,
+    webhook_events,
+)
+from perf_metrics.zones import iso_z
+
+# Seconds to wait after the n-th failed attempt (n = 1..7); the 8th failure is the last.
+RETRY_DELAYS_S = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
+MAX_ATTEMPTS = len(RETRY_DELAYS_S) + 1
+JITTER = 0.10
+RETRY_AFTER_CAP_S = 3600
+DISABLE_AFTER = timedelta(days=5)
+# How long a claimed delivery is left to its worker: beyond a send's 15 s in all.
+LEASE = timedelta(seconds=60)
+LOG_DAYS = 30  # deliveries and events are kept this long
+CLAIM_BATCH = 200
+CONCURRENT_SENDS = 64
+
+Clock = Callable[[], datetime]
+
+
+def retry_delay(attempt: int, outcome: Outcome, rng: random.Random) -> float | None:
+    """Seconds until the next attempt after failed attempt number `attempt`, or None when it
+    was the last (or the receiver said 410)."""
+    if outcome.status_code == 410 or attempt >= MAX_ATTEMPTS:
+        return None
+    if outcome.retry_after_s is not None:
+        return max(1.0, min(outcome.retry_after_s, RETRY_AFTER_CAP_S))
+    return RETRY_DELAYS_S[attempt - 1] * rng.uniform(1 - JITTER, 1 + JITTER)
+
+
+def event_body(event_type: str, data: dict[str, Any], at: datetime) -> bytes:
+    """The body of an event, as it is signed and sent on every attempt."""
+    return orjson.dumps({"type": event_type, "timestamp": iso_z(at), "data": data})
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    *,
+    account_id: str,
+    environment: str,
+    event_type: str,
+    data: dict[str, Any],
+    now: datetime,
+    alert_id: str | None = None,
+    endpoint_ids: Sequence[str] | None = None,
+    every_type: bool = False,
+) -> str:
+    """Write an event and a delivery to each enabled endpoint of the account and environment
+    that takes its type (of `endpoint_ids` only, if given; whatever types they take, with
+    `every_type`), in the caller's transaction. Returns the event's id."""
+    event_id = new_id("msg_")
+    await conn.execute(
+        insert(webhook_events).values(
+            account_id=account_id,
+            id=event_id,
+            environment=environment,
+            type=event_type,
+            alert_id=alert_id,
+            body=event_body(event_type, data, now).decode(),
+            created_at=now,
+        )
+    )
+    w = webhook_endpoints.c
+    chosen = select(w.id).where(w.account_id == account_id, w.environment == environment, w.enabled)
+    if not every_type:
+        chosen = chosen.where(or_(w.event_types.is_(None), w.event_types.any(event_type)))
+    if endpoint_ids is not None:
+        chosen = chosen.where(w.id.in_(list(endpoint_ids)))
+    for endpoint_id in (await conn.execute(chosen.order_by(w.id))).scalars().all():
+        await conn.execute(
+            insert(webhook_deliveries).values(
+                account_id=account_id,
+                id=new_id("whd_"),
+                event_id=event_id,
+                endpoint_id=endpoint_id,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return event_id
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A delivery taken for one attempt, with what sending it needs."""
+
+    account_id: str
+    delivery_id: str
+    attempt: int
+    event_id: str
+    body: bytes
+    endpoint_id: str
+    url: str
+    secrets: tuple[str, ...]
+    claimed_at: datetime
+
+
+# The due deliveries, claimed: their attempt counted and their lease taken in one statement.
+CLAIM = text(
+    """
+WITH due AS (
+  SELECT account_id, id FROM webhook_deliveries
+  WHERE status = 'pending' AND next_attempt_at <= :now
+    AND (CAST(:account_id AS text) IS NULL OR account_id = :account_id)
+    AND (CAST(:delivery_id AS text) IS NULL OR id = :delivery_id)
+  ORDER BY next_attempt_at
+  LIMIT :limit
+  FOR UPDATE SKIP LOCKED
+)
+UPDATE webhook_deliveries d
+SET attempts = d.attempts + 1, next_attempt_at = :lease_until, updated_at = :now
+FROM due, webhook_events e, webhook_endpoints w
+WHERE d.account_id = due.account_id AND d.id = due.id
+  AND e.account_id = d.account_id AND e.id = d.event_id
+  AND w.account_id = d.account_id AND w.id = d.endpoint_id
+RETURNING d.account_id, d.id AS delivery_id, d.attempts AS attempt, e.id AS event_id,
+          e.body, w.id AS endpoint_id, w.url, w.secret, w.previous_secret,
+          w.previous_secret_expires_at
+"""
+)
+
+
+async def claim(
+    conn: AsyncConnection,
+    now: datetime,
+    *,
+    limit: int = CLAIM_BATCH,
+    account_id: str | None = None,
+    delivery_id: str | None = None,
+) -> list[Claim]:
+    """Claim up to `limit` due deliveries (or the one given) and commit."""
+    rows = (
+        await conn.execute(
+            CLAIM,
+            {
+                "now": now,
+                "lease_until": now + LEASE,
+                "limit": limit,
+                "account_id": account_id,
+                "delivery_id": delivery_id,
+            },
+        )
+    ).all()
+    await conn.commit()
+    claims = []
+    for r in rows:
+        secrets = [r.secret]
+        if (
+            r.previous_secret
+            and r.previous_secret_expires_at
+            and r.previous_secret_expires_at > now
+        ):
+            secrets.append(r.previous_secret)
+        claims.append(
+            Claim(
+                r.account_id,
+                r.delivery_id,
+                r.attempt,
+                r.event_id,
+                r.body.encode(),
+                r.endpoint_id,
+                r.url,
+                tuple(secrets),
+                now,
+            )
+        )
+    return claims
+
+
+async def send(sender: Sender, item: Claim) -> Outcome:
+    """One attempt: signed now (the receiver checks the timestamp against its own clock)."""
+    headers = signing.headers(item.secrets, item.event_id, int(time.time()), item.body)
+    outcome = await sender.send(item.url, headers, item.body)
+    observability.WEBHOOK_DELIVERIES.labels(outcome=outcome_label(outcome)).inc()
+    observability.WEBHOOK_LATENCY.observe(outcome.latency_ms / 1000)
+    return outcome
+
+
+def outcome_label(outcome: Outcome) -> str:
+    if outcome.succeeded:
+        return "succeeded"
+    if outcome.status_code is not None:
+        return f"http_{outcome.status_code // 100}xx"
+    return (outcome.error or "error").split(":", 1)[0]
+
+
+async def record(
+    conn: AsyncConnection,
+    item: Claim,
+    outcome: Outcome,
+    now: datetime,
+    rng: random.Random,
+    *,
+    retry: bool = True,
+) -> str:
+    """Log the attempt and move the delivery on (done, retried, or ended); the endpoint
+    disabled on a 410 or after 5 days of failures. Returns the delivery's new status.
+    Runs in the caller's transaction."""
+    d, w = webhook_deliveries.c, webhook_endpoints.c
+    await conn.execute(
+        insert(webhook_attempts).values(
+            account_id=item.account_id,
+            delivery_id=item.delivery_id,
+            attempt=item.attempt,
+            started_at=item.claimed_at,
+            status_code=outcome.status_code,
+            error=outcome.error,
+            latency_ms=outcome.latency_ms,
+            response_excerpt=outcome.excerpt,
+        )
+    )
+    this = and_(d.account_id == item.account_id, d.id == item.delivery_id)
+    endpoint = and_(w.account_id == item.account_id, w.id == item.endpoint_id)
+    if outcome.succeeded:
+        await conn.execute(
+            update(webhook_deliveries)
+            .where(this, d.status == "pending", d.attempts == item.attempt)
+            .values(status="succeeded", next_attempt_at=None, updated_at=now)
+        )
+        await conn.execute(
+            update(webhook_endpoints)
+            .where(endpoint, w.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
+        return "succeeded"
+    delay = retry_delay(item.attempt, outcome, rng) if retry else None
+    status = "pending" if delay is not None else "failed"
+    await conn.execute(
+        update(webhook_deliveries)
+        .where(this, d.status == "pending", d.attempts == item.attempt)
+        .values(
+            status=status,
+            next_attempt_at=None if delay is None else now + timedelta(seconds=delay),
+            updated_at=now,
+        )
+    )
+    since = (
+        await conn.execute(
+            update(webhook_endpoints)
+            .where(endpoint)
+            .values(failing_since=func.coalesce(w.failing_since, now))
+            .returning(w.failing_since)
+        )
+    ).scalar_one_or_none()
+    if outcome.status_code == 410:
+        await disable(conn, item.account_id, item.endpoint_id, "gone", now)
+    elif since is not None and now - since >= DISABLE_AFTER:
+        await disable(conn, item.account_id, item.endpoint_id, "failing", now)
+    return status
+
+
+async def disable(
+    conn: AsyncConnection, account_id: str, endpoint_id: str, reason: str | None, now: datetime
+) -> None:
+    """Disable an endpoint (`reason`: why the service did; None: its owner did) and cancel
+    its pending deliveries."""
+    w, d = webhook_endpoints.c, webhook_deliveries.c
+    await conn.execute(
+        update(webhook_endpoints)
+        .where(w.account_id == account_id, w.id == endpoint_id)
+        .values(enabled=False, disabled_reason=reason, updated_at=now)
+    )
+    await conn.execute(
+        update(webhook_deliveries)
+        .where(d.account_id == account_id, d.endpoint_id == endpoint_id, d.status == "pending")
+        .values(status="cancelled", next_attempt_at=None, updated_at=now)
+    )
+
+
+async def deliver_due(
+    engine: AsyncEngine,
+    sender: Sender,
+    clock: Clock,
+    rng: random.Random,
+    *,
+    limit: int = CLAIM_BATCH,
+) -> int:
+    """Claim due deliveries, send them (CONCURRENT_SENDS at a time), record the outcomes.
+    Returns how many were attempted."""
+    async with engine.connect() as conn:
+        claims = await claim(conn, clock(), limit=limit)
+    if not claims:
+        return 0
+    gate = asyncio.Semaphore(CONCURRENT_SENDS)
+
+    async def attempt(item: Claim) -> Outcome:
+        async with gate:
+            return await send(sender, item)
+
+    outcomes = await asyncio.gather(*(attempt(item) for item in claims))
+    async with engine.begin() as conn:
+        now = clock()
+        for item, outcome in zip(claims, outcomes, strict=True):
+            await record(conn, item, outcome, now, rng)
+    return len(claims)
+
+
+async def prune(conn: AsyncConnection, now: datetime) -> int:
+    """Delete the events (their deliveries and attempts with them) older than LOG_DAYS."""
+    result = await conn.execute(
+        webhook_events.delete().where(webhook_events.c.created_at < now - timedelta(days=LOG_DAYS))
+    )
+    return result.rowcount or 0
+
+
+async def queue_depth(conn: AsyncConnection, now: datetime) -> tuple[int, float | None]:
+    """Pending deliveries, and how long the oldest due one has waited (s; None: none due)."""
+    d = webhook_deliveries.c
+    row = (
+        await conn.execute(
+            select(
+                func.count(),
+                func.min(d.next_attempt_at).filter(d.next_attempt_at <= now),
+            ).where(d.status == "pending")
+        )
+    ).one()
+    oldest = None if row[1] is None else (now - row[1]).total_seconds()
+    return int(row[0]), oldest
