@@ -85,7 +85,11 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 def running_receiver() -> Iterator[Receiver]:
     """A receiver serving on a free port of 127.0.0.1 until the block ends."""
     receiver = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
+
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 512  # the listen backlog: many senders connect at once
+
+    server = Server(("127.0.0.1", 0), _handler(receiver))
     server.daemon_threads = True
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -16,7 +16,7 @@ from tests.conftest import Admin, bearer
 
 
 @dataclass
-class TestClock:
+class FakeClock:
     """A clock the worker reads; tests move it."""
 
     now: datetime
@@ -62,6 +62,6 @@ async def add_endpoint(
     return body
 
 
-def worker(engine: AsyncEngine, clock: TestClock, seed: int = 7) -> tuple[Worker, Sender]:
+def worker(engine: AsyncEngine, clock: FakeClock, seed: int = 7) -> tuple[Worker, Sender]:
     sender = Sender(allow_loopback=True)
     return Worker(engine, sender, clock=clock, rng=random.Random(seed)), sender

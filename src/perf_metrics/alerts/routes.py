@@ -323,4 +323,6 @@ async def list_alert_events(
         .order_by(e.created_at.desc(), e.id.desc())
         .limit(100)
     )
-    return {"data": [{"id": r.id, **orjson.loads(r.body)} for r in rows]}
+    found = [{"id": r.id, **orjson.loads(r.body)} for r in rows]
+    # Its sequence orders them where two share an instant (evaluations on one clock tick).
+    return {"data": sorted(found, key=lambda e: -e["data"]["sequence"])}

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, insert, or_, select, text, update
+from sqlalchemy import Text, and_, any_, func, insert, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from perf_metrics import observability
@@ -101,7 +101,9 @@ async def enqueue(
     w = webhook_endpoints.c
     chosen = select(w.id).where(w.account_id == account_id, w.environment == environment, w.enabled)
     if not every_type:
-        chosen = chosen.where(or_(w.event_types.is_(None), w.event_types.any(event_type)))
+        chosen = chosen.where(
+            or_(w.event_types.is_(None), literal(event_type, Text) == any_(w.event_types))
+        )
     if endpoint_ids is not None:
         chosen = chosen.where(w.id.in_(list(endpoint_ids)))
     for endpoint_id in (await conn.execute(chosen.order_by(w.id))).scalars().all():
