@@ -31,8 +31,15 @@ async def test_the_demo_account_is_not_in_utc_and_the_banner_says_its_zone(
     assert daily.status_code == 200, daily.text
     assert daily.json()["period"]["timezone"] == "Europe/Berlin"
 
-    text = demo.banner(key["key"], "127.0.0.1", 8000, key["timezone"])
+    text = demo.banner(
+        key["key"], "127.0.0.1", 8000, key["timezone"], key["secret_key"], key["monthly_budget_usd"]
+    )
     assert f"account {demo.DEMO_ACCOUNT}" in text and "Europe/Berlin" in text
+    # and how to watch its alerts arrive: the secret key, a receiver, an endpoint, an alert
+    assert key["secret_key"].startswith("sk_live_") and key["secret_key"] in text
+    assert "perf-metrics listen --port 9000" in text and "/v1/webhook-endpoints" in text
+    secret = await client.get("/v1/alerts", headers=bearer(key["secret_key"]))
+    assert secret.status_code == 200, secret.text
 
     # A second start (already seeded) makes a new key for the same account, zone unchanged.
     again = await demo._prepare(settings, first_run=False)

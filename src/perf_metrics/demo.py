@@ -9,6 +9,7 @@ and the embedded Postgres (perf_metrics/serving.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -82,7 +83,8 @@ async def _prepare(settings: Settings, first_run: bool) -> dict[str, Any]:
     """Seed on the first run (an empty call log), then make a fresh demo key; returns the key
     (as `create_key` does) with the account's `timezone`. The demo account's days are local
     days in Europe/Berlin (SPEC §9), the zone the seed plans for it; its monthly budget, set
-    once, is 1.05 times the cost of its last 30 days."""
+    once, is 1.05 times the cost of its last 30 days. Also a secret key (`secret_key`) for the
+    alerts and webhooks (SPEC §11), and the budget (`monthly_budget_usd`)."""
     from decimal import Decimal
 
     from sqlalchemy import func, select, text
@@ -128,7 +130,16 @@ async def _prepare(settings: Settings, first_run: bool) -> dict[str, Any]:
                 )
                 await admin.update_account(conn, DEMO_ACCOUNT, monthly_budget_usd=budget)
             key = await admin.create_key(conn, account_id=DEMO_ACCOUNT, name="demo")
-            return {**key, "timezone": account["timezone"]}
+            secret = await admin.create_key(
+                conn, account_id=DEMO_ACCOUNT, name="demo alerts", secret=True
+            )
+            budget = (await admin.get_account(conn, DEMO_ACCOUNT))["monthly_budget_usd"]
+            return {
+                **key,
+                "timezone": account["timezone"],
+                "secret_key": secret["key"],
+                "monthly_budget_usd": budget,
+            }
     finally:
         await engine.dispose()
 
@@ -140,7 +151,31 @@ DEMO_MONTH_COST = (
 )
 
 
-def banner(key: str, host: str, port: int, zone: str) -> str:
+def alerts_banner(base: str, secret_key: str, budget: Any) -> list[str]:
+    """How to watch the demo's alerts arrive at a receiver of one's own on this machine (the
+    demo admits http to loopback for webhooks: WEBHOOKS_ALLOW_LOOPBACK)."""
+    auth = f'-H "Authorization: Bearer {secret_key}" -H "Content-Type: application/json"'
+    alert = {
+        "name": "Month-end forecast",
+        "type": "projected_month_end",
+        "params": {"budget_usd": float(budget or 100)},
+    }
+    return [
+        f"alerts by signed webhook (a secret key, shown once: {secret_key}):",
+        "  in another terminal, a receiver that prints each event and checks its signature:",
+        "  perf-metrics listen --port 9000 --secret <the whsec_ the next command prints>",
+        f"  curl -s -X POST {base}/v1/webhook-endpoints {auth} "
+        """-d '{"url": "http://127.0.0.1:9000/hooks"}'""",
+        f"  curl -s -X POST {base}/v1/webhook-endpoints/<its id>/test -H "
+        f'"Authorization: Bearer {secret_key}"',
+        f"  curl -s -X POST {base}/v1/alerts {auth} -d '{json.dumps(alert)}'",
+        "  (the demo's worker evaluates it at once: the forecast is near the budget)",
+    ]
+
+
+def banner(
+    key: str, host: str, port: int, zone: str, secret_key: str | None = None, budget: Any = None
+) -> str:
     from perf_metrics import synthetic
 
     base = f"http://{host}:{port}"
@@ -166,6 +201,7 @@ def banner(key: str, host: str, port: int, zone: str) -> str:
         f'curl -s "{base}/v1/metrics/customer?baseline_model=claude-sonnet-4-5" '
         f'-H "Authorization: Bearer {key}"',
         "",
+        *([] if secret_key is None else [*alerts_banner(base, secret_key, budget), ""]),
         f"dashboard (paste the key): {base}/dashboard",
         f"API docs (work offline): {base}/docs and {base}/redoc",
         "",
@@ -188,13 +224,24 @@ def run_demo(host: str, port: int) -> None:
     own_database = "DATABASE_URL" not in os.environ
     with embedded_postgres(home) if own_database else _nothing() as uri:
         url = uri or os.environ["DATABASE_URL"]
-        settings = Settings(database_url=url)
+        # The demo's worker delivers webhooks to receivers on this machine (perf-metrics listen).
+        settings = Settings(database_url=url, webhooks_allow_loopback=True)
         say("applying migrations ...")
         upgrade(settings.database_url)
         marker = home / "seeded"
         key = asyncio.run(_prepare(settings, first_run=not marker.exists()))
         marker.write_text(datetime.now(UTC).isoformat())
-        print(banner(key["key"], host, port, key["timezone"]), flush=True)
+        print(
+            banner(
+                key["key"],
+                host,
+                port,
+                key["timezone"],
+                key["secret_key"],
+                key["monthly_budget_usd"],
+            ),
+            flush=True,
+        )
         from perf_metrics.app import create_app
 
         configure_logging(settings.log_level)

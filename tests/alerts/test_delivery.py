@@ -339,3 +339,57 @@ async def test_nothing_is_sent_for_a_transaction_that_rolled_back_or_has_not_com
         receiver.wait_for(1)
     await sender.close()
     assert len(receiver.received) == 1
+
+
+async def test_after_the_rotation_overlap_only_the_new_secret_signs(
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
+) -> None:
+    who = await tenant(admin_ops)
+    with running_receiver() as receiver:
+        endpoint = await add_endpoint(client, who, receiver.url)
+        rotated = await client.post(
+            f"/v1/webhook-endpoints/{endpoint['id']}/rotate-secret", headers=who.headers
+        )
+        new = rotated.json()["secret"]
+        ends = datetime.fromisoformat(rotated.json()["previous_secret_expires_at"])
+        clock = FakeClock(ends - timedelta(minutes=1))
+        w, sender = worker(engine, clock)
+        await emit(engine, who, clock.now)
+        await w.run_once()
+        clock.now = ends + timedelta(seconds=1)
+        await emit(engine, who, clock.now)
+        await w.run_once()
+        await sender.close()
+        during, after = receiver.wait_for(2)
+    assert len(during.headers["webhook-signature"].split(" ")) == 2
+    assert signed_by(new, during) and signed_by(endpoint["secret"], during)
+    assert len(after.headers["webhook-signature"].split(" ")) == 1
+    assert signed_by(new, after) and not signed_by(endpoint["secret"], after)
+    view = (await client.get(f"/v1/webhook-endpoints/{endpoint['id']}", headers=who.headers)).json()
+    assert view["secret_rotation_ends_at"] == rotated.json()["previous_secret_expires_at"]
+
+
+async def test_prometheus_shows_deliveries_and_the_queue(
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
+) -> None:
+    who = await tenant(admin_ops)
+    clock = FakeClock(real_now())
+    w, sender = worker(engine, clock)
+    with running_receiver() as receiver:
+        receiver.answer(Answer(500))
+        await add_endpoint(client, who, receiver.url)
+        await emit(engine, who, clock.now - timedelta(seconds=30), n=2)
+        before = (await client.get("/metrics")).text
+        assert "perf_metrics_webhook_queue_depth 2.0" in before
+        oldest = next(
+            line for line in before.splitlines() if line.startswith("perf_metrics_webhook_oldest")
+        )
+        assert float(oldest.split()[1]) >= 30
+        await w.run_once()
+    await sender.close()
+    text_ = (await client.get("/metrics")).text
+    assert 'perf_metrics_webhook_deliveries_total{outcome="http_5xx"}' in text_
+    assert 'perf_metrics_webhook_deliveries_total{outcome="succeeded"}' in text_
+    assert "perf_metrics_webhook_queue_depth 1.0" in text_  # the one waiting for its retry
+    assert "perf_metrics_webhook_delivery_seconds_count" in text_
+    assert "perf_metrics_alert_evaluation_lag_seconds" in text_

@@ -1,4 +1,5 @@
-"""`perf-metrics worker`: alert evaluation and webhook delivery in a process of its own."""
+"""`perf-metrics worker`: alert evaluation and webhook delivery in a process of its own; and
+`perf-metrics listen`, a receiver to watch them arrive during development."""
 
 from __future__ import annotations
 
@@ -50,3 +51,57 @@ def add_commands(sub: Subcommands) -> None:
     )
     p.add_argument("--metrics-host", default="127.0.0.1")
     p.set_defaults(func=cmd_worker)
+    add_listen_command(sub)
+
+
+def cmd_listen(args: argparse.Namespace, settings: Settings) -> None:
+    """A webhook receiver for development: one JSON line per delivery on stdout, its
+    signature checked with the spec's library when --secret is given (400 when it fails)."""
+    import json
+    import sys
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from standardwebhooks import Webhook
+    from standardwebhooks.webhooks import WebhookVerificationError
+
+    verifier = Webhook(args.secret) if args.secret else None
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            verified: bool | None = None
+            if verifier is not None:
+                try:
+                    verifier.verify(body, headers)
+                    verified = True
+                except WebhookVerificationError:
+                    verified = False
+            try:
+                event = json.loads(body)
+            except ValueError:
+                event = {"body": body.decode("utf-8", "replace")}
+            line = {"webhook-id": headers.get("webhook-id"), "verified": verified, **event}
+            print(json.dumps(line), flush=True)
+            self.send_response(400 if verified is False else 200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *a: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    print(f"listening on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    server.server_close()
+
+
+def add_listen_command(sub: Subcommands) -> None:
+    p = sub.add_parser(
+        "listen", help="a local webhook receiver for development: prints each event it gets"
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9000)
+    p.add_argument("--secret", help="the endpoint's whsec_ secret: check every signature")
+    p.set_defaults(func=cmd_listen)
