@@ -297,6 +297,20 @@ def _no_route(request: Request) -> str:
     return "No such route."
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of every route on the request's path (routes of included routers too)."""
+    methods: set[str] = set()
+    pending = list(request.app.router.routes)
+    while pending:
+        route = pending.pop()
+        inner = getattr(route, "original_router", None)  # FastAPI's included router
+        if inner is not None:
+            pending.extend(inner.routes)
+        elif getattr(route, "methods", None) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= set(route.methods)
+    return sorted(methods)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
@@ -305,6 +319,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         )
     if exc.status_code == 405:
         headers = dict(exc.headers or {})
+        # Starlette's Allow names the methods of the first route on the path; a path served
+        # by several routes (GET and POST /v1/alerts) allows all of theirs.
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
         return error_response(
             request.scope,
             405,

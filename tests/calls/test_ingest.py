@@ -1282,8 +1282,10 @@ async def test_rejected_batches_leave_every_table_as_it_was(
     before = await snapshot(engine)
     assert FOLDED_TABLES | {"calls", "accounts", "api_keys"} <= set(before)
     # Month rows exist only for ended months: none when the seed's days are all in this one;
-    # late calls of ended weeks mark them stale instead of writing week rows.
-    touched = FOLDED_TABLES - {failure_monthly.name, "rollup_group_weekly"} | {"calls"}
+    # late calls of ended weeks mark them stale instead of writing week rows; the 5-minute
+    # rollup keeps the last two days only.
+    recent_only = {failure_monthly.name, "rollup_group_weekly", "rollup_account_5m"}
+    touched = FOLDED_TABLES - recent_only | {"calls"}
     assert all(before[name] for name in touched)
 
     fresh = [rec(f"fresh-{i}", account_id=(ACCT, ACCT_B)[i % 2]) for i in range(5)]
@@ -1502,6 +1504,9 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
     ph: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
         zeros("fc_calls", "fc_provider_failures", "fc_rate_limited", "served_calls", "latency_sum")
     )
+    account_5m: defaultdict[tuple[Any, ...], dict[str, Any]] = defaultdict(
+        zeros("calls", "failures")
+    )
     for r in records:
         t = utc(r)
         env = r.get("environment", "live")
@@ -1570,6 +1575,10 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
 
         b5 = t.replace(minute=t.minute - t.minute % 5, second=0, microsecond=0)
         b60 = t.replace(minute=0, second=0, microsecond=0)
+        if b5 >= datetime.now(UTC) - timedelta(days=2):  # the last two days only
+            recent = account_5m[(r["account_id"], env, b5)]
+            recent["calls"] += 1
+            recent["failures"] += mode is not None
         for table, bucket in ((p5, b5), (ph, b60)):
             fc = table[(env, bucket, first_provider)]
             fc["fc_calls"] += 1
@@ -1608,6 +1617,7 @@ def expected_rollups(records: list[dict[str, Any]]) -> dict[str, dict[tuple[Any,
         "rollup_trigger_daily": {k: {"calls": v} for k, v in trigger.items()},
         "rollup_group_daily": dict(group),
         "rollup_group_weekly": dict(group_week),
+        "rollup_account_5m": dict(account_5m),
         "rollup_provider_5m": dict(p5),
         "rollup_provider_hourly": dict(ph),
     }

@@ -222,6 +222,7 @@ async def create_alert(
             .returning(alerts)
         )
     ).one()
+    await conn.commit()  # before the answer: a 201 is a promise that it is stored
     return _view(row)
 
 
@@ -275,7 +276,9 @@ async def update_alert(
             .where(_mine(key), alerts.c.id == alert_id)
             .values(**values, updated_at=at)
         )
-    return _view(await _alert(conn, key, alert_id))
+    view = _view(await _alert(conn, key, alert_id))
+    await conn.commit()
+    return view
 
 
 @router.delete(
@@ -288,6 +291,7 @@ async def delete_alert(alert_id: str, key: SecretKeyDep, conn: ConnectionDep) ->
     """Its events already written are still delivered."""
     await _alert(conn, key, alert_id)
     await conn.execute(delete(alerts).where(_mine(key), alerts.c.id == alert_id))
+    await conn.commit()
     return {"id": alert_id, "deleted": True}
 
 

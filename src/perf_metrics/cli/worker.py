@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 
 from perf_metrics.cli.common import Subcommands
 from perf_metrics.settings import Settings
@@ -16,26 +17,32 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
 
     from perf_metrics.db import create_engine
     from perf_metrics.observability import REGISTRY, configure_logging
-    from perf_metrics.serving import stop_cleanly_on_signals
     from perf_metrics.webhooks.egress import Sender
     from perf_metrics.worker import Worker
 
     configure_logging(settings.log_level)
-    stop_cleanly_on_signals()
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_host, registry=REGISTRY)
 
     async def run() -> None:
         engine = create_engine(settings)
         sender = Sender(allow_loopback=settings.webhooks_allow_loopback)
+        work = asyncio.create_task(
+            Worker(engine, sender, interval_s=settings.worker_interval_s).run()
+        )
+        # SIGTERM, SIGINT and SIGHUP end the round in progress at its next await: a delivery
+        # claimed and not yet recorded is sent again once its lease runs out (at least once).
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(sig, work.cancel)
         try:
-            await Worker(engine, sender, interval_s=settings.worker_interval_s).run()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
         finally:
             await sender.close()
             await engine.dispose()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+    asyncio.run(run())
 
 
 def add_commands(sub: Subcommands) -> None:

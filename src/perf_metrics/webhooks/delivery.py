@@ -308,6 +308,52 @@ async def disable(
     )
 
 
+# The successes of a round, recorded in three statements whatever their number.
+RECORD_SUCCESSES = (
+    text(
+        """INSERT INTO webhook_attempts (account_id, delivery_id, attempt, started_at,
+                                      status_code, latency_ms, response_excerpt)
+SELECT * FROM unnest(CAST(:accounts AS text[]), CAST(:deliveries AS text[]),
+                     CAST(:attempts AS int[]), CAST(:started AS timestamptz[]),
+                     CAST(:codes AS int[]), CAST(:latencies AS bigint[]),
+                     CAST(:excerpts AS text[]))"""
+    ),
+    text(
+        """UPDATE webhook_deliveries d SET status = 'succeeded', next_attempt_at = NULL,
+                                        updated_at = :now
+FROM unnest(CAST(:accounts AS text[]), CAST(:deliveries AS text[]), CAST(:attempts AS int[]))
+  AS x(a, i, n)
+WHERE d.account_id = x.a AND d.id = x.i AND d.status = 'pending' AND d.attempts = x.n"""
+    ),
+    text(
+        """UPDATE webhook_endpoints w SET failing_since = NULL
+FROM unnest(CAST(:accounts AS text[]), CAST(:endpoints AS text[])) AS x(a, i)
+WHERE w.account_id = x.a AND w.id = x.i AND w.failing_since IS NOT NULL"""
+    ),
+)
+
+
+async def record_successes(
+    conn: AsyncConnection, done: Sequence[tuple[Claim, Outcome]], now: datetime
+) -> None:
+    """`record` for many successful attempts at once (a round's, mostly)."""
+    if not done:
+        return
+    binds = {
+        "accounts": [c.account_id for c, _ in done],
+        "deliveries": [c.delivery_id for c, _ in done],
+        "attempts": [c.attempt for c, _ in done],
+        "started": [c.claimed_at for c, _ in done],
+        "codes": [o.status_code for _, o in done],
+        "latencies": [o.latency_ms for _, o in done],
+        "excerpts": [o.excerpt for _, o in done],
+        "endpoints": [c.endpoint_id for c, _ in done],
+        "now": now,
+    }
+    for statement in RECORD_SUCCESSES:
+        await conn.execute(statement, binds)
+
+
 async def deliver_due(
     engine: AsyncEngine,
     sender: Sender,
@@ -331,8 +377,11 @@ async def deliver_due(
     outcomes = await asyncio.gather(*(attempt(item) for item in claims))
     async with engine.begin() as conn:
         now = clock()
+        done = [(c, o) for c, o in zip(claims, outcomes, strict=True) if o.succeeded]
+        await record_successes(conn, done, now)
         for item, outcome in zip(claims, outcomes, strict=True):
-            await record(conn, item, outcome, now, rng)
+            if not outcome.succeeded:
+                await record(conn, item, outcome, now, rng)
     return len(claims)
 
 

@@ -241,6 +241,7 @@ async def create_webhook_endpoint(
     row = (
         await conn.execute(insert(webhook_endpoints).values(**values).returning(webhook_endpoints))
     ).one()
+    await conn.commit()  # before the answer: a 201 is a promise that it is stored
     return {**_view(row, at), "secret": secret}
 
 
@@ -312,7 +313,9 @@ async def update_webhook_endpoint(
             .where(_mine(key), w.id == endpoint_id)
             .values(**values, updated_at=at)
         )
-    return _view(await _endpoint(conn, key, endpoint_id), at)
+    view = _view(await _endpoint(conn, key, endpoint_id), at)
+    await conn.commit()
+    return view
 
 
 @router.delete(
@@ -328,6 +331,7 @@ async def delete_webhook_endpoint(
     await conn.execute(
         delete(webhook_endpoints).where(_mine(key), webhook_endpoints.c.id == endpoint_id)
     )
+    await conn.commit()
     return {"id": endpoint_id, "deleted": True}
 
 
@@ -360,6 +364,7 @@ async def rotate_webhook_secret(
             updated_at=at,
         )
     )
+    await conn.commit()
     return {"id": endpoint_id, "secret": secret, "previous_secret_expires_at": iso_z(ends)}
 
 
@@ -406,6 +411,7 @@ async def test_webhook_endpoint(
     (item,) = await delivery.claim(conn, at, account_id=key.account_id, delivery_id=delivery_id)
     outcome = await delivery.send(sender, item)
     await delivery.record(conn, item, outcome, at, random.Random(), retry=False)
+    await conn.commit()
     return {
         "delivery_id": delivery_id,
         "event_id": event_id,
@@ -516,4 +522,5 @@ async def redeliver_webhook(
         )
     )
     (view,) = await _deliveries(conn, key, at, 1, id=new)
+    await conn.commit()
     return view
