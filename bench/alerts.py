@@ -258,11 +258,13 @@ def deliver_part(url: str, accounts: list[str], n: int) -> dict[str, Any]:
     with running_receiver() as receiver:
         targets = endpoints(url, accounts, receiver.url)
         enqueue(url, targets, n)
-        started = time.monotonic()
+        started, me0 = time.monotonic(), time.process_time()
         worker = start_worker(url)
         try:
             got = receiver.wait_for(n, timeout=600)
             last = max(r.at for r in got)
+            worker_cpu = process_cpu_s(worker.pid)
+            receiver_cpu = time.process_time() - me0
         finally:
             stop(worker)
     ids = [r.headers["webhook-id"] for r in got]
@@ -273,6 +275,8 @@ def deliver_part(url: str, accounts: list[str], n: int) -> dict[str, Any]:
         "duplicates": len(ids) - len(set(ids)),
         "seconds_from_worker_start": round(last - started, 2),
         "events_per_s": round(rate, 1),
+        "worker_cpu_s": round(worker_cpu, 2),
+        "receiver_cpu_s": round(receiver_cpu, 2),
         "target_events_per_s": RATE_TARGET,
     }
 

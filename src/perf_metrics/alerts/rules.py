@@ -17,14 +17,15 @@ its data could not be read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import select, update
+import orjson
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from perf_metrics import observability
@@ -172,22 +173,33 @@ class Rule:
         return Scope(self.account_id, self.environment)
 
 
-async def _month_figures(conn: AsyncConnection, rule: Rule, now: datetime) -> dict[str, Any]:
-    """customer's cost_analysis month figures for today (SPEC §5), in the account's zone."""
-    zone = Zone.named(rule.timezone)
-    today = zone.today(now)
-    first = min(previous_month_start(today), today - timedelta(days=7))
-    query = MetricsQuery(rule.scope, DayWindow(first, today, zone))
-    rows = await q.select_daily_rows(conn, query)
-    return cost_analysis_months({r.day: r.cost_usd for r in rows}, today)
+MonthCache = dict[tuple[str, str, str], dict[str, Any]]
+
+
+async def _month_figures(
+    conn: AsyncConnection, rule: Rule, now: datetime, cache: MonthCache
+) -> dict[str, Any]:
+    """customer's cost_analysis month figures for today (SPEC §5), in the account's zone;
+    once per evaluation pass and account (its two budget rules read the same days)."""
+    key = (rule.account_id, rule.environment, rule.timezone)
+    if key not in cache:
+        zone = Zone.named(rule.timezone)
+        today = zone.today(now)
+        first = min(previous_month_start(today), today - timedelta(days=7))
+        query = MetricsQuery(rule.scope, DayWindow(first, today, zone))
+        rows = await q.select_daily_rows(conn, query)
+        cache[key] = cost_analysis_months({r.day: r.cost_usd for r in rows}, today)
+    return cache[key]
 
 
 def _at_or_over(value: float, budget: Any) -> bool:
     return Decimal(str(value)) >= Decimal(str(budget))
 
 
-async def _budget(conn: AsyncConnection, rule: Rule, now: datetime, field: str) -> Reading:
-    value = (await _month_figures(conn, rule, now))[field]
+async def _budget(
+    conn: AsyncConnection, rule: Rule, now: datetime, field: str, cache: MonthCache
+) -> Reading:
+    value = (await _month_figures(conn, rule, now, cache))[field]
     return Reading(value, _at_or_over(value, rule.params["budget_usd"]))
 
 
@@ -237,16 +249,22 @@ async def _provider(
 
 
 async def read(
-    conn: AsyncConnection, rule: Rule, now: datetime, cache: ProviderCache | None = None
+    conn: AsyncConnection,
+    rule: Rule,
+    now: datetime,
+    providers: ProviderCache | None = None,
+    months: MonthCache | None = None,
 ) -> Reading:
-    """The rule's value now, and whether it breaches."""
+    """The rule's value now, and whether it breaches (the caches: readings of one pass)."""
     if rule.type == "projected_month_end":
-        return await _budget(conn, rule, now, "projected_month_end")
+        return await _budget(
+            conn, rule, now, "projected_month_end", {} if months is None else months
+        )
     if rule.type == "month_to_date_cost":
-        return await _budget(conn, rule, now, "current_month")
+        return await _budget(conn, rule, now, "current_month", {} if months is None else months)
     if rule.type == "failure_rate":
         return await _failure_rate(conn, rule, now)
-    return await _provider(conn, rule, now, {} if cache is None else cache)
+    return await _provider(conn, rule, now, {} if providers is None else providers)
 
 
 # --- states ------------------------------------------------------------------------------
@@ -298,45 +316,86 @@ DUE = (
 )
 
 
-async def evaluate(
-    conn: AsyncConnection, row: Any, now: datetime, cache: ProviderCache
-) -> str | None:
-    """Evaluate one alert row (locked by the caller) and write its new state, with its event
-    when it flips, in the caller's transaction. Returns the event's type, if any."""
-    rule = Rule(row.account_id, row.environment, row.type, row.params, row.timezone)
-    where = (alerts.c.account_id == row.account_id) & (alerts.c.id == row.id)
+# A batch's new states, written in one statement (the rows are locked by the batch).
+WRITE_STATES = text(
+    """UPDATE alerts a SET state = x.state, streak = x.streak, value = x.value::jsonb,
+       evaluated_at = :now, last_error = x.last_error, next_eval_at = x.next_eval_at,
+       sequence = x.sequence
+FROM unnest(CAST(:accounts AS text[]), CAST(:ids AS text[]), CAST(:states AS text[]),
+            CAST(:streaks AS int[]), CAST(:values AS text[]), CAST(:errors AS text[]),
+            CAST(:due AS timestamptz[]), CAST(:sequences AS bigint[]))
+  AS x(account_id, id, state, streak, value, last_error, next_eval_at, sequence)
+WHERE a.account_id = x.account_id AND a.id = x.id"""
+)
+
+
+@dataclass(slots=True)
+class Pass:
+    """One batch's evaluations: what they share (readings of the same data), and the new
+    state of each alert, written together at the end (`write`)."""
+
+    now: datetime
+    providers: ProviderCache
+    months: dict[tuple[str, str, str], dict[str, Any]]
+    states: list[tuple[Any, ...]]
+
+    async def write(self, conn: AsyncConnection) -> None:
+        if self.states:
+            columns = list(map(list, zip(*self.states, strict=True)))
+            names = ("accounts", "ids", "states", "streaks", "values", "errors", "due")
+            binds = dict(zip((*names, "sequences"), columns, strict=True))
+            await conn.execute(WRITE_STATES, {**binds, "now": self.now})
+
+
+def _rule(row: Any) -> Rule:
+    return Rule(row.account_id, row.environment, row.type, row.params, row.timezone)
+
+
+async def _readings(
+    conn: AsyncConnection, rows: Sequence[Any], batch: Pass
+) -> list[Reading | Exception]:
+    """Every row's reading: all in one savepoint, or, if one fails, each in its own (a
+    failed statement aborts its savepoint; the others' readings must not go with it)."""
     try:
         async with conn.begin_nested():
-            reading = await read(conn, rule, now, cache)
-    except Exception as exc:  # a rule whose data cannot be read keeps its state
-        log.exception("alert %s could not be evaluated", row.id)
+            return [
+                await read(conn, _rule(row), batch.now, batch.providers, batch.months)
+                for row in rows
+            ]
+    except Exception:  # noqa: S110 (found again below, row by row)
+        pass
+    found: list[Reading | Exception] = []
+    for row in rows:
+        try:
+            async with conn.begin_nested():
+                found.append(await read(conn, _rule(row), batch.now, batch.providers, batch.months))
+        except Exception as exc:
+            log.exception("alert %s could not be evaluated", row.id)
+            found.append(exc)
+    return found
+
+
+async def evaluate(
+    conn: AsyncConnection, row: Any, reading: Reading | Exception, batch: Pass
+) -> str | None:
+    """One alert row's evaluation (the row locked by the caller): its new state goes to
+    `batch`, and its event, when it flips, is written in the caller's transaction. A failed
+    reading keeps the state and records the error. Returns the event's type, if any."""
+    now = batch.now
+    due = next_due(row.type, now)
+    if isinstance(reading, Exception):
         observability.ALERT_EVALUATIONS.labels(row.type, "error").inc()
-        await conn.execute(
-            update(alerts)
-            .where(where)
-            .values(
-                last_error=f"{type(exc).__name__}: {exc}"[:500],
-                evaluated_at=now,
-                next_eval_at=next_due(row.type, now),
-            )
+        error = f"{type(reading).__name__}: {reading}"[:500]
+        value = orjson.dumps(row.value).decode()
+        batch.states.append(
+            (row.account_id, row.id, row.state, row.streak, value, error, due, row.sequence)
         )
         return None
     observability.ALERT_EVALUATIONS.labels(row.type, "ok").inc()
     new = step(row.type, row.state, row.streak, reading.breached)
     sequence = row.sequence + 1 if new.changed else row.sequence
-    await conn.execute(
-        update(alerts)
-        .where(where)
-        .values(
-            state=new.state,
-            streak=new.streak,
-            value=reading.value,
-            evaluated_at=now,
-            last_error=None,
-            next_eval_at=next_due(row.type, now),
-            sequence=sequence,
-        )
-    )
+    value = orjson.dumps(reading.value).decode()
+    batch.states.append((row.account_id, row.id, new.state, new.streak, value, None, due, sequence))
     if not new.changed:
         return None
     event_type = "alert.firing" if new.state == "firing" else "alert.resolved"
@@ -359,12 +418,14 @@ async def evaluate_due(engine: AsyncEngine, clock: Clock, *, limit: int = EVALUA
     async with engine.begin() as conn:
         now = clock()
         rows = (await conn.execute(DUE.where(alerts.c.next_eval_at <= now).limit(limit))).all()
-        cache: ProviderCache = {}
+        batch = Pass(now, {}, {}, [])
         for row in rows:
             observability.ALERT_EVALUATION_LAG.observe(
                 max(0.0, (now - row.next_eval_at).total_seconds())
             )
-            await evaluate(conn, row, now, cache)
+        for row, reading in zip(rows, await _readings(conn, rows, batch), strict=True):
+            await evaluate(conn, row, reading, batch)
+        await batch.write(conn)
     return len(rows)
 
 

@@ -74,6 +74,8 @@ def cmd_listen(args: argparse.Namespace, settings: Settings) -> None:
     verifier = Webhook(args.secret) if args.secret else None
 
     class Handler(BaseHTTPRequestHandler):
+        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms ACK wait
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}

@@ -212,6 +212,10 @@ class Sender:
     address, and one made with a host's name (SNI) must never carry another host's request."""
 
     MAX_CLIENTS = 256
+    # Requests in flight to one host at once: a receiver is often a small service, and
+    # httpcore's pool costs CPU per request in proportion to its connections (at 64 to one
+    # host, 13 ms of CPU a send; bench/results/alerts.md).
+    PER_HOST = 8
 
     def __init__(
         self,
@@ -224,6 +228,7 @@ class Sender:
         self.resolver = resolver
         self.verify = verify
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._gates: dict[str, asyncio.Semaphore] = {}
 
     def _client(self, host: str) -> httpx.AsyncClient:
         client = self._clients.pop(host, None)
@@ -233,10 +238,13 @@ class Sender:
                 timeout=httpx.Timeout(TOTAL_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
                 verify=self.verify,
                 trust_env=False,  # no proxy from the environment: we connect where we checked
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+                limits=httpx.Limits(
+                    max_connections=self.PER_HOST, max_keepalive_connections=self.PER_HOST
+                ),
             )
             if len(self._clients) >= self.MAX_CLIENTS:  # the least recently used goes
                 oldest = next(iter(self._clients))
+                self._gates.pop(oldest, None)
                 asyncio.get_running_loop().create_task(self._clients.pop(oldest).aclose())
         self._clients[host] = client  # most recently used last
         return client
@@ -247,13 +255,20 @@ class Sender:
             await client.aclose()
 
     async def send(self, url: str, headers: dict[str, str], body: bytes) -> Outcome:
+        try:
+            target = parse_target(url, allow_loopback=self.allow_loopback)
+        except RefusedDestination as exc:
+            return Outcome(None, f"refused: {exc}", 0)
+        async with self._gates.setdefault(target.host, asyncio.Semaphore(self.PER_HOST)):
+            return await self._send(target, headers, body)
+
+    async def _send(self, target: Target, headers: dict[str, str], body: bytes) -> Outcome:
         started = time.perf_counter()
 
         def elapsed() -> int:
             return round((time.perf_counter() - started) * 1000)
 
         try:
-            target = parse_target(url, allow_loopback=self.allow_loopback)
             address = await asyncio.wait_for(
                 checked_address(target, allow_loopback=self.allow_loopback, resolver=self.resolver),
                 CONNECT_TIMEOUT_S,
