@@ -18,6 +18,10 @@ records when each request's headers arrived).
 - deliver: --events events, one delivery each, to 100 endpoints on the local receiver, all due
   at once; the worker's events per second from its start to the last one received (target:
   at least 200/s).
+- ingest: what the 5-minute rollup adds to a fold, on live traffic (it counts only the last
+  two days, so a backfill barely touches it): `perf-metrics ingest` of --ingest-calls calls
+  over the day before now, into a fresh database, at --before and here, alternating
+  (bench/zones.py's `ingest_once`: the machine's busy CPU per call).
 - latency: --latency-events events written one every 50 ms (each its own committed
   transaction: the outbox write of a state change) while a worker runs; from each commit to
   the receiver's first byte of it, p50/p95/max (target: p95 under 2 s).
@@ -59,7 +63,8 @@ from common import (
 )
 from read import pct
 
-PARTS = ("evaluate", "deliver", "latency")
+PARTS = ("evaluate", "deliver", "latency", "ingest")
+BEFORE = "bf56306"  # the last commit before SPEC §11's alerts (and the 5-minute rollup)
 CPU_TARGET = 0.10  # of one core
 RATE_TARGET = 200.0  # events/s
 LATENCY_TARGET_S = 2.0
@@ -342,20 +347,38 @@ def latency_part(url: str, accounts: list[str], n: int) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--accounts", type=int, default=1000)
-    parser.add_argument("--calls", type=int, default=300_000)
-    parser.add_argument("--evaluate-s", type=float, default=180)
-    parser.add_argument("--events", type=int, default=5000)
-    parser.add_argument("--latency-events", type=int, default=300)
-    parser.add_argument("--parts", default=",".join(PARTS))
-    args = parser.parse_args()
-    parts = args.parts.split(",")
-    info = machine()
-    previous = RESULTS / "alerts.json"
-    results: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() else {}
-    results.pop("machine", None)
+def ingest_live(before: str, calls: int, rounds: int) -> dict[str, Any]:
+    from compare import worktree
+    from ingest import jsonl
+    from zones import SEED, ingest_once
+
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    path = jsonl(calls, SEED, days=1, end=end)
+    runs: list[dict[str, Any]] = []
+    with worktree(before) as old:
+        variants: list[tuple[str, Path | None]] = [("before", old / "src"), ("head", None)]
+        for r in range(rounds):
+            for variant, src in variants if r % 2 == 0 else variants[::-1]:
+                result = ingest_once(variant, src, path, len(runs))
+                print(f"ingest {variant}: {result}", file=sys.stderr)
+                runs.append(result)
+    path.unlink()  # a day that is no longer "now" next time
+    mean = {
+        v: round(sum(r["cpu_us_per_call"] for r in runs if r["variant"] == v) / rounds, 1)
+        for v in ("before", "head")
+    }
+    return {
+        "before_commit": before,
+        "calls": calls,
+        "rounds": rounds,
+        "cpu_us_per_call": mean,
+        "head_vs_before": round(mean["head"] / mean["before"], 3),
+        "runs": runs,
+    }
+
+
+def worker_parts(args: argparse.Namespace, parts: list[str], results: dict[str, Any]) -> None:
+    """The parts that run `perf-metrics worker` on one seeded scratch database."""
     with scratch_database() as url:
         print(f"seeding {args.calls:,} calls for {args.accounts} accounts ...", flush=True)
         run_cli(
@@ -380,6 +403,29 @@ def main() -> None:
         if "latency" in parts:
             results["latency"] = latency_part(url, accounts, args.latency_events)
             print(results["latency"], flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--calls", type=int, default=300_000)
+    parser.add_argument("--evaluate-s", type=float, default=180)
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--latency-events", type=int, default=300)
+    parser.add_argument("--ingest-calls", type=int, default=500_000)
+    parser.add_argument("--ingest-rounds", type=int, default=2)
+    parser.add_argument("--before", default=BEFORE)
+    parser.add_argument("--parts", default=",".join(PARTS))
+    args = parser.parse_args()
+    parts = args.parts.split(",")
+    info = machine()
+    previous = RESULTS / "alerts.json"
+    results: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() else {}
+    results.pop("machine", None)
+    if {"evaluate", "deliver", "latency"} & set(parts):
+        worker_parts(args, parts, results)
+    if "ingest" in parts:
+        results["ingest"] = ingest_live(args.before, args.ingest_calls, args.ingest_rounds)
     table: list[tuple[str, ...]] = [("measure", "value", "target")]
     if "evaluate" in results:
         e = results["evaluate"]
@@ -419,6 +465,17 @@ def main() -> None:
                 "events at 20/s",
                 f"p50 {lat['p50_s']} s, p95 {lat['p95_s']} s, max {lat['max_s']} s",
                 f"p95 < {LATENCY_TARGET_S:g} s",
+            )
+        )
+    if "ingest" in results:
+        i = results["ingest"]
+        table.append(
+            (
+                f"ingest CPU per call, {i['calls']:,} calls of the last day (live traffic), "
+                f"here vs {i['before_commit']}",
+                f"{i['cpu_us_per_call']['head']} vs {i['cpu_us_per_call']['before']} µs "
+                f"({i['head_vs_before']}x)",
+                "",
             )
         )
     path = write_results("alerts", results, table, info)
