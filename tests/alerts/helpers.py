@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from perf_metrics.settings import Settings
 from perf_metrics.webhooks.egress import Sender
 from perf_metrics.worker import Worker
 from tests.conftest import Admin, bearer
@@ -60,6 +61,11 @@ async def add_endpoint(
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def plain_url(settings: Settings) -> str:
+    """The database URL as a child process (or asyncpg) takes it."""
+    return settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 def worker(engine: AsyncEngine, clock: FakeClock, seed: int = 7) -> tuple[Worker, Sender]:

@@ -23,7 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from perf_metrics.settings import Settings
 from perf_metrics.webhooks import delivery
 from perf_metrics.webhooks.tables import webhook_deliveries, webhook_endpoints
-from tests.alerts.helpers import FakeClock, Tenant, add_endpoint, real_now, tenant, worker
+from tests.alerts.helpers import (
+    FakeClock,
+    Tenant,
+    add_endpoint,
+    plain_url,
+    real_now,
+    tenant,
+    worker,
+)
 from tests.conftest import Admin
 from tests.receiver import Answer, Received, running_receiver
 
@@ -284,7 +292,7 @@ async def test_a_worker_killed_between_claim_and_send_leaves_it_to_be_redelivere
     with running_receiver() as receiver:
         await add_endpoint(client, who, receiver.url)
         (event_id,) = await emit(engine, who, real_now())
-        url = settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+        url = plain_url(settings)
         proc = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "tests.alerts.claim_and_hang", url),
             stdout=asyncio.subprocess.PIPE,

@@ -21,7 +21,7 @@ from perf_metrics.db import accounts
 from perf_metrics.metrics.windows import floor_5min
 from perf_metrics.rollups.tables import account_5m
 from perf_metrics.settings import Settings
-from tests.alerts.helpers import FakeClock, add_endpoint, real_now, tenant, worker
+from tests.alerts.helpers import FakeClock, add_endpoint, plain_url, real_now, tenant, worker
 from tests.alerts.test_delivery import emit
 from tests.alerts.test_rules import call, create, failure_call, store
 from tests.conftest import Admin, bearer, rollups_report
@@ -32,10 +32,6 @@ from tests.servers import live_server
 @pytest.fixture
 def app_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"webhooks_allow_loopback": True})
-
-
-def plain_url(settings: Settings) -> str:
-    return settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 async def test_the_five_minute_rollup_keeps_two_days_verifies_and_is_pruned(

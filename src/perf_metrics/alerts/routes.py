@@ -16,7 +16,7 @@ from perf_metrics.auth import Principal, SecretKeyDep
 from perf_metrics.deps import ClockDep, ConnectionDep
 from perf_metrics.errors import InvalidParameter, NotFound, documented_error
 from perf_metrics.keys import new_id
-from perf_metrics.webhooks.routes import ERRORS
+from perf_metrics.webhooks.routes import ERRORS, Deleted
 from perf_metrics.webhooks.tables import webhook_endpoints, webhook_events
 from perf_metrics.zones import iso_z
 
@@ -89,11 +89,6 @@ class Alert(BaseModel):
 
 class AlertList(BaseModel):
     data: list[Alert]
-
-
-class Deleted(BaseModel):
-    id: str
-    deleted: bool = True
 
 
 class Preview(BaseModel):
