@@ -11,13 +11,15 @@ import hmac
 import os
 import signal
 import sys
+import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.settings import Settings
@@ -401,3 +403,79 @@ async def test_prometheus_shows_deliveries_and_the_queue(
     assert "perf_metrics_webhook_queue_depth 1.0" in text_  # the one waiting for its retry
     assert "perf_metrics_webhook_delivery_seconds_count" in text_
     assert "perf_metrics_alert_evaluation_lag_seconds" in text_
+
+
+async def test_an_odd_delivery_never_holds_up_the_others_round(
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
+) -> None:
+    """An endpoint URL that cannot be sent to (written around the API's checks) and one
+    deleted while its delivery is in flight: the rest of the round is sent and recorded."""
+    who = await tenant(admin_ops)
+    clock = FakeClock(real_now())
+    w, sender = worker(engine, clock)
+    with running_receiver() as receiver:
+        good = await add_endpoint(client, who, f"{receiver.url}/good")
+        odd = await add_endpoint(client, who, f"{receiver.url}/odd")
+        gone = await add_endpoint(client, who, f"{receiver.url}/gone")
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(webhook_endpoints)
+                .where(webhook_endpoints.c.id == odd["id"])
+                .values(url="http://127.0.0.1:1/a\x01b")
+            )
+        await emit(engine, who, clock.now)
+        async with engine.connect() as conn:
+            claims = await delivery.claim(conn, clock.now)
+        by_endpoint = {c.endpoint_id: c for c in claims}
+        outcomes = {c.endpoint_id: await delivery.send(sender, c) for c in claims}
+        await client.delete(f"/v1/webhook-endpoints/{gone['id']}", headers=who.headers)
+        done = [(by_endpoint[e], outcomes[e]) for e in (good["id"], odd["id"], gone["id"])]
+        await delivery.record_outcomes(engine, done, clock.now, w.rng)
+        await sender.close()
+    rows = {d.endpoint_id: d for d in await deliveries(engine)}
+    assert rows[good["id"]].status == "succeeded"
+    assert rows[odd["id"]].status == "pending" and rows[odd["id"]].attempts == 1  # retried
+    assert gone["id"] not in rows
+    odd_outcome = outcomes[odd["id"]]
+    assert odd_outcome is not None and "refused" in (odd_outcome.error or "")
+    assert sorted(r.path for r in receiver.received) == ["/gone", "/good"]
+
+
+async def test_a_claim_that_cannot_start_within_its_lease_is_given_back(
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
+) -> None:
+    who = await tenant(admin_ops)
+    clock = FakeClock(real_now())
+    w, sender = worker(engine, clock)
+    with running_receiver() as receiver:
+        await add_endpoint(client, who, receiver.url)
+        await emit(engine, who, clock.now)
+        async with engine.connect() as conn:
+            (item,) = await delivery.claim(conn, clock.now)
+        late = replace(item, start_by=time.monotonic() - 1)  # its lease nearly spent
+        assert await delivery.send(sender, late) is None
+        await delivery.record_outcomes(engine, [(late, None)], clock.now, w.rng)
+        (row,) = await deliveries(engine)
+        assert (row.status, row.attempts, row.next_attempt_at) == ("pending", 0, clock.now)
+        assert receiver.received == []
+        assert await w.run_once() == 1  # due again at once, sent as its first attempt
+        await sender.close()
+    (row,) = await deliveries(engine)
+    assert (row.status, row.attempts) == ("succeeded", 1)
+
+
+async def test_concurrent_creations_stop_at_the_limit(
+    client: httpx.AsyncClient, admin_ops: Admin
+) -> None:
+    who = await tenant(admin_ops)
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                "/v1/webhook-endpoints",
+                headers=who.headers,
+                json={"url": "http://127.0.0.1:9/x"},
+            )
+            for _ in range(8)
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [201] * 5 + [400] * 3

@@ -143,17 +143,15 @@ def failure_call(account: str, moment: datetime, failed: bool, **fields: Any) ->
 
 
 def reference_failure_rate(
-    records: list[dict[str, Any]], account: str, end: datetime, minutes: int
+    records: list[dict[str, Any]], account: str, start: datetime, end: datetime
 ) -> tuple[int, int]:
-    window = ref.in_range(
-        [
-            as_reference(r)
-            for r in records
-            if r["account_id"] == account and r.get("environment", "live") == "live"
-        ],
-        end - timedelta(minutes=minutes),
-        end,
-    )
+    """Calls and failed calls of the account's live calls in [start, end)."""
+    mine = [
+        as_reference(r)
+        for r in records
+        if r["account_id"] == account and r.get("environment", "live") == "live"
+    ]
+    window = ref.in_range(mine, start, end)
     return len(window), ref.count(window, lambda c: c["failure_mode"] is not None)
 
 
@@ -161,29 +159,27 @@ async def test_failure_rate_fires_on_the_second_breach_and_resolves_likewise(
     client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
 ) -> None:
     who, other = await tenant(admin_ops), await tenant(admin_ops)
-    now = floor_5min(real_now()) + timedelta(seconds=30)  # evaluations in this bucket
-    end = floor_5min(now)
+    # The window of 30 minutes: five whole buckets and the current one, up to `now`.
+    now = floor_5min(real_now()) + timedelta(seconds=30)
+    start, end = floor_5min(now) - timedelta(minutes=25), floor_5min(now) + timedelta(minutes=5)
     alert_id = await create(client, who, "failure_rate", threshold=0.1, window_minutes=30)
     strict = await create(
         client, who, "failure_rate", threshold=0.1, window_minutes=30, min_calls=1000
     )
-    spread = [
-        end - timedelta(minutes=29, seconds=59) + timedelta(seconds=17 * i) for i in range(100)
-    ]
-    records = [failure_call(who.account_id, m, i < 9) for i, m in enumerate(spread)]
+    spread = [start + timedelta(seconds=15 * i) for i in range(100)]  # to 30 s before `now`
+    records = [failure_call(who.account_id, m, i % 11 == 3) for i, m in enumerate(spread)]
     # Outside the window or the scope: never counted.
     records += [
-        failure_call(who.account_id, end - timedelta(minutes=30, seconds=1), True),
-        failure_call(who.account_id, end + timedelta(seconds=10), True),  # this bucket
-        failure_call(who.account_id, end - timedelta(minutes=3), True, environment="test"),
-        *(failure_call(other.account_id, end - timedelta(minutes=2), True) for _ in range(50)),
+        failure_call(who.account_id, start - timedelta(seconds=1), True),
+        failure_call(who.account_id, now - timedelta(minutes=3), True, environment="test"),
+        *(failure_call(other.account_id, now - timedelta(minutes=2), True) for _ in range(50)),
     ]
     await store(engine, records)
 
     async def check(expected_state: str) -> Any:
         await evaluate_at(engine, now)
         row = await alert_row(engine, alert_id)
-        calls, failures = reference_failure_rate(records, who.account_id, end, 30)
+        calls, failures = reference_failure_rate(records, who.account_id, start, end)
         assert row.value == ref.rnd(ref.ratio(failures, calls), 3)
         assert row.state == expected_state, (failures, calls)
         assert (await alert_row(engine, strict)).state == "ok"  # min_calls never reached
@@ -191,16 +187,18 @@ async def test_failure_rate_fires_on_the_second_breach_and_resolves_likewise(
 
     assert await check("ok") == Fraction(9, 100)  # just under
     assert await check("ok") == Fraction(9, 100)
-    records.append(failure_call(who.account_id, end - timedelta(minutes=1), False))
-    records.append(failure_call(who.account_id, end - timedelta(minutes=1), True))
+    records.append(failure_call(who.account_id, now - timedelta(seconds=20), False))
+    records.append(failure_call(who.account_id, now - timedelta(seconds=20), True))
     await store(engine, records[-2:])
     assert await check("ok") < Fraction(1, 10)  # 10/102
-    records.append(failure_call(who.account_id, end - timedelta(seconds=40), True))
+    records.append(failure_call(who.account_id, now - timedelta(seconds=10), True))
     await store(engine, records[-1:])
     assert await check("ok") > Fraction(1, 10)  # 11/103: the first breach
     assert await check("firing") > Fraction(1, 10)  # the second: fires
     assert await check("firing") > Fraction(1, 10)  # no second event
-    records += [failure_call(who.account_id, end - timedelta(minutes=4), False) for _ in range(20)]
+    records += [
+        failure_call(who.account_id, start + timedelta(minutes=4), False) for _ in range(20)
+    ]
     await store(engine, records[-20:])
     assert await check("firing") < Fraction(1, 10)  # 11/123: once below
     assert await check("ok") < Fraction(1, 10)  # twice: resolved
@@ -217,14 +215,14 @@ async def test_exactly_at_the_threshold_is_a_breach_and_min_calls_is_inclusive(
     client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
 ) -> None:
     who = await tenant(admin_ops)
-    now = floor_5min(real_now()) + timedelta(seconds=5)
-    end = floor_5min(now)
+    bucket = floor_5min(real_now())
+    now = bucket + timedelta(seconds=20)
     alert_id = await create(
         client, who, "failure_rate", threshold=0.25, window_minutes=5, min_calls=8
     )
-    records = [
-        failure_call(who.account_id, end - timedelta(seconds=10 + i), i < 2) for i in range(8)
-    ]
+    # A 5-minute window is the current bucket alone: the call before it is not counted.
+    records = [failure_call(who.account_id, bucket + timedelta(seconds=i), i < 2) for i in range(8)]
+    records.append(failure_call(who.account_id, bucket - timedelta(seconds=1), False))
     await store(engine, records)
     for expected in ("ok", "firing"):  # 2/8 = 0.25 with exactly 8 calls
         await evaluate_at(engine, now)

@@ -16,7 +16,7 @@ from perf_metrics.auth import Principal, SecretKeyDep
 from perf_metrics.deps import ClockDep, ConnectionDep
 from perf_metrics.errors import InvalidParameter, NotFound, documented_error
 from perf_metrics.keys import new_id
-from perf_metrics.webhooks.routes import ERRORS, Deleted
+from perf_metrics.webhooks.routes import ERRORS, Deleted, lock_for_limits
 from perf_metrics.webhooks.tables import webhook_endpoints, webhook_events
 from perf_metrics.zones import iso_z
 
@@ -190,6 +190,7 @@ async def create_alert(
     or hour (projected_month_end)."""
     params = rules.checked_params(body.type, body.params)
     endpoint_ids = await _checked_endpoints(conn, key, body.endpoint_ids)
+    await lock_for_limits(conn, key, "alerts")
     count = (
         await conn.execute(select(func.count()).select_from(alerts).where(_mine(key)))
     ).scalar_one()

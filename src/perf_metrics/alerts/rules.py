@@ -204,8 +204,10 @@ async def _budget(
 
 
 def failure_window(now: datetime, minutes: int) -> tuple[datetime, datetime]:
-    """The last `minutes` of whole 5-minute buckets before `now`: `[start, end)`."""
-    end = floor_5min(now)
+    """The 5-minute buckets of the last `minutes`, the current one (up to `now`) the last of
+    them: `[start, end)`. With the current bucket in, each minute's evaluation sees the calls
+    of the minute before, so two breaches in a row are two readings, not one read twice."""
+    end = floor_5min(now) + timedelta(minutes=5)
     return end - timedelta(minutes=minutes), end
 
 

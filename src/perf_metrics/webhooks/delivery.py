@@ -18,6 +18,7 @@ endpoint's pending deliveries are cancelled.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -34,12 +35,13 @@ from perf_metrics.keys import new_id
 from perf_metrics.webhooks import signing
 from perf_metrics.webhooks.egress import Outcome, Sender
 from perf_metrics.webhooks.tables import (
-    webhook_attempts,
     webhook_deliveries,
     webhook_endpoints,
     webhook_events,
 )
 from perf_metrics.zones import iso_z
+
+log = logging.getLogger("perf_metrics.webhooks")
 
 # Seconds to wait after the n-th failed attempt (n = 1..7); the 8th failure is the last.
 RETRY_DELAYS_S = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
@@ -47,8 +49,11 @@ MAX_ATTEMPTS = len(RETRY_DELAYS_S) + 1
 JITTER = 0.10
 RETRY_AFTER_CAP_S = 3600
 DISABLE_AFTER = timedelta(days=5)
-# How long a claimed delivery is left to its worker: beyond a send's 15 s in all.
+# How long a claimed delivery is left to its worker. An attempt starts only while at least
+# SEND_WINDOW of it is left (a send takes at most 15 s, resolving included, and its outcome
+# is recorded as soon as it ends), so no other worker can take it while it is in flight.
 LEASE = timedelta(seconds=60)
+SEND_WINDOW = timedelta(seconds=25)
 LOG_DAYS = 30  # deliveries and events are kept this long
 CLAIM_BATCH = 200
 CONCURRENT_SENDS = 64
@@ -82,10 +87,13 @@ async def enqueue(
     alert_id: str | None = None,
     endpoint_ids: Sequence[str] | None = None,
     every_type: bool = False,
+    lease_until: datetime | None = None,
 ) -> str:
     """Write an event and a delivery to each enabled endpoint of the account and environment
     that takes its type (of `endpoint_ids` only, if given; whatever types they take, with
-    `every_type`), in the caller's transaction. Returns the event's id."""
+    `every_type`), in the caller's transaction. With `lease_until`, the deliveries are
+    written claimed for their first attempt (the caller sends them: `claimed`). Returns the
+    event's id."""
     event_id = new_id("msg_")
     await conn.execute(
         insert(webhook_events).values(
@@ -113,7 +121,8 @@ async def enqueue(
                 id=new_id("whd_"),
                 event_id=event_id,
                 endpoint_id=endpoint_id,
-                next_attempt_at=now,
+                attempts=0 if lease_until is None else 1,
+                next_attempt_at=now if lease_until is None else lease_until,
                 created_at=now,
                 updated_at=now,
             )
@@ -134,6 +143,8 @@ class Claim:
     url: str
     secrets: tuple[str, ...]
     claimed_at: datetime
+    # time.monotonic() by which its send must start: the lease then outlasts the attempt.
+    start_by: float
 
 
 # The due deliveries, claimed: their attempt counted and their lease taken in one statement.
@@ -141,7 +152,7 @@ CLAIM = text(
     """
 WITH due AS (
   SELECT account_id, id FROM webhook_deliveries
-  WHERE status = 'pending' AND next_attempt_at <= :now
+  WHERE status = 'pending' AND next_attempt_at <= :now AND attempts < :max_attempts
     AND (CAST(:account_id AS text) IS NULL OR account_id = :account_id)
     AND (CAST(:delivery_id AS text) IS NULL OR id = :delivery_id)
   ORDER BY next_attempt_at
@@ -161,28 +172,21 @@ RETURNING d.account_id, d.id AS delivery_id, d.attempts AS attempt, e.id AS even
 )
 
 
-async def claim(
-    conn: AsyncConnection,
-    now: datetime,
-    *,
-    limit: int = CLAIM_BATCH,
-    account_id: str | None = None,
-    delivery_id: str | None = None,
-) -> list[Claim]:
-    """Claim up to `limit` due deliveries (or the one given) and commit."""
-    rows = (
-        await conn.execute(
-            CLAIM,
-            {
-                "now": now,
-                "lease_until": now + LEASE,
-                "limit": limit,
-                "account_id": account_id,
-                "delivery_id": delivery_id,
-            },
-        )
-    ).all()
-    await conn.commit()
+# Deliveries written already claimed (a test send's), with what sending them needs.
+CLAIMED = text(
+    """
+SELECT d.account_id, d.id AS delivery_id, d.attempts AS attempt, e.id AS event_id, e.body,
+       w.id AS endpoint_id, w.url, w.secret, w.previous_secret, w.previous_secret_expires_at
+FROM webhook_deliveries d
+JOIN webhook_events e ON e.account_id = d.account_id AND e.id = d.event_id
+JOIN webhook_endpoints w ON w.account_id = d.account_id AND w.id = d.endpoint_id
+WHERE d.account_id = :account_id AND d.id = ANY(CAST(:ids AS text[]))
+"""
+)
+
+
+def _claims(rows: Any, now: datetime) -> list[Claim]:
+    start_by = time.monotonic() + (LEASE - SEND_WINDOW).total_seconds()
     claims = []
     for r in rows:
         secrets = [r.secret]
@@ -203,15 +207,49 @@ async def claim(
                 r.url,
                 tuple(secrets),
                 now,
+                start_by,
             )
         )
     return claims
 
 
-async def send(sender: Sender, item: Claim) -> Outcome:
-    """One attempt: signed now (the receiver checks the timestamp against its own clock)."""
+async def claim(
+    conn: AsyncConnection,
+    now: datetime,
+    *,
+    limit: int = CLAIM_BATCH,
+    account_id: str | None = None,
+    delivery_id: str | None = None,
+) -> list[Claim]:
+    """Claim up to `limit` due deliveries (or the one given) and commit."""
+    binds = {
+        "now": now,
+        "lease_until": now + LEASE,
+        "limit": limit,
+        "max_attempts": MAX_ATTEMPTS,
+        "account_id": account_id,
+        "delivery_id": delivery_id,
+    }
+    rows = (await conn.execute(CLAIM, binds)).all()
+    await conn.commit()
+    return _claims(rows, now)
+
+
+async def claimed(
+    conn: AsyncConnection, account_id: str, delivery_ids: Sequence[str], now: datetime
+) -> list[Claim]:
+    """The given deliveries, enqueued already claimed (`enqueue(lease_until=...)`)."""
+    binds = {"account_id": account_id, "ids": list(delivery_ids)}
+    return _claims((await conn.execute(CLAIMED, binds)).all(), now)
+
+
+async def send(sender: Sender, item: Claim) -> Outcome | None:
+    """One attempt: signed now (the receiver checks the timestamp against its own clock).
+    None if it could not start while its lease had SEND_WINDOW left (it is then released)."""
     headers = signing.headers(item.secrets, item.event_id, int(time.time()), item.body)
-    outcome = await sender.send(item.url, headers, item.body)
+    outcome = await sender.send(item.url, headers, item.body, start_by=item.start_by)
+    if outcome is None:
+        return None
     observability.WEBHOOK_DELIVERIES.labels(outcome=outcome_label(outcome)).inc()
     observability.WEBHOOK_LATENCY.observe(outcome.latency_ms / 1000)
     return outcome
@@ -223,6 +261,33 @@ def outcome_label(outcome: Outcome) -> str:
     if outcome.status_code is not None:
         return f"http_{outcome.status_code // 100}xx"
     return (outcome.error or "error").split(":", 1)[0]
+
+
+# An attempt's log line; none if its delivery went meanwhile (its endpoint was deleted).
+LOG_ATTEMPT = text(
+    """INSERT INTO webhook_attempts (account_id, delivery_id, attempt, started_at, status_code,
+                              error, latency_ms, response_excerpt)
+SELECT :account_id, :delivery_id, :attempt, :started_at, :status_code, :error, :latency_ms,
+       :excerpt
+WHERE EXISTS (SELECT 1 FROM webhook_deliveries
+              WHERE account_id = :account_id AND id = :delivery_id)"""
+)
+# A claim that could not start in time, given back: due again at once, its attempt uncounted.
+RELEASE = text(
+    """UPDATE webhook_deliveries SET attempts = attempts - 1, next_attempt_at = :now
+WHERE account_id = :account_id AND id = :delivery_id AND status = 'pending'
+  AND attempts = :attempt"""
+)
+# Deliveries whose last claim died with its worker after their last attempt: ended.
+EXHAUSTED = text(
+    """UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, updated_at = :now
+WHERE status = 'pending' AND attempts >= :max_attempts AND next_attempt_at <= :now"""
+)
+
+
+def _text(value: str | None) -> str | None:
+    """As a text column takes it: no NUL."""
+    return None if value is None else value.replace("\x00", "")
 
 
 async def record(
@@ -239,16 +304,17 @@ async def record(
     Runs in the caller's transaction."""
     d, w = webhook_deliveries.c, webhook_endpoints.c
     await conn.execute(
-        insert(webhook_attempts).values(
-            account_id=item.account_id,
-            delivery_id=item.delivery_id,
-            attempt=item.attempt,
-            started_at=item.claimed_at,
-            status_code=outcome.status_code,
-            error=outcome.error,
-            latency_ms=outcome.latency_ms,
-            response_excerpt=outcome.excerpt,
-        )
+        LOG_ATTEMPT,
+        {
+            "account_id": item.account_id,
+            "delivery_id": item.delivery_id,
+            "attempt": item.attempt,
+            "started_at": item.claimed_at,
+            "status_code": outcome.status_code,
+            "error": _text(outcome.error),
+            "latency_ms": outcome.latency_ms,
+            "excerpt": _text(outcome.excerpt),
+        },
     )
     this = and_(d.account_id == item.account_id, d.id == item.delivery_id)
     endpoint = and_(w.account_id == item.account_id, w.id == item.endpoint_id)
@@ -313,10 +379,11 @@ RECORD_SUCCESSES = (
     text(
         """INSERT INTO webhook_attempts (account_id, delivery_id, attempt, started_at,
                                       status_code, latency_ms, response_excerpt)
-SELECT * FROM unnest(CAST(:accounts AS text[]), CAST(:deliveries AS text[]),
-                     CAST(:attempts AS int[]), CAST(:started AS timestamptz[]),
-                     CAST(:codes AS int[]), CAST(:latencies AS bigint[]),
-                     CAST(:excerpts AS text[]))"""
+SELECT x.* FROM unnest(CAST(:accounts AS text[]), CAST(:deliveries AS text[]),
+                       CAST(:attempts AS int[]), CAST(:started AS timestamptz[]),
+                       CAST(:codes AS int[]), CAST(:latencies AS bigint[]),
+                       CAST(:excerpts AS text[])) AS x(a, i, n, s, c, l, e)
+WHERE EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.account_id = x.a AND d.id = x.i)"""
     ),
     text(
         """UPDATE webhook_deliveries d SET status = 'succeeded', next_attempt_at = NULL,
@@ -346,12 +413,49 @@ async def record_successes(
         "started": [c.claimed_at for c, _ in done],
         "codes": [o.status_code for _, o in done],
         "latencies": [o.latency_ms for _, o in done],
-        "excerpts": [o.excerpt for _, o in done],
+        "excerpts": [_text(o.excerpt) for _, o in done],
         "endpoints": [c.endpoint_id for c, _ in done],
         "now": now,
     }
     for statement in RECORD_SUCCESSES:
         await conn.execute(statement, binds)
+
+
+Done = tuple[Claim, Outcome | None]  # None: released, not sent
+
+
+async def _record_outcomes(
+    conn: AsyncConnection, done: Sequence[Done], now: datetime, rng: random.Random
+) -> None:
+    await record_successes(conn, [(c, o) for c, o in done if o is not None and o.succeeded], now)
+    for item, outcome in done:
+        if outcome is None:
+            binds = {
+                "account_id": item.account_id,
+                "delivery_id": item.delivery_id,
+                "attempt": item.attempt,
+                "now": now,
+            }
+            await conn.execute(RELEASE, binds)
+        elif not outcome.succeeded:
+            await record(conn, item, outcome, now, rng)
+
+
+async def record_outcomes(
+    engine: AsyncEngine, done: Sequence[Done], now: datetime, rng: random.Random
+) -> None:
+    """Record attempts that have ended, in one transaction; if that fails, each in its own
+    (an outcome that cannot be recorded is logged and left to its lease: sent again)."""
+    try:
+        async with engine.begin() as conn:
+            await _record_outcomes(conn, done, now, rng)
+        return
+    except Exception:
+        if len(done) == 1:
+            log.exception("delivery %s: its attempt could not be recorded", done[0][0].delivery_id)
+            return
+    for one in done:
+        await record_outcomes(engine, [one], now, rng)
 
 
 async def deliver_due(
@@ -362,31 +466,37 @@ async def deliver_due(
     *,
     limit: int = CLAIM_BATCH,
 ) -> int:
-    """Claim due deliveries, send them (CONCURRENT_SENDS at a time), record the outcomes.
-    Returns how many were attempted."""
+    """Claim due deliveries, send them (CONCURRENT_SENDS at a time, the sender's few per
+    host), and record each outcome as it comes (those ended meanwhile, in one transaction).
+    Returns how many were claimed."""
     async with engine.connect() as conn:
         claims = await claim(conn, clock(), limit=limit)
     if not claims:
         return 0
     gate = asyncio.Semaphore(CONCURRENT_SENDS)
+    ended: asyncio.Queue[Done] = asyncio.Queue()
 
-    async def attempt(item: Claim) -> Outcome:
+    async def attempt(item: Claim) -> None:
         async with gate:
-            return await send(sender, item)
+            ended.put_nowait((item, await send(sender, item)))
 
-    outcomes = await asyncio.gather(*(attempt(item) for item in claims))
-    async with engine.begin() as conn:
-        now = clock()
-        done = [(c, o) for c, o in zip(claims, outcomes, strict=True) if o.succeeded]
-        await record_successes(conn, done, now)
-        for item, outcome in zip(claims, outcomes, strict=True):
-            if not outcome.succeeded:
-                await record(conn, item, outcome, now, rng)
+    async def recorder() -> None:
+        left = len(claims)
+        while left:
+            done = [await ended.get()]
+            while not ended.empty():
+                done.append(ended.get_nowait())
+            left -= len(done)
+            await record_outcomes(engine, done, clock(), rng)
+
+    await asyncio.gather(recorder(), *(attempt(item) for item in claims))
     return len(claims)
 
 
 async def prune(conn: AsyncConnection, now: datetime) -> int:
-    """Delete the events (their deliveries and attempts with them) older than LOG_DAYS."""
+    """Delete the events (their deliveries and attempts with them) older than LOG_DAYS, and
+    end the deliveries whose last attempt's claim has lapsed unrecorded."""
+    await conn.execute(EXHAUSTED, {"now": now, "max_attempts": MAX_ATTEMPTS})
     result = await conn.execute(
         webhook_events.delete().where(webhook_events.c.created_at < now - timedelta(days=LOG_DAYS))
     )

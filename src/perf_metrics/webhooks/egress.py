@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import overload
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -33,6 +35,8 @@ TOTAL_TIMEOUT_S = 15.0
 READ_CAP = 64 * 1024  # of a response's body, read at most
 EXCERPT_BYTES = 2048  # of which the log keeps this much
 MAX_URL_LENGTH = 2048
+
+log = logging.getLogger("perf_metrics.webhooks")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -46,13 +50,35 @@ _NAMED_RANGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("private (RFC 1918)", ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")),
     ("shared address space (CGNAT, RFC 6598)", ("100.64.0.0/10",)),
     ("unique-local (fc00::/7)", ("fc00::/7",)),
+    ("site-local (fec0::/10)", ("fec0::/10",)),
     ("multicast", ("224.0.0.0/4", "ff00::/8")),
     ("reserved", ("240.0.0.0/4", "255.255.255.255/32")),
+    # IPv6 forms that carry an IPv4 address a gateway may forward to: NAT64 reaches any IPv4
+    # address (an internal one too), IPv4-compatible and IPv4-translated are never public.
+    ("NAT64 (RFC 6052, 8215)", ("64:ff9b::/96", "64:ff9b:1::/48")),
+    ("IPv4-compatible or IPv4-translated IPv6", ("::/96", "::ffff:0:0:0/96")),
+    (
+        "special-purpose (protocol assignments, documentation, benchmarking)",
+        (
+            "192.0.0.0/24",
+            "192.0.2.0/24",
+            "198.18.0.0/15",
+            "198.51.100.0/24",
+            "203.0.113.0/24",
+            "2001::/23",  # Teredo and the IETF's other special assignments
+            "2001:db8::/32",
+        ),
+    ),
 )
 _RANGES = tuple(
     (name, tuple(ipaddress.ip_network(n) for n in nets)) for name, nets in _NAMED_RANGES
 )
 _LOOPBACK = _RANGES[1][1]
+_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+
+
+def _ms_since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
 
 
 class RefusedDestination(ValueError):
@@ -61,10 +87,14 @@ class RefusedDestination(ValueError):
 
 def refusal(address: IPAddress, *, allow_loopback: bool = False) -> str | None:
     """Why `address` may not be connected to, or None if it may."""
-    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    if mapped is not None:
-        reason = refusal(mapped, allow_loopback=allow_loopback)
-        return None if reason is None else f"an IPv4-mapped IPv6 address of a {reason} address"
+    if isinstance(address, ipaddress.IPv6Address):
+        for form, embedded in (
+            ("IPv4-mapped", address.ipv4_mapped),
+            ("6to4", address.sixtofour if address in _SIX_TO_FOUR else None),
+        ):
+            if embedded is not None:
+                reason = refusal(embedded, allow_loopback=allow_loopback)
+                return None if reason is None else f"a {form} IPv6 address of a {reason} address"
     if allow_loopback and any(address in net for net in _LOOPBACK):
         return None
     for name, nets in _RANGES:
@@ -117,13 +147,19 @@ def parse_target(url: str, *, allow_loopback: bool = False) -> Target:
         raise RefusedDestination("the URL has no host")
     if parts.fragment:
         raise RefusedDestination("the URL must not have a #fragment")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise RefusedDestination("the URL must not hold spaces or control characters")
+    try:  # as the request will be built: an IDN host in its ASCII (punycode) form
+        host = httpx.URL(url).raw_host.decode("ascii")
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        raise RefusedDestination(f"the URL is malformed ({exc})") from None
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
     return Target(
         url=url,
         scheme=scheme,
-        host=parts.hostname,
+        host=host.strip("[]"),
         port=port or (443 if scheme == "https" else 80),
         path=path,
     )
@@ -158,7 +194,8 @@ async def checked_address(
         address = ipaddress.ip_address(raw.split("%", 1)[0])  # a scoped IPv6's zone dropped
         reason = refusal(address, allow_loopback=allow_loopback)
         if reason is not None:
-            where = "is" if literal is not None else f"resolves to {address}, which is"
+            # Not which address: a refusal must not map the internal network for the caller.
+            where = "is" if literal is not None else "resolves to an address that is"
             raise RefusedDestination(f"{target.host} {where} {reason}")
         if target.scheme == "http" and not any(address in net for net in _LOOPBACK):
             raise RefusedDestination("the URL must be https:// (http only to loopback)")
@@ -170,7 +207,11 @@ async def check_url(
 ) -> Target:
     """`url` checked for form and for where it resolves now (an endpoint's creation)."""
     target = parse_target(url, allow_loopback=allow_loopback)
-    await checked_address(target, allow_loopback=allow_loopback, resolver=resolver)
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            await checked_address(target, allow_loopback=allow_loopback, resolver=resolver)
+    except TimeoutError:
+        raise RefusedDestination(f"resolving {target.host} timed out") from None
     return target
 
 
@@ -254,19 +295,48 @@ class Sender:
         for client in clients:
             await client.aclose()
 
-    async def send(self, url: str, headers: dict[str, str], body: bytes) -> Outcome:
+    @overload
+    async def send(self, url: str, headers: dict[str, str], body: bytes) -> Outcome: ...
+
+    @overload
+    async def send(
+        self, url: str, headers: dict[str, str], body: bytes, *, start_by: float
+    ) -> Outcome | None: ...
+
+    async def send(
+        self,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        start_by: float | None = None,
+    ) -> Outcome | None:
+        """One POST of `body`, and how it ended; never raises. None when it could not start
+        by `start_by` (time.monotonic(): a claim's lease would not last the attempt)."""
         try:
             target = parse_target(url, allow_loopback=self.allow_loopback)
         except RefusedDestination as exc:
             return Outcome(None, f"refused: {exc}", 0)
         async with self._gates.setdefault(target.host, asyncio.Semaphore(self.PER_HOST)):
-            return await self._send(target, headers, body)
+            if start_by is not None and time.monotonic() > start_by:
+                return None
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(TOTAL_TIMEOUT_S):  # resolving included
+                    return await self._send(target, headers, body, started)
+            except TimeoutError:
+                return Outcome(
+                    None, f"timeout: no answer within {TOTAL_TIMEOUT_S:g} s", _ms_since(started)
+                )
+            except Exception as exc:  # one odd send must never end the others' round
+                log.exception("webhook send to %s failed", target.host)
+                return Outcome(None, f"error: {type(exc).__name__}", _ms_since(started))
 
-    async def _send(self, target: Target, headers: dict[str, str], body: bytes) -> Outcome:
-        started = time.perf_counter()
-
+    async def _send(
+        self, target: Target, headers: dict[str, str], body: bytes, started: float
+    ) -> Outcome:
         def elapsed() -> int:
-            return round((time.perf_counter() - started) * 1000)
+            return _ms_since(started)
 
         try:
             address = await asyncio.wait_for(
@@ -292,24 +362,22 @@ class Sender:
             extensions={"sni_hostname": target.host} if target.scheme == "https" else {},
         )
         try:
-            async with asyncio.timeout(TOTAL_TIMEOUT_S):
-                response = await client.send(request, stream=True)
-                try:
-                    read = bytearray()
-                    async for chunk in response.aiter_raw():
-                        read += chunk
-                        if len(read) >= READ_CAP:
-                            break
-                finally:
-                    await response.aclose()
-        except TimeoutError:
-            return Outcome(None, f"timeout: no answer within {TOTAL_TIMEOUT_S:g} s", elapsed())
+            response = await client.send(request, stream=True)
+            try:
+                read = bytearray()
+                async for chunk in response.aiter_raw():
+                    read += chunk
+                    if len(read) >= READ_CAP:
+                        break
+            finally:
+                await response.aclose()
         except httpx.TimeoutException as exc:
             return Outcome(None, f"timeout: {type(exc).__name__}", elapsed())
         except httpx.HTTPError as exc:
             return Outcome(None, f"connection: {type(exc).__name__}: {exc}"[:500], elapsed())
         status = response.status_code
-        excerpt = bytes(read[:EXCERPT_BYTES]).decode("utf-8", "replace")
+        # (text columns refuse NUL)
+        excerpt = bytes(read[:EXCERPT_BYTES]).decode("utf-8", "replace").replace("\x00", "")
         error = None
         if not 200 <= status < 300:
             error = f"HTTP {status}"

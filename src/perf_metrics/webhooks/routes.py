@@ -8,12 +8,14 @@ trigger another's (a foreign id is a 404, as an unknown one is).
 from __future__ import annotations
 
 import random
+import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perf_metrics.auth import Principal, SecretKeyDep
@@ -195,6 +197,15 @@ async def _endpoint(conn: AsyncConnection, key: Principal, endpoint_id: str) -> 
     return row
 
 
+async def lock_for_limits(conn: AsyncConnection, key: Principal, what: str) -> None:
+    """Serialize the creations of one account and environment's `what` until commit: two at
+    once cannot both pass the limit's count."""
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+        {"k": f"{what}:{key.account_id}:{key.environment}"},
+    )
+
+
 async def _checked_url(url: str, sender: Sender) -> str:
     try:
         await check_url(url, allow_loopback=sender.allow_loopback, resolver=sender.resolver)
@@ -216,6 +227,7 @@ async def create_webhook_endpoint(
     """The URL must be https and resolve only to public addresses (checked now and again at
     every delivery). At most 5 endpoints per account and environment."""
     url = await _checked_url(body.url, sender)
+    await lock_for_limits(conn, key, "webhook_endpoints")
     count = (
         await conn.execute(select(func.count()).select_from(webhook_endpoints).where(_mine(key)))
     ).scalar_one()
@@ -297,6 +309,7 @@ async def update_webhook_endpoint(
         if body.url is None:
             raise InvalidParameter("'url' may not be null.", param="url")
         values["url"] = await _checked_url(body.url, sender)
+        values["failing_since"] = None  # a new URL's failures count from its own first
     if "description" in given:
         values["description"] = body.description or ""
     if "event_types" in given:
@@ -354,9 +367,11 @@ async def rotate_webhook_secret(
             f"until {iso_z(row.previous_secret_expires_at)}. Rotate again after that."
         )
     secret, ends = signing.new_secret(), at + ROTATION_OVERLAP
-    await conn.execute(
+    rotated = await conn.execute(
         update(webhook_endpoints)
+        # (the secret read above: of two rotations at once, one wins and one is a 409)
         .where(_mine(key), webhook_endpoints.c.id == endpoint_id)
+        .where(webhook_endpoints.c.secret == row.secret)
         .values(
             secret=secret,
             previous_secret=row.secret,
@@ -364,6 +379,8 @@ async def rotate_webhook_secret(
             updated_at=at,
         )
     )
+    if rotated.rowcount != 1:
+        raise Conflict("This endpoint's secret is being rotated by another request.")
     await conn.commit()
     return {"id": endpoint_id, "secret": secret, "previous_secret_expires_at": iso_z(ends)}
 
@@ -400,6 +417,7 @@ async def test_webhook_endpoint(
         now=at,
         endpoint_ids=[endpoint_id],
         every_type=True,
+        lease_until=at + delivery.LEASE,  # ours to send: no worker takes it meanwhile
     )
     d = webhook_deliveries.c
     delivery_id = (
@@ -407,9 +425,10 @@ async def test_webhook_endpoint(
             select(d.id).where(d.account_id == key.account_id, d.event_id == event_id)
         )
     ).scalar_one()
+    (item,) = await delivery.claimed(conn, key.account_id, [delivery_id], at)
     await conn.commit()
-    (item,) = await delivery.claim(conn, at, account_id=key.account_id, delivery_id=delivery_id)
-    outcome = await delivery.send(sender, item)
+    outcome = await delivery.send(sender, replace(item, start_by=time.monotonic() + 60))
+    assert outcome is not None  # (no deadline that could pass)
     await delivery.record(conn, item, outcome, at, random.Random(), retry=False)
     await conn.commit()
     return {
