@@ -37,6 +37,11 @@ async def test_readyz_is_503_when_the_database_is_unreachable() -> None:
             assert_envelope(response, 503, "service_unavailable")
             assert response.headers["retry-after"].isdigit()
             assert (await client.get("/healthz")).status_code == 200
+            # /metrics too: the webhook queue's gauges are read from the database, the rest
+            # of the page is the process's own
+            scraped = await client.get("/metrics")
+            assert scraped.status_code == 200
+            assert "perf_metrics_http_requests_total" in scraped.text
 
 
 async def test_readyz_is_503_when_migrations_are_behind(

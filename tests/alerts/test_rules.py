@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks import Webhook
 
@@ -23,6 +23,7 @@ from perf_metrics.alerts import rules
 from perf_metrics.alerts.tables import alerts
 from perf_metrics.metrics.windows import floor_5min
 from perf_metrics.settings import Settings
+from perf_metrics.webhooks.tables import webhook_deliveries
 from tests import reference as ref
 from tests.alerts.helpers import FakeClock, Tenant, add_endpoint, real_now, tenant, worker
 from tests.clock import set_clock
@@ -328,7 +329,13 @@ async def test_an_event_reaches_the_receiver_signed_and_preview_sends_nothing(
     assert body["type"] == "alert.firing"
     assert body["data"]["value"] == 75.0 and body["data"]["name"] == "March budget"
     assert body["timestamp"] == "2026-03-10T12:00:00Z"
-    assert unrelated["id"] not in got.path
+    async with engine.connect() as conn:  # and none was written for the endpoint it does not
+        written = await conn.scalar(
+            select(text("count(*)"))
+            .select_from(webhook_deliveries)
+            .where(webhook_deliveries.c.endpoint_id == unrelated["id"])
+        )
+    assert written == 0
     row = await alert_row(engine, alert_id)
     assert (row.state, row.sequence) == ("firing", 1)
     assert orjson.loads(got.body)["data"]["sequence"] == 1

@@ -7,16 +7,17 @@ from typing import Any
 import orjson
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perf_metrics.alerts import rules
 from perf_metrics.alerts.tables import alerts
 from perf_metrics.auth import Principal, SecretKeyDep
 from perf_metrics.deps import ClockDep, ConnectionDep
-from perf_metrics.errors import InvalidParameter, NotFound, documented_error
+from perf_metrics.errors import InvalidParameter, documented_error
 from perf_metrics.keys import new_id
-from perf_metrics.webhooks.routes import ERRORS, Deleted, lock_for_limits
+from perf_metrics.owned import mine, owned, within_limit
+from perf_metrics.webhooks.routes import ERRORS, Deleted
 from perf_metrics.webhooks.tables import webhook_endpoints, webhook_events
 from perf_metrics.zones import iso_z
 
@@ -135,17 +136,8 @@ def _view(row: Any) -> dict[str, Any]:
     }
 
 
-def _mine(key: Principal) -> Any:
-    return and_(alerts.c.account_id == key.account_id, alerts.c.environment == key.environment)
-
-
 async def _alert(conn: AsyncConnection, key: Principal, alert_id: str) -> Any:
-    row = (
-        await conn.execute(select(alerts).where(_mine(key), alerts.c.id == alert_id))
-    ).one_or_none()
-    if row is None:
-        raise NotFound(f"No alert {alert_id!r} in this account and environment.")
-    return row
+    return await owned(conn, alerts, key, alert_id, "alert")
 
 
 async def _checked_endpoints(
@@ -154,17 +146,9 @@ async def _checked_endpoints(
     if endpoint_ids is None:
         return None
     wanted = sorted(set(endpoint_ids))
-    w = webhook_endpoints.c
+    w = webhook_endpoints
     found = set(
-        (
-            await conn.execute(
-                select(w.id).where(
-                    w.account_id == key.account_id,
-                    w.environment == key.environment,
-                    w.id.in_(wanted),
-                )
-            )
-        ).scalars()
+        (await conn.execute(select(w.c.id).where(mine(w, key), w.c.id.in_(wanted)))).scalars()
     )
     missing = [e for e in wanted if e not in found]
     if missing:
@@ -190,15 +174,7 @@ async def create_alert(
     or hour (projected_month_end)."""
     params = rules.checked_params(body.type, body.params)
     endpoint_ids = await _checked_endpoints(conn, key, body.endpoint_ids)
-    await lock_for_limits(conn, key, "alerts")
-    count = (
-        await conn.execute(select(func.count()).select_from(alerts).where(_mine(key)))
-    ).scalar_one()
-    if count >= MAX_ALERTS:
-        raise InvalidParameter(
-            f"An account has at most {MAX_ALERTS} alerts per environment; delete one first.",
-            code="limit_reached",
-        )
+    await within_limit(conn, alerts, key, MAX_ALERTS, "alerts")
     row = (
         await conn.execute(
             insert(alerts)
@@ -226,7 +202,7 @@ async def create_alert(
 async def list_alerts(key: SecretKeyDep, conn: ConnectionDep) -> dict[str, Any]:
     """Every alert of the account and environment, each with its state and last value."""
     rows = await conn.execute(
-        select(alerts).where(_mine(key)).order_by(alerts.c.created_at, alerts.c.id)
+        select(alerts).where(mine(alerts, key)).order_by(alerts.c.created_at, alerts.c.id)
     )
     return {"data": [_view(r) for r in rows]}
 
@@ -269,7 +245,7 @@ async def update_alert(
     if values:
         await conn.execute(
             update(alerts)
-            .where(_mine(key), alerts.c.id == alert_id)
+            .where(mine(alerts, key), alerts.c.id == alert_id)
             .values(**values, updated_at=at)
         )
     view = _view(await _alert(conn, key, alert_id))
@@ -286,7 +262,7 @@ async def update_alert(
 async def delete_alert(alert_id: str, key: SecretKeyDep, conn: ConnectionDep) -> dict[str, Any]:
     """Its events already written are still delivered."""
     await _alert(conn, key, alert_id)
-    await conn.execute(delete(alerts).where(_mine(key), alerts.c.id == alert_id))
+    await conn.execute(delete(alerts).where(mine(alerts, key), alerts.c.id == alert_id))
     await conn.commit()
     return {"id": alert_id, "deleted": True}
 

@@ -153,8 +153,6 @@ CLAIM = text(
 WITH due AS (
   SELECT account_id, id FROM webhook_deliveries
   WHERE status = 'pending' AND next_attempt_at <= :now AND attempts < :max_attempts
-    AND (CAST(:account_id AS text) IS NULL OR account_id = :account_id)
-    AND (CAST(:delivery_id AS text) IS NULL OR id = :delivery_id)
   ORDER BY next_attempt_at
   LIMIT :limit
   FOR UPDATE SKIP LOCKED
@@ -213,23 +211,9 @@ def _claims(rows: Any, now: datetime) -> list[Claim]:
     return claims
 
 
-async def claim(
-    conn: AsyncConnection,
-    now: datetime,
-    *,
-    limit: int = CLAIM_BATCH,
-    account_id: str | None = None,
-    delivery_id: str | None = None,
-) -> list[Claim]:
-    """Claim up to `limit` due deliveries (or the one given) and commit."""
-    binds = {
-        "now": now,
-        "lease_until": now + LEASE,
-        "limit": limit,
-        "max_attempts": MAX_ATTEMPTS,
-        "account_id": account_id,
-        "delivery_id": delivery_id,
-    }
+async def claim(conn: AsyncConnection, now: datetime, *, limit: int = CLAIM_BATCH) -> list[Claim]:
+    """Claim up to `limit` due deliveries and commit."""
+    binds = {"now": now, "lease_until": now + LEASE, "limit": limit, "max_attempts": MAX_ATTEMPTS}
     rows = (await conn.execute(CLAIM, binds)).all()
     await conn.commit()
     return _claims(rows, now)
@@ -302,6 +286,9 @@ async def record(
     """Log the attempt and move the delivery on (done, retried, or ended); the endpoint
     disabled on a 410 or after 5 days of failures. Returns the delivery's new status.
     Runs in the caller's transaction."""
+    if outcome.succeeded:
+        await record_successes(conn, [(item, outcome)], now)
+        return "succeeded"
     d, w = webhook_deliveries.c, webhook_endpoints.c
     await conn.execute(
         LOG_ATTEMPT,
@@ -318,18 +305,6 @@ async def record(
     )
     this = and_(d.account_id == item.account_id, d.id == item.delivery_id)
     endpoint = and_(w.account_id == item.account_id, w.id == item.endpoint_id)
-    if outcome.succeeded:
-        await conn.execute(
-            update(webhook_deliveries)
-            .where(this, d.status == "pending", d.attempts == item.attempt)
-            .values(status="succeeded", next_attempt_at=None, updated_at=now)
-        )
-        await conn.execute(
-            update(webhook_endpoints)
-            .where(endpoint, w.failing_since.is_not(None))
-            .values(failing_since=None)
-        )
-        return "succeeded"
     delay = retry_delay(item.attempt, outcome, rng) if retry else None
     status = "pending" if delay is not None else "failed"
     await conn.execute(

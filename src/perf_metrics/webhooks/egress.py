@@ -335,18 +335,15 @@ class Sender:
     async def _send(
         self, target: Target, headers: dict[str, str], body: bytes, started: float
     ) -> Outcome:
-        def elapsed() -> int:
-            return _ms_since(started)
-
         try:
             address = await asyncio.wait_for(
                 checked_address(target, allow_loopback=self.allow_loopback, resolver=self.resolver),
                 CONNECT_TIMEOUT_S,
             )
         except RefusedDestination as exc:
-            return Outcome(None, f"refused: {exc}", elapsed())
+            return Outcome(None, f"refused: {exc}", _ms_since(started))
         except TimeoutError:
-            return Outcome(None, "refused: resolving the host timed out", elapsed())
+            return Outcome(None, "refused: resolving the host timed out", _ms_since(started))
         client = self._client(target.host)
         request = client.build_request(
             "POST",
@@ -372,9 +369,11 @@ class Sender:
             finally:
                 await response.aclose()
         except httpx.TimeoutException as exc:
-            return Outcome(None, f"timeout: {type(exc).__name__}", elapsed())
+            return Outcome(None, f"timeout: {type(exc).__name__}", _ms_since(started))
         except httpx.HTTPError as exc:
-            return Outcome(None, f"connection: {type(exc).__name__}: {exc}"[:500], elapsed())
+            return Outcome(
+                None, f"connection: {type(exc).__name__}: {exc}"[:500], _ms_since(started)
+            )
         status = response.status_code
         # (text columns refuse NUL)
         excerpt = bytes(read[:EXCERPT_BYTES]).decode("utf-8", "replace").replace("\x00", "")
@@ -386,7 +385,7 @@ class Sender:
         return Outcome(
             status,
             error,
-            elapsed(),
+            _ms_since(started),
             excerpt,
             retry_after_seconds(response.headers.get("retry-after"), datetime.now(UTC)),
         )

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, delete, func, insert, select, text, update
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perf_metrics.auth import Principal, SecretKeyDep
 from perf_metrics.deps import ClockDep, ConnectionDep
 from perf_metrics.errors import Conflict, InvalidParameter, NotFound, documented_error
 from perf_metrics.keys import new_id
+from perf_metrics.owned import mine, owned, within_limit
 from perf_metrics.webhooks import delivery, signing
 from perf_metrics.webhooks.egress import RefusedDestination, Sender, check_url
 from perf_metrics.webhooks.tables import (
@@ -182,28 +184,13 @@ def _view(row: Any, now: datetime) -> dict[str, Any]:
     }
 
 
-def _mine(key: Principal) -> Any:
-    w = webhook_endpoints.c
-    return and_(w.account_id == key.account_id, w.environment == key.environment)
-
-
 async def _endpoint(conn: AsyncConnection, key: Principal, endpoint_id: str) -> Any:
-    w = webhook_endpoints.c
-    row = (
-        await conn.execute(select(webhook_endpoints).where(_mine(key), w.id == endpoint_id))
-    ).one_or_none()
-    if row is None:
-        raise NotFound(f"No webhook endpoint {endpoint_id!r} in this account and environment.")
-    return row
+    return await owned(conn, webhook_endpoints, key, endpoint_id, "webhook endpoint")
 
 
-async def lock_for_limits(conn: AsyncConnection, key: Principal, what: str) -> None:
-    """Serialize the creations of one account and environment's `what` until commit: two at
-    once cannot both pass the limit's count."""
-    await conn.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
-        {"k": f"{what}:{key.account_id}:{key.environment}"},
-    )
+def _event_types(types: Sequence[str] | None) -> list[str] | None:
+    """As stored: null for every type, else each type once, in order."""
+    return None if types is None else sorted(set(types))
 
 
 async def _checked_url(url: str, sender: Sender) -> str:
@@ -227,16 +214,7 @@ async def create_webhook_endpoint(
     """The URL must be https and resolve only to public addresses (checked now and again at
     every delivery). At most 5 endpoints per account and environment."""
     url = await _checked_url(body.url, sender)
-    await lock_for_limits(conn, key, "webhook_endpoints")
-    count = (
-        await conn.execute(select(func.count()).select_from(webhook_endpoints).where(_mine(key)))
-    ).scalar_one()
-    if count >= MAX_ENDPOINTS:
-        raise InvalidParameter(
-            f"An account has at most {MAX_ENDPOINTS} webhook endpoints per environment; "
-            "delete one first.",
-            code="limit_reached",
-        )
+    await within_limit(conn, webhook_endpoints, key, MAX_ENDPOINTS, "webhook endpoints")
     secret = signing.new_secret()
     values = {
         "account_id": key.account_id,
@@ -244,7 +222,7 @@ async def create_webhook_endpoint(
         "environment": key.environment,
         "url": url,
         "description": body.description,
-        "event_types": None if body.event_types is None else sorted(set(body.event_types)),
+        "event_types": _event_types(body.event_types),
         "enabled": body.enabled,
         "secret": secret,
         "created_at": at,
@@ -268,7 +246,7 @@ async def list_webhook_endpoints(
 ) -> dict[str, Any]:
     rows = await conn.execute(
         select(webhook_endpoints)
-        .where(_mine(key))
+        .where(mine(webhook_endpoints, key))
         .order_by(webhook_endpoints.c.created_at, webhook_endpoints.c.id)
     )
     return {"data": [_view(r, at) for r in rows]}
@@ -313,7 +291,7 @@ async def update_webhook_endpoint(
     if "description" in given:
         values["description"] = body.description or ""
     if "event_types" in given:
-        values["event_types"] = None if body.event_types is None else sorted(set(body.event_types))
+        values["event_types"] = _event_types(body.event_types)
     if "enabled" in given and body.enabled is not None and body.enabled != row.enabled:
         if body.enabled:
             values.update(enabled=True, disabled_reason=None, failing_since=None)
@@ -323,7 +301,7 @@ async def update_webhook_endpoint(
         w = webhook_endpoints.c
         await conn.execute(
             update(webhook_endpoints)
-            .where(_mine(key), w.id == endpoint_id)
+            .where(mine(webhook_endpoints, key), w.id == endpoint_id)
             .values(**values, updated_at=at)
         )
     view = _view(await _endpoint(conn, key, endpoint_id), at)
@@ -342,7 +320,9 @@ async def delete_webhook_endpoint(
 ) -> dict[str, Any]:
     await _endpoint(conn, key, endpoint_id)
     await conn.execute(
-        delete(webhook_endpoints).where(_mine(key), webhook_endpoints.c.id == endpoint_id)
+        delete(webhook_endpoints).where(
+            mine(webhook_endpoints, key), webhook_endpoints.c.id == endpoint_id
+        )
     )
     await conn.commit()
     return {"id": endpoint_id, "deleted": True}
@@ -370,7 +350,7 @@ async def rotate_webhook_secret(
     rotated = await conn.execute(
         update(webhook_endpoints)
         # (the secret read above: of two rotations at once, one wins and one is a 409)
-        .where(_mine(key), webhook_endpoints.c.id == endpoint_id)
+        .where(mine(webhook_endpoints, key), webhook_endpoints.c.id == endpoint_id)
         .where(webhook_endpoints.c.secret == row.secret)
         .values(
             secret=secret,
