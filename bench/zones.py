@@ -502,12 +502,18 @@ HAS_TRACKED_KEYS = (
 TRACKED_KEYS = "SELECT DISTINCT tracked_metadata_keys FROM accounts"
 
 
-def ingest_once(variant: str, src: Path | None, path: Path, run: int) -> dict[str, Any]:
+def ingest_once(
+    variant: str, src: Path | None, path: Path, run: int, prepare: str | None = None
+) -> dict[str, Any]:
+    """`perf-metrics ingest` of `path` into a fresh database of seeded accounts (`prepare`: SQL
+    run on them first), with its CPU."""
     name = f"perf_metrics_bench_zones_{run}"
     with fresh_database(name, src) as url:
         cli(url, "seed", "--accounts", str(ACCOUNTS), "--calls", "0", "--seed", str(SEED), src=src)
         if variant == "head_utc":
             asyncio.run(_admin(url, "UPDATE accounts SET timezone = 'UTC'"))
+        if prepare is not None:
+            asyncio.run(_admin(url, prepare))
         zones = (
             len(fetch(url, "SELECT DISTINCT timezone FROM accounts")) if variant != "before" else 1
         )

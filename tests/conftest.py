@@ -26,6 +26,7 @@ from perf_metrics.metrics import schemas
 from perf_metrics.migrate import upgrade
 from perf_metrics.rollups.fold import fold
 from perf_metrics.rollups.maintenance import verify_rollups
+from perf_metrics.rollups.tables import THIN_WEEK_CALLS
 from perf_metrics.settings import Settings
 from perf_metrics.zones import THIS_MONTH_SQL, THIS_WEEK_SQL
 from tests.pg import scratch_database
@@ -80,13 +81,22 @@ async def clean_tables(engine: AsyncEngine) -> None:
         data_tables = [n for n in names if n not in KEEP_TABLES]
         if data_tables:
             await conn.execute(text(f"TRUNCATE {', '.join(data_tables)} CASCADE"))
-        # As the migrations leave them: block rows up to this month, this week.
+        # As the migrations leave them: block rows up to this month, this week; thin weeks.
         await conn.execute(
             text(
                 f"UPDATE rollup_watermarks SET failure_monthly_before = {THIS_MONTH_SQL},"
-                f" group_weekly_before = {THIS_WEEK_SQL}"
+                f" group_weekly_before = {THIS_WEEK_SQL},"
+                f" group_weekly_least_calls = {THIN_WEEK_CALLS}"
             )
         )
+
+
+@pytest.fixture
+async def every_week_has_rows(engine: AsyncEngine, clean_tables: None) -> None:
+    """No thin weeks (rollups/tables.py's THIN_WEEK_CALLS): a test's few calls a week get week
+    rows, for the tests of the week rows themselves."""
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE rollup_watermarks SET group_weekly_least_calls = 0"))
 
 
 @pytest.fixture

@@ -34,6 +34,10 @@ from tests.conftest import Admin, assert_envelope, bearer
 from tests.factories import MISSING, PROVIDER_MODES, QUALITY_MODES, TASKS, iso, json_call
 from tests.factories import review_call as _record
 
+# The rollups are compared with their Python counterparts whole, week rows too: none of these
+# few calls' weeks is thin (thin weeks are tested in tests/metrics/test_breakdown_groups.py).
+pytestmark = pytest.mark.usefixtures("every_week_has_rows")
+
 ACCT = "acct_ingest_a"
 ACCT_B = "acct_ingest_b"
 # Past, whole UTC days, far enough back that nothing is "in the future".

@@ -22,7 +22,7 @@ from perf_metrics.accounts import AdminError
 from perf_metrics.metrics import breakdown, csv_export
 from perf_metrics.rollups.fold import STALE_QUIET_S, settle
 from perf_metrics.rollups.folder import Folder
-from perf_metrics.rollups.maintenance import verify_rollups
+from perf_metrics.rollups.maintenance import rebuild_rollups, verify_rollups
 from perf_metrics.rollups.rezone import change_account
 from tests import reference
 from tests.clock import set_clock
@@ -69,10 +69,17 @@ async def world(
     users: int = 400,
     seed: int = 1,
     track: list[str] | None = None,
+    least_calls: int = 0,
 ) -> tuple[str, list[dict[str, Any]]]:
     """An account in `zone` tracking `track` (before its calls arrive) and a neighbour that
-    tracks the same keys, with calls; the key and the account's live calls (reference form)."""
+    tracks the same keys, with calls; the key and the account's live calls (reference form).
+    Weeks with fewer than `least_calls` calls are thin (by default none: every week of these
+    few calls has week rows)."""
     set_clock(app, NOW)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE rollup_watermarks SET group_weekly_least_calls = :n"), {"n": least_calls}
+        )
     rng = random.Random(seed)
     mine = await admin_ops.account(account_id="acct_mine", timezone=zone)
     other = await admin_ops.account(account_id="acct_other")
@@ -316,6 +323,72 @@ async def test_late_calls_make_weeks_stale_and_the_fold_builds_them_afresh(
     async with engine.begin() as conn:
         checked = await verify_rollups(conn)
         assert checked["ok"] and checked["stale_blocks"] == 0
+
+
+# Per account, environment and sealed week: its calls (the account rollup's), and the weeks
+# that have week rows.
+WEEK_CALLS = """
+SELECT account_id, environment, (day - extract(isodow FROM day)::int + 1)::text, sum(calls)
+FROM rollup_account_daily WHERE day < (SELECT group_weekly_before FROM rollup_watermarks)
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
+WEEKS_WITH_ROWS = "SELECT DISTINCT account_id, environment, week::text FROM rollup_group_weekly"
+
+
+async def _thick_weeks(engine: AsyncEngine, least: int) -> tuple[set[Any], set[Any]]:
+    """The sealed weeks with at least `least` calls, and those with week rows."""
+    weeks = await _rows(engine, WEEK_CALLS)
+    return {w[:3] for w in weeks if w[3] >= least}, set(await _rows(engine, WEEKS_WITH_ROWS))
+
+
+async def test_thin_weeks_have_no_week_rows_and_are_read_as_their_days(
+    client: httpx.AsyncClient, admin_ops: Admin, app: FastAPI, engine: AsyncEngine
+) -> None:
+    zone, least = "Europe/Berlin", 200
+    key, records = await world(
+        client, admin_ops, app, engine, zone, seed=11, track=["feature"], least_calls=least
+    )
+    weeks = await _rows(engine, WEEK_CALLS)
+    mine = [w for w in weeks if w[:2] == ("acct_mine", "live")]
+    thin = [w for w in mine if w[3] < least]
+    assert thin and any(w[3] >= least for w in mine)  # both kinds in the windows read
+    thick, with_rows = await _thick_weeks(engine, least)
+    assert with_rows == thick
+    for group_by, days in (("user", 30), ("metadata.feature", 40), ("user", 7)):
+        await assert_reference(client, key, records, zone, group_by, days, 25)
+    async with engine.begin() as conn:
+        assert (await verify_rollups(conn))["ok"]
+
+    # Late calls make a thin week thick: stale (read as its days) until built, with week rows.
+    monday = datetime.fromisoformat(thin[0][2]).replace(tzinfo=ZoneInfo(zone))
+    rng = random.Random(12)
+    late = tagged(
+        rng, random_log(rng, ["acct_mine"], 2 * least, monday, monday + timedelta(days=7)), 400
+    )
+    await ingest(client, admin_ops, late)
+    records += [as_reference(c) for c in late if c["environment"] == "live"]
+    stale = await _rows(
+        engine, "SELECT account_id, environment, block::text FROM rollup_stale_blocks"
+    )
+    assert ("acct_mine", "live", thin[0][2]) in stale
+    await assert_reference(client, key, records, zone, "user", 40, 25)
+    async with engine.connect() as conn:
+        assert await settle(conn) == len(stale)
+    thick, with_rows = await _thick_weeks(engine, least)
+    assert ("acct_mine", "live", thin[0][2]) in with_rows and with_rows == thick
+    await assert_reference(client, key, records, zone, "user", 40, 25)
+    async with engine.begin() as conn:
+        assert (await verify_rollups(conn))["ok"]
+
+    # Rebuilt from the log, and recounted in another zone: week rows for the thick weeks only.
+    async with engine.begin() as conn:
+        await rebuild_rollups(conn)
+    assert await _thick_weeks(engine, least) == (thick, with_rows)
+    await change_account(engine, "acct_mine", zone="Pacific/Auckland")
+    thick, with_rows = await _thick_weeks(engine, least)
+    assert with_rows == thick
+    await assert_reference(client, key, records, "Pacific/Auckland", "user", 30, 25)
+    async with engine.begin() as conn:
+        assert (await verify_rollups(conn))["ok"]
 
 
 async def _rows(engine: AsyncEngine, sql: str) -> list[tuple[Any, ...]]:

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +21,10 @@ from perf_metrics.rollups.maintenance import rebuild_rollups
 from perf_metrics.rollups.tables import ROLLUP_TABLES, ROLLUPS
 from tests.conftest import Admin, rollups_report, store_records
 from tests.factories import random_log
+
+# Week rows for these few calls a week too: verify compares them (thin weeks, which have
+# none, are tested in tests/metrics/test_breakdown_groups.py).
+pytestmark = pytest.mark.usefixtures("every_week_has_rows")
 
 # The rollups of recent time only (tables.py's `keeps`).
 RECENT_ONLY = {r.name for r in ROLLUPS if r.keeps is not None}

@@ -6,11 +6,12 @@ x provider): a few hundred rows a window, summed and ranked whole. End users and
 metadata keys come from the group rollups (docs/rollups.md): per day, and per week for the
 weeks that have ended, so that a window is its whole sealed weeks plus at most a dozen days,
 each a *block* (a week that late calls have made stale is read as its days, until the fold
-builds it afresh). An account can have tens of thousands of users, so a page is not found by
-summing every user of the window: each block's `top` dearest groups are read from its index by
-cost. A group in no block's top has cost at most tau, the sum of each full block's `top`-th
-cost; a candidate (a group in some block's top) costs between what its tops show and that plus
-the `top`-th cost of each full block it is missing from. The candidates that can still make
+builds it afresh; so is a thin week, whose calls are too few for week rows). An account can
+have tens of thousands of users, so a page is not found by summing every user of the window:
+each block's `top` dearest groups are read from its index by cost. A group in no block's top
+has cost at most tau, the sum of each full block's `top`-th cost; a candidate (a group in some
+block's top) costs between what its tops show and that plus the `top`-th cost of each full
+block it is missing from. The candidates that can still make
 the page are summed exactly, and once the group after the page costs more than tau and than
 every other candidate's bound, the page is the exact ranking (a threshold algorithm, Fagin's
 TA in the form of Cao and Wang's TPUT). Otherwise `top` grows, and past TOP_MOST every group
@@ -222,25 +223,25 @@ async def _model_groups(conn: AsyncConnection, query: DayQuery) -> list[Group]:
 @dataclass(frozen=True)
 class Blocks:
     """A window as the group rollups hold it: the Mondays of its whole weeks that have week
-    rows (before the mark, and not stale), and its other days."""
+    rows (before the mark, neither stale nor thin), and its other days."""
 
     weeks: list[date]
     days: list[date]
-    stale: list[date]  # the stale weeks' Mondays (their days are among `days`)
+    as_days: list[date]  # the stale and thin weeks' Mondays (their days are among `days`)
 
     @classmethod
-    def of(cls, window: DayWindow, weeks_before: date, stale: list[date]) -> Blocks:
+    def of(cls, window: DayWindow, weeks_before: date, as_days: list[date]) -> Blocks:
         weeks: list[date] = []
         days: list[date] = []
         for day in window.dates():
             monday = day - timedelta(days=day.weekday())
             whole = monday >= window.start and monday + timedelta(days=6) <= window.end
-            if whole and monday < weeks_before and monday not in stale:
+            if whole and monday < weeks_before and monday not in as_days:
                 if monday == day:
                     weeks.append(monday)
             else:
                 days.append(day)
-        return cls(weeks, days, stale)
+        return cls(weeks, days, as_days)
 
 
 async def _group_binds(conn: AsyncConnection, query: DayQuery) -> dict[str, Any]:
@@ -249,13 +250,14 @@ async def _group_binds(conn: AsyncConnection, query: DayQuery) -> dict[str, Any]
     assert g is not None
     await conn.execute(q.GROUP_READS)
     scope = {"account_id": query.scope.account_id, "environment": query.scope.environment}
-    marks = (await conn.execute(q.GROUP_WEEKS, scope)).one()
-    blocks = Blocks.of(query.window, marks.before, list(marks.stale))
+    window = {"first_day": query.window.start, "last_day": query.window.end}
+    marks = (await conn.execute(q.GROUP_WEEKS, {**scope, **window})).one()
+    blocks = Blocks.of(query.window, marks.before, [*marks.stale, *marks.thin])
     return {
         **scope,
         "dimension": g.group_by,  # as the group rollups name it
         "weeks": blocks.weeks,
-        "stale_weeks": blocks.stale,
+        "weeks_as_days": blocks.as_days,
         # The same weeks as a range (an empty one when there are none).
         "first_week": blocks.weeks[0] if blocks.weeks else date.max,
         "last_week": blocks.weeks[-1] if blocks.weeks else date.min,

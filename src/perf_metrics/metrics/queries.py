@@ -43,6 +43,7 @@ from perf_metrics.metrics.windows import FIVE_MINUTES
 from perf_metrics.rollups.tables import (
     ADD,
     FAILURE_COUNTS,
+    WEEK_OF_DAY,
     account_5m,
     account_daily,
     account_daily_rollup,
@@ -585,11 +586,11 @@ _GROUP_SCOPE = "account_id = :account_id AND environment = :environment AND dime
 
 def _group_blocks(where: str) -> str:
     """The window's rows of the group rollups: its sealed weeks' (a range: they follow each
-    other, less the stale ones in it) and its other days'."""
+    other, less the stale and thin ones in it) and its other days'."""
     return f"""
   SELECT value, {_GROUP_COLUMNS} FROM {group_weekly.name}
   WHERE {_GROUP_SCOPE} AND week >= :first_week AND week <= :last_week
-    AND week <> ALL(CAST(:stale_weeks AS date[])){where}
+    AND week <> ALL(CAST(:weeks_as_days AS date[])){where}
   UNION ALL
   SELECT value, {_GROUP_COLUMNS} FROM {group_daily.name}
   WHERE {_GROUP_SCOPE} AND day = ANY(CAST(:days AS date[])){where}"""
@@ -610,12 +611,19 @@ GROUP_READS = text(
     " set_config('work_mem', '64MB', true), set_config('jit', 'off', true)"
 )
 # The week rows' mark: the weeks before it have week rows (read in the answer's snapshot), but
-# for the account's stale weeks (rollups/fold.py), read as their days.
+# for the account's stale weeks (rollups/fold.py) and its thin ones among the days from
+# :first_day to :last_day (too few calls, by the account rollup: rollups/tables.py), read as
+# their days.
 GROUP_WEEKS = text(f"""
 SELECT group_weekly_before AS before, ARRAY(
   SELECT block FROM {rollup_stale_blocks.name}
   WHERE account_id = :account_id AND environment = :environment
-    AND rollup = '{group_weekly.name}') AS stale
+    AND rollup = '{group_weekly.name}') AS stale,
+  ARRAY(
+  SELECT {WEEK_OF_DAY} FROM {account_daily.name}
+  WHERE account_id = :account_id AND environment = :environment
+    AND day >= :first_day AND day <= :last_day
+  GROUP BY 1 HAVING sum(calls) < group_weekly_least_calls) AS thin
 FROM {rollup_watermarks.name}""")
 # Each block's `:top` dearest groups, with the block's kind and start.
 GROUP_TOPS = text(f"""

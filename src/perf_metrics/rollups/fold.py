@@ -34,6 +34,7 @@ from perf_metrics.rollups.tables import (
     SEALS,
     Rollup,
     Seal,
+    account_daily,
     rollup_stale_blocks,
     rollup_watermarks,
 )
@@ -72,11 +73,21 @@ FOLD_LOCK_WAITING = (
 # for the blocks before their mark, whole: live traffic's month has as many month rows as day
 # rows, and upserting both was a fifth of a fold. A mark moves when its block has ended
 # everywhere (`seal_ended_blocks`).
+def _least_calls(seal: Seal) -> str:
+    assert seal.least_calls is not None
+    return f"(SELECT {seal.least_calls} FROM {rollup_watermarks.name})"
+
+
 def block_rows_from_days(seal: Seal, where: str) -> str:
-    """Block rows of a sealed rollup built from its daily rows (`where` selects them): the
-    same keys, `day` to its block."""
+    """Block rows of a sealed rollup built from its daily rows (`where` selects them, whole
+    blocks): the same keys, `day` to its block; none for a thin block (Seal.least_calls)."""
     rollup, days = seal.rollup, seal.days
     positions = ", ".join(str(i) for i in range(1, len(rollup.keys) + 1))
+    if seal.least_calls is not None:  # the blocks with enough calls, by the account rollup
+        where += f"""
+  AND (account_id, environment, {seal.of_day}) IN (
+    SELECT account_id, environment, {seal.of_day} FROM {account_daily.name} WHERE {where}
+    GROUP BY 1, 2, 3 HAVING sum(calls) >= {_least_calls(seal)})"""
     return f"""
 INSERT INTO {rollup.name}
   ({", ".join((*rollup.key_names, *rollup.measure_names))})
@@ -85,6 +96,16 @@ SELECT {", ".join(seal.of_day if k == seal.block else k for k in rollup.key_name
 FROM {days.name} WHERE {where}
 GROUP BY {positions} ORDER BY {positions}
 """
+
+
+def thin_rows_deleted(seal: Seal, into: str = "") -> str:
+    """Delete the rows of the thin blocks (by the account rollup's calls) from a sealed rollup
+    (`into` prefixes its name): after a fold that upserts every late row (verify, rebuild)."""
+    return f"""DELETE FROM {into}{seal.rollup.name} r USING (
+  SELECT account_id, environment, {seal.of_day} AS block FROM {account_daily.name}
+  GROUP BY 1, 2, 3 HAVING sum(calls) < {_least_calls(seal)}) thin
+WHERE r.account_id = thin.account_id AND r.environment = thin.environment
+  AND r.{seal.block} = thin.block"""
 
 
 def _seal_statements(seal: Seal) -> tuple[str, str, str, str]:
@@ -150,13 +171,22 @@ def stale_rows_from_days(seal: Seal, into: str = "") -> str:
     daily rows, into the rollup (`into` prefixes its name: verify's copy)."""
     rollup, days = seal.rollup, seal.days
     positions = ", ".join(str(i) for i in range(1, len(rollup.keys) + 1))
+    end = f"(due.b + {seal.length})::date"
+    thick = (
+        ""
+        if seal.least_calls is None
+        else f"""
+WHERE (SELECT sum(calls) FROM {account_daily.name} ad WHERE ad.account_id = due.a
+         AND ad.environment = due.e AND ad.day >= due.b AND ad.day < {end})
+      >= {_least_calls(seal)}"""
+    )
     return f"""INSERT INTO {into}{rollup.name}
   ({", ".join((*rollup.key_names, *rollup.measure_names))})
 SELECT {", ".join("due.b" if k == seal.block else k for k in rollup.key_names)},
        {", ".join(m.total for m in rollup.measures)}
 FROM {BLOCKS_GIVEN} JOIN {days.name} d
   ON d.account_id = due.a AND d.environment = due.e
- AND d.day >= due.b AND d.day < (due.b + {seal.length})::date
+ AND d.day >= due.b AND d.day < {end}{thick}
 GROUP BY {positions} ORDER BY {positions}"""
 
 
@@ -316,11 +346,13 @@ def _mark_stale(seal: Seal) -> str:
     (their rows are left as they are: incomplete now, and never read until built afresh)."""
     rollup = seal.rollup
     assert rollup.where is not None  # the rows of days before the mark
+    # Every call has a row in each of the rollup's blocks (a group rollup's calls: one per
+    # dimension): the blocks of the calls themselves, a third of the rows to go through.
     return f"""-- {rollup.about}: late calls mark their blocks stale
 {_cte(rollup)} AS (
   INSERT INTO {STALE} AS s (account_id, environment, rollup, block, first_at, last_at)
   SELECT DISTINCT account_id, environment, '{rollup.name}', {seal.of_day}, now(), now()
-  FROM {rollup.rows} WHERE {rollup.where}
+  FROM c WHERE {rollup.where}
   ORDER BY 1, 2, 4
   ON CONFLICT (account_id, environment, rollup, block) DO UPDATE SET last_at = excluded.last_at
   RETURNING 1

@@ -28,6 +28,7 @@ from perf_metrics.rollups.fold import (
     STALE,
     fold_statement,
     stale_rows_from_days,
+    thin_rows_deleted,
 )
 from perf_metrics.rollups.tables import ROLLUP_TABLES, ROLLUPS, SEALS, rollup_watermarks
 
@@ -53,6 +54,9 @@ STALE_BLOCKS = f"""SELECT account_id, environment, block FROM {STALE}
 STALE_AS_READ = {
     name: stale_rows_from_days(seal, "v_stored_") for name, seal in MARKED_LATE.items()
 }
+# Thin blocks have no rows (they are read as their days): the folds into the copies upsert
+# them, and a rebuild's fold too. Which blocks are thin is the stored account rollup's say.
+THIN = tuple(seal for seal in SEALS if seal.least_calls is not None)
 RESTORE_MARK = f"""
 INSERT INTO {rollup_watermarks.name} ({", ".join(seal.mark for seal in SEALS)})
 VALUES ({", ".join(seal.now for seal in SEALS)})
@@ -107,6 +111,9 @@ async def verify_rollups(
         fold_statement(f"SELECT {PENDING_LIST} FROM calls{where}", "v_expected_", late_rows=True),
         *args,
     )
+    for seal in THIN:
+        for copy in ("v_stored_", "v_expected_"):
+            await raw.execute(thin_rows_deleted(seal, copy))
     tables = []
     for table in checked:
         differing = f"""
@@ -173,4 +180,6 @@ async def rebuild_rollups(conn: AsyncConnection) -> dict[str, Any]:
     )
     # Every block whole: the late calls' rows upserted, no marks.
     row = await raw.fetchrow(fold_statement(f"SELECT {PENDING_LIST} FROM calls", late_rows=True))
+    for seal in THIN:
+        await raw.execute(thin_rows_deleted(seal))
     return {"calls": row["folded"], "rollup_rows": row["rollup_rows"]}

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Numeric,
     Table,
     Text,
+    text,
     true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -424,6 +425,13 @@ account_5m = _table(account_5m_rollup)
 provider_5m = _table(provider_5m_rollup)
 provider_hourly = _table(provider_hourly_rollup)
 
+# A week of an account and environment with fewer calls than this is *thin*: it has no week
+# rows, and reads take its days. Its week rows would be about as many as its daily rows (most
+# of its users and tag values come once a week), and reading seven days of a few hundred rows
+# is cheap; building them was a sixth of the CPU of a 90-day backfill's ingest, four-fifths
+# of the rows in thin weeks (bench/results/breakdown.md). Migration 0013 sets it.
+THIN_WEEK_CALLS = 1000
+
 # One row: rollup_failure_monthly holds the months before this 1st of a month (migration 0006).
 rollup_watermarks = Table(
     "rollup_watermarks",
@@ -440,6 +448,14 @@ rollup_watermarks = Table(
         Date,
         nullable=False,
         comment="rollup_group_weekly holds the weeks before this Monday, whole",
+    ),
+    Column(
+        "group_weekly_least_calls",
+        Integer,
+        nullable=False,
+        server_default=text(str(THIN_WEEK_CALLS)),
+        comment="rollup_group_weekly has rows only for the weeks of an account and environment"
+        " with at least this many calls; raise it freely, lower it only with a rollups rebuild",
     ),
     CheckConstraint("id", name="one_row"),
 )
@@ -464,6 +480,9 @@ class Seal:
     of_day: str  # SQL: the first day of the block of `day`
     length: str  # SQL: a block's length, an interval
     marks_late: bool = False
+    # The column of rollup_watermarks below which a block's calls (of its account and
+    # environment) leave it thin: no rows, read as its days.
+    least_calls: str | None = None
 
 
 SEALS = (
@@ -487,6 +506,7 @@ SEALS = (
         # In a backfill of 90 days most calls are late, and their week rows cost a fold as much
         # as their daily rows (EXPLAIN ANALYZE, bench/results/breakdown.md): marks instead.
         marks_late=True,
+        least_calls="group_weekly_least_calls",
     ),
 )
 
