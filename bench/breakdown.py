@@ -20,8 +20,9 @@ Each measurement against its target in the issue's "Speed" section:
   The window is the API's own (`period`: local days of the account's zone, as instants).
   Cross-check: every group_by's API first page against the naive answer (value, calls, cost,
   tokens, and has_more; totals too), reported as mismatches.
-- csv: `format=csv`, group_by=user, days=7 and days=90: wall time over HTTP (p50/p95,
-  interleaved; target < 1 s for days=90) and the server's memory while it answers: a fresh
+- csv: `format=csv`, group_by=user, days=7, 14 and 90: wall time over HTTP (p50/p95,
+  interleaved; target < 1 s for 20,000 groups, on the shortest window with at least that
+  many; the 90 days' ~38,000 are shown too) and the server's memory while it answers: a fresh
   server per download (one warm JSON and one small CSV request first), its peak RSS reset
   (/proc/PID/clear_refs) before the download and VmHWM - VmRSS read after it; RSS also sampled
   every 5 ms. Target: flat: the growth well under the CSV's size (an answer built whole
@@ -88,6 +89,8 @@ DEEP_PAGE = 6  # the page measured after following next_page DEEP_PAGE - 1 times
 P95_TARGET_MS = 30.0
 RATIO_TARGET = 50.0
 CSV_TARGET_S = 1.0
+CSV_TARGET_GROUPS = 20_000  # "CSV of 20,000 user groups: under 1 s"
+CSV_DAYS = (7, 14, DAYS)  # the user CSV's windows
 INGEST_TARGET = 1.30
 PERCENTILES = ("p50", "p95", "p99")
 PARTS = ("read", "csv", "explain", "ingest")
@@ -407,7 +410,7 @@ def csv_memory(url: str, key: str, days: int) -> dict[str, Any]:
 
 
 def csv_part(url: str, key: str, requests: int, memory_rounds: int) -> dict[str, Any]:
-    sizes = (7, DAYS)
+    sizes = CSV_DAYS
     memory: list[dict[str, Any]] = []
     for r in range(memory_rounds):
         for days in sizes if r % 2 == 0 else sizes[::-1]:
@@ -450,6 +453,10 @@ def csv_part(url: str, key: str, requests: int, memory_rounds: int) -> dict[str,
     # An answer built whole before it is sent holds at least its body (and its rows as Python
     # objects, several times that): flat means well under the body.
     out["peak_growth_vs_body"] = round(large["max_peak_growth_kib"] * 1024 / large["bytes"], 3)
+    # The target's window: the shortest with at least CSV_TARGET_GROUPS groups.
+    out["target_days"] = next(
+        (d for d in sizes if out[f"days_{d}"]["groups"] >= CSV_TARGET_GROUPS), DAYS
+    )
     out["memory_runs"] = memory
     return out
 
@@ -589,7 +596,8 @@ def fold_plan(url: str) -> dict[str, Any]:
                     f"INSERT INTO calls_pending ({PENDING_LIST}) SELECT {PENDING_LIST} FROM calls"
                     f" ORDER BY created_at DESC LIMIT {FOLD_CALLS}"
                 )
-                plan = [r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + FOLD)]
+                explain = "EXPLAIN (ANALYZE, BUFFERS) " + FOLD
+                plan = [r[0] for r in await conn.fetch(explain, FOLD_CALLS)]
                 raise _RolledBack
         except _RolledBack:
             pass
@@ -811,15 +819,18 @@ def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
             )
     csv = result.get("csv")
     if csv:
-        for days in (7, DAYS):
+        target = csv.get("target_days", DAYS)
+        for days in (d for d in CSV_DAYS if f"days_{d}" in csv):
             c = csv[f"days_{days}"]
             rows.append(
                 (
                     f"CSV group_by=user days={days} ({c['groups']:,} groups, {c['bytes']:,} "
                     f"bytes), wall p50/p95 s ({csv['requests']} requests)",
                     f"{c['wall_p50_s']}/{c['wall_p95_s']} (first byte p50 {c['first_byte_p50_s']})",
-                    f"< {CSV_TARGET_S:g} s" if days == DAYS else "",
-                    _met(c["wall_p95_s"] < CSV_TARGET_S) if days == DAYS else "",
+                    f"< {CSV_TARGET_S:g} s for {CSV_TARGET_GROUPS:,} groups"
+                    if days == target
+                    else "",
+                    _met(c["wall_p95_s"] < CSV_TARGET_S) if days == target else "",
                 )
             )
             rows.append(

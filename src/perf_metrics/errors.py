@@ -368,6 +368,12 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return _unavailable_state(sqlstate(exc))
 
 
+def is_statement_timeout(exc: BaseException) -> bool:
+    """Postgres cancelled the statement for its timeout (57014), or the driver gave up
+    waiting for it."""
+    return sqlstate(exc) == "57014" or isinstance(exc, TimeoutError)
+
+
 def sqlstate(exc: BaseException) -> str | None:
     """Postgres's error code, from asyncpg's own error or one SQLAlchemy wrapped."""
     orig = exc.orig if isinstance(exc, DBAPIError) else exc

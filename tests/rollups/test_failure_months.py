@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.db import BEGIN_WRITE, create_engine, driver_connection
-from perf_metrics.rollups.fold import FOLD, FOLD_LOCK, fold
+from perf_metrics.rollups.fold import FOLD, FOLD_LIMIT, FOLD_LOCK, fold
 from perf_metrics.rollups.maintenance import rebuild_rollups
 from perf_metrics.settings import Settings
 from perf_metrics.zones import THIS_MONTH_SQL, full_months
@@ -113,7 +113,7 @@ async def test_the_first_fold_of_a_month_builds_the_months_that_ended(
         await conn.execute(BEGIN_WRITE)
         raw = await driver_connection(conn)
         await raw.execute(FOLD_LOCK)
-        assert await raw.fetchval(FOLD) == N
+        assert await raw.fetchval(FOLD, FOLD_LIMIT) == N
         await conn.commit()
     monthly = await month_totals(engine, "rollup_failure_monthly", "month")
     assert set(monthly) == {months_back(this_month(), 3)}  # only the one before the mark
@@ -268,7 +268,7 @@ async def test_the_seal_builds_local_months_at_both_ends_of_the_offsets(
         await conn.execute(BEGIN_WRITE)  # folded into daily rows only, as before the seal
         raw = await driver_connection(conn)
         await raw.execute(FOLD_LOCK)
-        assert await raw.fetchval(FOLD) == len(calls)
+        assert await raw.fetchval(FOLD, FOLD_LIMIT) == len(calls)
         await conn.commit()
         assert await fold(conn) == 0  # the seal alone
     monthly = await month_totals(engine, "rollup_failure_monthly", "month")

@@ -17,7 +17,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from perf_metrics import accounts as admin
-from perf_metrics.errors import PerfError, is_database_unavailable
+from perf_metrics.errors import PerfError, is_database_unavailable, is_statement_timeout
+from perf_metrics.rollups.fold import FoldTimedOut
 from perf_metrics.settings import Settings
 
 
@@ -33,7 +34,12 @@ class RollupsDrifted(CliError):
     exit_status = 3
 
 
-DATABASE_ERRORS = (SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+DATABASE_ERRORS = (
+    SQLAlchemyError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,  # TimeoutError too, FoldTimedOut with it
+)
 
 
 def failure(exc: BaseException, settings: Settings) -> tuple[str, int] | None:
@@ -102,8 +108,16 @@ def _where(settings: Settings) -> str:
 
 def _database_problem(exc: BaseException, settings: Settings) -> str:
     where = _where(settings)
+    if isinstance(exc, FoldTimedOut):
+        return f"the database at {where} is up, but {exc}"
     # From SQLAlchemy, or straight from the driver (statements run on its connection).
     cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    if is_statement_timeout(exc):
+        return (
+            f"a statement at {where} ran past its time limit ({str(cause) or 'timed out'}):"
+            " the database is up but busy or slow. Try again, or allow more time with"
+            f" DB_STATEMENT_TIMEOUT_MS (now {settings.db_statement_timeout_ms})."
+        )
     if cause is not None and isinstance(exc, (DBAPIError, asyncpg.PostgresError)):
         detail = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         if is_database_unavailable(exc):

@@ -15,8 +15,12 @@ expressions of time (a call's day and hour in its account's zone) come from zone
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from perf_metrics.calls.store import PENDING_LIST
@@ -28,6 +32,7 @@ from perf_metrics.db import (
     commit_retrying,
     driver_connection,
 )
+from perf_metrics.errors import is_statement_timeout
 from perf_metrics.rollups.tables import (
     HIST_ADD,
     ROLLUPS,
@@ -63,10 +68,7 @@ FOLD_LOCK_WAIT_S = 60
 # call of ingest against the commit before the group rollups, where 50,000 cost 1.50x:
 # smaller folds merge less.)
 FOLD_TIMEOUT_S = 60
-FOLD_LOCK_WAITING = (
-    f"SET LOCAL statement_timeout = '{FOLD_LOCK_WAIT_S}s'; {FOLD_LOCK};"
-    f" SET LOCAL statement_timeout = '{FOLD_TIMEOUT_S}s'"
-)
+FOLD_LOCK_WAITING = f"SET LOCAL statement_timeout = '{FOLD_LOCK_WAIT_S}s'; {FOLD_LOCK}"
 
 
 # The rollups of longer blocks (tables.py's SEALS: failure months, group weeks) hold rows only
@@ -122,8 +124,12 @@ def _seal_statements(seal: Seal) -> tuple[str, str, str, str]:
 SEALING = {seal.rollup.name: _seal_statements(seal) for seal in SEALS}
 SEAL_TIMEOUT_S = 600
 
-# Calls per fold transaction: a backlog is folded in steps well inside FOLD_TIMEOUT_S.
+# Calls per fold transaction: a backlog is folded in steps well inside FOLD_TIMEOUT_S. Under
+# CPU and checkpoint pressure a fold of 50,000 calls has still run past its timeout, three
+# times in a row, and a bulk load died of it: a fold that runs out of time is rolled back and
+# the next takes half as many calls (FoldSize), down to FOLD_LEAST.
 FOLD_LIMIT = 50_000
+FOLD_LEAST = 500
 
 # The accounts a zone change is recounting (rollups/rezone.py): their queued calls wait for
 # it, to be folded in the new zone once it commits. A mark counts while its lease runs (the
@@ -134,13 +140,13 @@ REBUILDING = f"""SELECT account_id FROM {account_rebuilds.name}
      OR account_id <> ALL(ARRAY(
           SELECT account_id FROM {account_rebuilds.name} FOR KEY SHARE SKIP LOCKED))"""
 
-# What a fold takes: up to FOLD_LIMIT queued calls, deleted as they are read.
+# What a fold takes: up to $1 queued calls (FoldSize), deleted as they are read.
 TAKE_QUEUED = f"""
   DELETE FROM calls_pending
   WHERE ctid = ANY(ARRAY(
     SELECT ctid FROM calls_pending
     WHERE account_id <> ALL(ARRAY({REBUILDING}))
-    LIMIT {FOLD_LIMIT}))
+    LIMIT $1))
   RETURNING {PENDING_LIST}"""
 
 
@@ -435,23 +441,65 @@ SELECT (SELECT count(*) FROM c) AS folded,
 """
 
 
-# Take everything queued (up to FOLD_LIMIT), and fold it into every rollup.
+# Take up to $1 queued calls, and fold them into every rollup.
 FOLD = fold_statement()
 
 
-async def _fold_once(conn: AsyncConnection) -> int:
+class FoldTimedOut(TimeoutError):
+    """Even a fold of FOLD_LEAST calls ran past its statement timeout. A TimeoutError: the
+    database is unavailable for folding, as for a request timed out (errors.py)."""
+
+
+@dataclass
+class FoldSize:
+    """How many calls a process's next fold takes, and its statement timeout. A fold that
+    runs out of time halves the next one's calls (down to FOLD_LEAST); each that takes less
+    than a quarter of its time doubles them back (up to FOLD_LIMIT)."""
+
+    calls: int = FOLD_LIMIT
+    timeout_s: float = FOLD_TIMEOUT_S
+    shrunk: int = 0  # times a fold ran out of time and was retried smaller (for /metrics)
+
+    def timed_out(self) -> None:
+        if self.calls <= FOLD_LEAST:
+            raise FoldTimedOut(
+                f"a fold of {self.calls:,} calls ran past its {self.timeout_s:g} s statement"
+                " timeout: the database is reachable but too busy or slow to fold; the calls"
+                " stay queued for the next fold"
+            )
+        self.calls = max(FOLD_LEAST, self.calls // 2)
+        self.shrunk += 1
+        log.warning(
+            "fold ran past its %g s statement timeout; the next takes %d calls",
+            self.timeout_s,
+            self.calls,
+        )
+
+    def took(self, seconds: float) -> None:
+        if seconds < self.timeout_s / 4 and self.calls < FOLD_LIMIT:
+            self.calls = min(FOLD_LIMIT, self.calls * 2)
+
+
+# The process's: every Folder's fold shares it.
+SIZE = FoldSize()
+
+
+async def _fold_once(conn: AsyncConnection, size: FoldSize) -> int:
     await conn.execute(BEGIN_WRITE)
     raw = await driver_connection(conn)
     # Waiting for the lock counts against the statement timeout: a fold waits out another
     # process's (or a month's sealing, seconds) rather than fail.
     await raw.execute(FOLD_LOCK_WAITING, timeout=FOLD_LOCK_WAIT_S + 1)
-    await seal_ended_blocks(raw)
-    await build_stale_blocks(raw, STALE_QUIET_S)
-    folded: int = await raw.fetchval(FOLD, timeout=FOLD_TIMEOUT_S + 1)
+    await raw.execute(f"SET LOCAL statement_timeout = '{int(size.timeout_s * 1000)}ms'")
+    await seal_ended_blocks(raw, size.timeout_s)
+    await build_stale_blocks(raw, STALE_QUIET_S, size.timeout_s)
+    folded: int = await raw.fetchval(FOLD, size.calls, timeout=size.timeout_s + 1)
     return folded
 
 
-async def build_stale_blocks(raw: Any, quiet_s: float) -> int:
+async def build_stale_blocks(
+    raw: Any, quiet_s: float, fold_timeout_s: float = FOLD_TIMEOUT_S
+) -> int:
     """Build afresh the rows of the stale blocks due (STALE_QUIET_S, STALE_MOST_S; every one
     with `quiet_s` 0) from their days, and drop their marks; returns how many blocks. Runs
     under FOLD_LOCK, in the fold's transaction: a reader sees a block stale or built."""
@@ -465,7 +513,7 @@ async def build_stale_blocks(raw: Any, quiet_s: float) -> int:
         await raw.execute(f"SET LOCAL statement_timeout = '{SEAL_TIMEOUT_S}s'")
         await raw.execute(delete, *blocks, timeout=SEAL_TIMEOUT_S + 1)
         await raw.execute(build, *blocks, timeout=SEAL_TIMEOUT_S + 1)
-        await raw.execute(f"SET LOCAL statement_timeout = '{FOLD_TIMEOUT_S}s'")  # the fold's
+        await raw.execute(f"SET LOCAL statement_timeout = '{int(fold_timeout_s * 1000)}ms'")
         built += len(due)
         log.info("%s: %d stale blocks built afresh", name, len(due))
     return built
@@ -475,6 +523,7 @@ async def _settle_once(conn: AsyncConnection) -> int:
     await conn.execute(BEGIN_WRITE)
     raw = await driver_connection(conn)
     await raw.execute(FOLD_LOCK_WAITING, timeout=FOLD_LOCK_WAIT_S + 1)
+    await raw.execute(f"SET LOCAL statement_timeout = '{FOLD_TIMEOUT_S}s'")
     return await build_stale_blocks(raw, 0)
 
 
@@ -485,7 +534,7 @@ async def settle(conn: AsyncConnection) -> int:
     return built
 
 
-async def seal_ended_blocks(raw: Any) -> None:
+async def seal_ended_blocks(raw: Any, fold_timeout_s: float = FOLD_TIMEOUT_S) -> None:
     """The first fold of a month (of a week) builds the block rows of the months (weeks) that
     have ended since the mark, from their daily rows, and moves the mark: from then on folds
     upsert those blocks' rows as the daily ones. Runs under FOLD_LOCK, in the fold's
@@ -513,13 +562,14 @@ async def seal_ended_blocks(raw: Any) -> None:
         await raw.execute(delete, before, timeout=SEAL_TIMEOUT_S + 1)
         await raw.execute(build, before, now, timeout=SEAL_TIMEOUT_S + 1)
         await raw.execute(move, before, now)
-        await raw.execute(f"SET LOCAL statement_timeout = '{FOLD_TIMEOUT_S}s'")  # the fold's
+        await raw.execute(f"SET LOCAL statement_timeout = '{int(fold_timeout_s * 1000)}ms'")
         log.info("%s rows built for %s..%s", name, before, now)
 
 
-async def fold(conn: AsyncConnection) -> int:
-    """Fold every queued call into the rollups, committing every FOLD_LIMIT calls; returns how
-    many calls it took.
+async def fold(conn: AsyncConnection, size: FoldSize = SIZE) -> int:
+    """Fold every queued call into the rollups, committing every `size.calls` calls; returns
+    how many calls it took. A fold that runs out of time is retried smaller (FoldSize); one of
+    FOLD_LEAST calls that does raises FoldTimedOut.
 
     Waits for a fold in progress (one at a time): when it returns, every call committed before
     it was called is in the rollups, whoever folded it, but for the calls of an account whose
@@ -527,7 +577,16 @@ async def fold(conn: AsyncConnection) -> int:
     """
     total = 0
     while True:
-        folded: int = await commit_retrying(conn, _fold_once)
+        calls = size.calls
+        started = time.perf_counter()
+        try:
+            folded: int = await commit_retrying(conn, lambda c: _fold_once(c, size))
+        except (DBAPIError, asyncpg.PostgresError, TimeoutError) as exc:
+            if not is_statement_timeout(exc):
+                raise
+            size.timed_out()  # raises at FOLD_LEAST
+            continue
+        size.took(time.perf_counter() - started)
         total += folded
-        if folded < FOLD_LIMIT:
+        if folded < calls:
             return total
