@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perf_metrics.observability import JsonFormatter
 from perf_metrics.settings import Settings
@@ -182,3 +183,52 @@ def _postgres_cmdlines() -> list[list[str]]:
             except OSError:
                 pass
     return out
+
+
+def _gauge(body: str, name: str) -> float:
+    """An unlabelled sample's value."""
+    return next(
+        float(line.split(" ")[1]) for line in body.splitlines() if line.startswith(name + " ")
+    )
+
+
+async def test_metrics_show_how_long_the_oldest_queued_call_has_waited(
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
+) -> None:
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from perf_metrics.rollups.fold import FOLD_LIMIT, FOLD_LOCK, fold
+    from tests.conftest import store_records
+    from tests.factories import random_log
+
+    assert _gauge((await client.get("/metrics")).text, "perf_metrics_fold_lag_seconds") == 0
+    accounts = [await admin_ops.account() for _ in range(3)]
+    rng = random.Random(4)
+    now = datetime.now(UTC)
+    async with engine.connect() as holder:
+        await holder.execute(text(FOLD_LOCK))  # every fold waits meanwhile
+        async with engine.connect() as conn:
+            for account in accounts:
+                await store_records(
+                    conn, random_log(rng, [account], 20, now - timedelta(days=2), now), folded=False
+                )
+            # The middle account's calls have waited longest (the scopes are walked in order).
+            await conn.execute(
+                text(
+                    "UPDATE calls_pending SET queued_at = now() - interval '90 s'"
+                    " WHERE account_id = :a AND environment = 'live'"
+                ),
+                {"a": sorted(accounts)[1]},
+            )
+            await conn.commit()
+        body = (await client.get("/metrics")).text
+        await holder.rollback()
+    assert 90 <= _gauge(body, "perf_metrics_fold_lag_seconds") < 150
+    assert _gauge(body, "perf_metrics_fold_calls") == FOLD_LIMIT
+    assert _gauge(body, "perf_metrics_fold_timeouts") >= 0
+    async with engine.connect() as conn:
+        await fold(conn)
+    assert _gauge((await client.get("/metrics")).text, "perf_metrics_fold_lag_seconds") == 0

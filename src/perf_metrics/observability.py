@@ -27,6 +27,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from sqlalchemy import text
 from sqlalchemy.pool import QueuePool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -89,6 +90,21 @@ WEBHOOK_QUEUE_DEPTH = Gauge(
 WEBHOOK_OLDEST_DUE = Gauge(
     "perf_metrics_webhook_oldest_due_seconds",
     "How long the oldest due webhook delivery has waited (0: none due).",
+    registry=REGISTRY,
+)
+FOLD_LAG = Gauge(
+    "perf_metrics_fold_lag_seconds",
+    "How long the oldest queued call has waited to be folded into the rollups (0: none).",
+    registry=REGISTRY,
+)
+FOLD_CALLS = Gauge(
+    "perf_metrics_fold_calls",
+    "Calls this process's next fold takes (fewer than 50,000 after folds that ran out of time).",
+    registry=REGISTRY,
+)
+FOLD_SHRINKS = Gauge(
+    "perf_metrics_fold_timeouts",
+    "Folds of this process that ran past their statement timeout and were retried smaller.",
     registry=REGISTRY,
 )
 ALERT_EVALUATIONS = Counter(
@@ -189,16 +205,21 @@ async def get_prometheus_metrics(engine: EngineDep) -> Response:
     """Request counts and latency histograms by route and status, database pool usage,
     ingested calls and rate-limit rejections, webhook deliveries and alert evaluations, in the
     Prometheus text format."""
-    from perf_metrics.webhooks.delivery import queue_depth  # it imports this module
+    from perf_metrics.rollups import fold  # they import this module
+    from perf_metrics.webhooks.delivery import queue_depth
 
     try:
         async with engine.connect() as conn:
             depth, oldest = await queue_depth(conn, datetime.now(UTC))
+            lag = (await conn.execute(text(fold.FOLD_LAG))).scalar_one()
     except Exception as exc:  # the rest of the page is this process's own: still answered
-        access_log.warning("webhook queue unreadable for /metrics: %s", type(exc).__name__)
+        access_log.warning("queues unreadable for /metrics: %s", type(exc).__name__)
     else:
         WEBHOOK_QUEUE_DEPTH.set(depth)
         WEBHOOK_OLDEST_DUE.set(oldest or 0)
+        FOLD_LAG.set(lag)
+    FOLD_CALLS.set(fold.SIZE.calls)
+    FOLD_SHRINKS.set(fold.SIZE.shrunk)
     pool = engine.pool
     if isinstance(pool, QueuePool):  # create_engine's pool (a test may run another)
         POOL_IN_USE.set(pool.checkedout())

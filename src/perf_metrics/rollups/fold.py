@@ -483,6 +483,24 @@ class FoldSize:
 # The process's: every Folder's fold shares it.
 SIZE = FoldSize()
 
+# How long the oldest queued call has waited for its fold, in seconds (0: none queued): what
+# tells an operator a fold has stalled or fallen behind (/metrics). The queue's index (account,
+# environment, queued_at) gives each scope's oldest at once; its scopes are walked a step at a
+# time (a loose index scan), so a backlog of millions costs a few probes per scope, not a scan.
+FOLD_LAG = """
+WITH RECURSIVE scopes AS (
+  (SELECT account_id, environment FROM calls_pending ORDER BY 1, 2 LIMIT 1)
+  UNION ALL
+  SELECT n.account_id, n.environment FROM scopes s CROSS JOIN LATERAL (
+    SELECT p.account_id, p.environment FROM calls_pending p
+    WHERE (p.account_id, p.environment) > (s.account_id, s.environment)
+    ORDER BY 1, 2 LIMIT 1) n
+)
+SELECT coalesce(extract(epoch FROM now() - min((
+  SELECT min(p.queued_at) FROM calls_pending p
+  WHERE p.account_id = s.account_id AND p.environment = s.environment))), 0)::float8
+FROM scopes s"""
+
 
 async def _fold_once(conn: AsyncConnection, size: FoldSize) -> int:
     await conn.execute(BEGIN_WRITE)
