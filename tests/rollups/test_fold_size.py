@@ -112,4 +112,5 @@ def test_a_statement_timeout_is_reported_as_one(settings: Settings) -> None:
     message = _database_problem(timeout, settings)
     assert "statement timeout" in message and "DB_STATEMENT_TIMEOUT_MS" in message
     assert "Is Postgres running" not in message
-    assert "Is Postgres running" in _database_problem(ConnectionRefusedError(), settings)
+    for unreachable in (ConnectionRefusedError(), TimeoutError()):  # TimeoutError: a connect's
+        assert "Is Postgres running" in _database_problem(unreachable, settings)

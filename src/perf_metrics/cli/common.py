@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from perf_metrics import accounts as admin
-from perf_metrics.errors import PerfError, is_database_unavailable, is_statement_timeout
+from perf_metrics.errors import PerfError, is_database_unavailable, sqlstate
 from perf_metrics.rollups.fold import FoldTimedOut
 from perf_metrics.settings import Settings
 
@@ -112,7 +112,7 @@ def _database_problem(exc: BaseException, settings: Settings) -> str:
         return f"the database at {where} is up, but {exc}"
     # From SQLAlchemy, or straight from the driver (statements run on its connection).
     cause = exc.orig if isinstance(exc, DBAPIError) else exc
-    if is_statement_timeout(exc):
+    if sqlstate(exc) == "57014":  # Postgres's own timeout (a driver's may be a connect's)
         return (
             f"a statement at {where} ran past its time limit ({str(cause) or 'timed out'}):"
             " the database is up but busy or slow. Try again, or allow more time with"

@@ -71,15 +71,16 @@ FOLD_TIMEOUT_S = 60
 FOLD_LOCK_WAITING = f"SET LOCAL statement_timeout = '{FOLD_LOCK_WAIT_S}s'; {FOLD_LOCK}"
 
 
-# The rollups of longer blocks (tables.py's SEALS: failure months, group weeks) hold rows only
-# for the blocks before their mark, whole: live traffic's month has as many month rows as day
-# rows, and upserting both was a fifth of a fold. A mark moves when its block has ended
-# everywhere (`seal_ended_blocks`).
 def _least_calls(seal: Seal) -> str:
+    """SQL: the calls below which a block of `seal` is thin (tables.py's THIN_WEEK_CALLS)."""
     assert seal.least_calls is not None
     return f"(SELECT {seal.least_calls} FROM {rollup_watermarks.name})"
 
 
+# The rollups of longer blocks (tables.py's SEALS: failure months, group weeks) hold rows only
+# for the blocks before their mark, whole: live traffic's month has as many month rows as day
+# rows, and upserting both was a fifth of a fold. A mark moves when its block has ended
+# everywhere (`seal_ended_blocks`).
 def block_rows_from_days(seal: Seal, where: str) -> str:
     """Block rows of a sealed rollup built from its daily rows (`where` selects them, whole
     blocks): the same keys, `day` to its block; none for a thin block (Seal.least_calls)."""
