@@ -65,11 +65,12 @@ async def test_a_fold_out_of_time_is_retried_smaller_and_folds_everything(
     admin_ops: Admin, engine: AsyncEngine, settings: Settings
 ) -> None:
     busy, _ = await queue(admin_ops, engine, 10, 2_000)
-    size = FoldSize(timeout_s=0.5)
-    # Locked for 1.2 s: the folds of 50,000 and 25,000 run out of time, a smaller one finishes.
-    async with version_locked(settings, busy, hold_s=1.2), engine.connect() as conn:
+    size = FoldSize(timeout_s=1)
+    # Locked for 2.5 s: the folds of 50,000 and 25,000 run out of time, a smaller one finishes
+    # (a second is plenty for 2,010 calls, even on a busy machine).
+    async with version_locked(settings, busy, hold_s=2.5), engine.connect() as conn:
         assert await fold(conn, size) == 2_010
-    assert 1 <= size.shrunk <= 5 and size.calls < FOLD_LIMIT
+    assert size.shrunk >= 2 and size.calls < FOLD_LIMIT
     report = await rollups_report(engine)
     assert report["ok"] and report["queued"] == 0 and report["calls"] == 2_015
 
@@ -78,9 +79,9 @@ async def test_a_fold_that_cannot_finish_says_so_and_leaves_the_calls_queued(
     admin_ops: Admin, engine: AsyncEngine, settings: Settings
 ) -> None:
     busy, calm = await queue(admin_ops, engine, 10, 300)
-    size = FoldSize(timeout_s=0.3)
+    size = FoldSize(timeout_s=0.5)
     async with version_locked(settings, busy), engine.connect() as conn:
-        with pytest.raises(FoldTimedOut, match=r"of 500 calls ran past its 0.3 s statement"):
+        with pytest.raises(FoldTimedOut, match=r"of 500 calls ran past its 0.5 s statement"):
             await fold(conn, size)
         assert [tuple(r) for r in await conn.execute(QUEUED)] == [(busy, 10), (calm, 300)]
         await conn.rollback()
