@@ -911,9 +911,8 @@ def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
     ingest = result.get("ingest")
     if ingest:
         s = ingest["head"]
-        bases = [("plain", "here in today's configuration (no tracked key, no user ids)")]
-        if "plain" not in ingest:  # a run before the plain variant
-            bases = []
+        today = "here in today's configuration (no tracked key, no user ids)"
+        bases = [("plain", today)] if "plain" in ingest else []  # (not in older runs)
         bases.append(("before", ingest["before_commit"]))
         for base, name in bases:
             b = ingest[base]

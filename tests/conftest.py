@@ -91,12 +91,19 @@ async def clean_tables(engine: AsyncEngine) -> None:
         )
 
 
+async def set_thin_week_calls(engine: AsyncEngine, calls: int) -> None:
+    """Weeks with fewer calls are thin (rollups/tables.py's THIN_WEEK_CALLS): no week rows."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE rollup_watermarks SET group_weekly_least_calls = :n"), {"n": calls}
+        )
+
+
 @pytest.fixture
 async def every_week_has_rows(engine: AsyncEngine, clean_tables: None) -> None:
-    """No thin weeks (rollups/tables.py's THIN_WEEK_CALLS): a test's few calls a week get week
-    rows, for the tests of the week rows themselves."""
-    async with engine.begin() as conn:
-        await conn.execute(text("UPDATE rollup_watermarks SET group_weekly_least_calls = 0"))
+    """No thin weeks: a test's few calls a week get week rows, for the tests of the week rows
+    themselves."""
+    await set_thin_week_calls(engine, 0)
 
 
 @pytest.fixture

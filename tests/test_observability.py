@@ -193,14 +193,15 @@ def _gauge(body: str, name: str) -> float:
 
 
 async def test_metrics_show_how_long_the_oldest_queued_call_has_waited(
-    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine
+    client: httpx.AsyncClient, admin_ops: Admin, engine: AsyncEngine, monkeypatch: Any
 ) -> None:
     import random
     from datetime import UTC, datetime, timedelta
 
     from sqlalchemy import text
 
-    from perf_metrics.rollups.fold import FOLD_LIMIT, FOLD_LOCK, fold
+    from perf_metrics.rollups import fold as folds
+    from perf_metrics.rollups.fold import FOLD_LOCK, FoldSize, fold
     from tests.conftest import store_records
     from tests.factories import random_log
 
@@ -227,8 +228,12 @@ async def test_metrics_show_how_long_the_oldest_queued_call_has_waited(
         body = (await client.get("/metrics")).text
         await holder.rollback()
     assert 90 <= _gauge(body, "perf_metrics_fold_lag_seconds") < 150
-    assert _gauge(body, "perf_metrics_fold_calls") == FOLD_LIMIT
-    assert _gauge(body, "perf_metrics_fold_timeouts") >= 0
+    # The process's fold size, after folds that ran out of time.
+    monkeypatch.setattr(folds, "SIZE", FoldSize(calls=1_562, shrunk=5))
+    body = (await client.get("/metrics")).text
+    assert _gauge(body, "perf_metrics_fold_calls") == 1_562
+    assert _gauge(body, "perf_metrics_fold_timeouts") == 5
+    monkeypatch.undo()
     async with engine.connect() as conn:
         await fold(conn)
     assert _gauge((await client.get("/metrics")).text, "perf_metrics_fold_lag_seconds") == 0

@@ -102,7 +102,7 @@ FOLD_CALLS = Gauge(
     "Calls this process's next fold takes (fewer than 50,000 after folds that ran out of time).",
     registry=REGISTRY,
 )
-FOLD_SHRINKS = Gauge(
+FOLD_TIMEOUTS = Gauge(
     "perf_metrics_fold_timeouts",
     "Folds of this process that ran past their statement timeout and were retried smaller.",
     registry=REGISTRY,
@@ -219,7 +219,7 @@ async def get_prometheus_metrics(engine: EngineDep) -> Response:
         WEBHOOK_OLDEST_DUE.set(oldest or 0)
         FOLD_LAG.set(lag)
     FOLD_CALLS.set(fold.SIZE.calls)
-    FOLD_SHRINKS.set(fold.SIZE.shrunk)
+    FOLD_TIMEOUTS.set(fold.SIZE.shrunk)
     pool = engine.pool
     if isinstance(pool, QueuePool):  # create_engine's pool (a test may run another)
         POOL_IN_USE.set(pool.checkedout())

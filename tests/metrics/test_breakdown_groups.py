@@ -26,7 +26,7 @@ from perf_metrics.rollups.maintenance import rebuild_rollups, verify_rollups
 from perf_metrics.rollups.rezone import change_account
 from tests import reference
 from tests.clock import set_clock
-from tests.conftest import Admin, assert_envelope, bearer
+from tests.conftest import Admin, assert_envelope, bearer, set_thin_week_calls
 from tests.factories import as_reference, random_log
 from tests.metrics.test_breakdown import all_pages, get
 from tests.metrics.test_local_days import ingest
@@ -76,10 +76,7 @@ async def world(
     Weeks with fewer than `least_calls` calls are thin (by default none: every week of these
     few calls has week rows)."""
     set_clock(app, NOW)
-    async with engine.begin() as conn:
-        await conn.execute(
-            text("UPDATE rollup_watermarks SET group_weekly_least_calls = :n"), {"n": least_calls}
-        )
+    await set_thin_week_calls(engine, least_calls)
     rng = random.Random(seed)
     mine = await admin_ops.account(account_id="acct_mine", timezone=zone)
     other = await admin_ops.account(account_id="acct_other")
